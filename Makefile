@@ -1,0 +1,34 @@
+# One-command set-up: each target creates .venv if missing and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+OUT ?= demo-out
+
+.PHONY: demo test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# The CPU wheel of torch is pinned here (an unpinned torch resolves to a multi-GB CUDA build);
+# the package itself only asks for torch>=2.1.
+$(STAMP): $(PY) pyproject.toml
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[data,test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/neuralcollapse demo --out $(OUT)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_metrics.py
+
+clean:
+	rm -rf $(VENV) $(OUT) .pytest_cache

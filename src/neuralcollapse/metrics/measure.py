@@ -1,0 +1,144 @@
+"""The front door: ``measure`` (arrays in memory) and ``measure_batches`` (a stream).
+
+Both run the same two passes over the data: :class:`ClassStats` (class means), then
+:class:`CentredStats` (within-class statistics), and hand both to
+:func:`compute_metrics`. One definition of every metric serves both doors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import torch
+
+from neuralcollapse.metrics.collapse import CollapseMetrics, compute_metrics
+from neuralcollapse.metrics.stats import CentredStats, ClassStats, MeanGeometry
+from neuralcollapse.metrics.validation import (
+    ArrayLike,
+    as_tensor,
+    check_classifier,
+    check_features,
+    check_labels,
+    check_num_classes,
+)
+
+BatchSource = Callable[[], Iterable[tuple[ArrayLike, ArrayLike]]]
+
+
+def measure(
+    features: ArrayLike,
+    labels: ArrayLike,
+    weights: ArrayLike | None = None,
+    bias: ArrayLike | None = None,
+    *,
+    num_classes: int | None = None,
+    batch_size: int = 65536,
+) -> CollapseMetrics:
+    """Neural-collapse metrics of ``features`` with ``labels`` (and a classifier).
+
+    Parameters
+    ----------
+    features : (N, d) NumPy array or torch tensor, float16/32/64, on any device. Work
+        happens on that device, in float64, ``batch_size`` rows at a time.
+    labels : (N,) integer class indices in [0, K).
+    weights : (K, d) classifier, logits ``= features @ weights.T + bias``; optional.
+    bias : (K,) optional.
+    num_classes : K; default ``labels.max() + 1``. Every class in [0, K) needs at least one
+        sample: a declared class with none is an error, not a silent NaN.
+
+    Returns
+    -------
+    CollapseMetrics, with ``.to_dict()``; definitions in :mod:`neuralcollapse.metrics.collapse`
+    and docs/metrics.md.
+
+    References
+    ----------
+    Papyan, Han & Donoho, "Prevalence of neural collapse during the terminal phase of
+    deep learning training", PNAS 2020.
+
+    Examples
+    --------
+    >>> from neuralcollapse.geometry import simplex_etf
+    >>> means = simplex_etf(4, 8)
+    >>> result = measure(means.repeat(3, 1), torch.arange(4).repeat(3), weights=means)
+    >>> result.nc1, round(result.etf_gap_means, 12), result.ncc_mismatch
+    (0.0, 0.0, 0.0)
+    """
+    features = check_features(features)
+    labels_tensor = as_tensor(labels, "labels")
+    if num_classes is None:
+        if labels_tensor.numel() == 0:
+            raise ValueError("labels is empty; nothing to measure")
+        num_classes = int(labels_tensor.max()) + 1
+    num_classes = check_num_classes(num_classes)
+    labels_tensor = check_labels(labels_tensor, features.shape[0], num_classes, features.device)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+
+    def batches():
+        for start in range(0, features.shape[0], batch_size):
+            yield features[start : start + batch_size], labels_tensor[start : start + batch_size]
+
+    return measure_batches(batches, num_classes=num_classes, weights=weights, bias=bias)
+
+
+def measure_batches(
+    make_batches: BatchSource,
+    *,
+    num_classes: int,
+    weights: ArrayLike | None = None,
+    bias: ArrayLike | None = None,
+    distributed: bool = False,
+    device: torch.device | str | None = None,
+) -> CollapseMetrics:
+    """Neural-collapse metrics of a stream of ``(features, labels)`` batches.
+
+    ``make_batches()`` is called twice and must yield the same samples both times (in
+    any order or batching): pass 1 gathers the class means, pass 2 the within-class
+    statistics around them. A DataLoader passed through a feature extractor fits:
+    ``lambda: ((net.features(x), y) for x, y in loader)``.
+
+    With ``distributed=True`` (``torch.distributed`` initialised by the caller, e.g. under
+    torchrun), each process streams only its shard and the sums are all-reduced after each
+    pass, so every rank gets exactly the metrics of one process on all the data.
+    """
+    num_classes = check_num_classes(num_classes)
+    if distributed and not (
+        torch.distributed.is_available() and torch.distributed.is_initialized()
+    ):
+        raise ValueError(
+            "distributed=True but torch.distributed is not initialised; call "
+            "torch.distributed.init_process_group first (torchrun does the rendezvous)"
+        )
+    class_stats = ClassStats(num_classes, device=device)
+    for batch_features, batch_labels in make_batches():
+        class_stats.update(batch_features, batch_labels)
+    if not class_stats.initialised:
+        raise ValueError("make_batches() yielded no batches; nothing to measure")
+    if distributed:
+        class_stats.all_reduce()
+    geometry = MeanGeometry.from_means(class_stats.means())
+    weights_checked, bias_checked = check_classifier(
+        weights, bias, num_classes, class_stats.dim
+    )
+    centred_stats = CentredStats(geometry, weights_checked, bias_checked)
+    for batch_features, batch_labels in make_batches():
+        centred_stats.update(batch_features, batch_labels)
+    if distributed:
+        centred_stats.all_reduce()
+    _check_same_samples(class_stats, centred_stats)
+    return compute_metrics(class_stats, centred_stats)
+
+
+def _check_same_samples(class_stats: ClassStats, centred_stats: CentredStats) -> None:
+    """Both passes must see the same samples; a one-shot generator is the usual culprit."""
+    if not torch.equal(class_stats.counts, centred_stats.counts.to(class_stats.counts.device)):
+        first, second = class_stats.num_samples, int(centred_stats.counts.sum())
+        raise ValueError(
+            f"the two passes over make_batches() saw different samples ({first} then {second} "
+            "per-class counts differ): it must return a fresh iterable over the same data on "
+            "each call (pass a function such as lambda: iter(loader), not a generator object)"
+        )
+
+
+__all__ = ["measure", "measure_batches"]

@@ -1,0 +1,369 @@
+"""Mergeable sufficient statistics of (features, labels) for the neural-collapse metrics.
+
+Every state here is a *sum* over samples, so statistics of disjoint shards add up
+exactly (``merge``) and all-reduce across processes with ``torch.distributed``
+(``all_reduce``). Sums are kept in float64 whatever the input precision.
+
+Two passes (class means first):
+
+- :class:`ClassStats` (pass 1) holds per-class counts and feature sums. One pass is
+  enough for every metric that only needs the class means: equinorm, equiangularity,
+  max-angle, the ETF / orthogonal-frame gaps, the global-mean ratio, self-duality.
+- :class:`CentredStats` (pass 2) is accumulated once the means are known. It holds what
+  needs each sample's distance to its own class mean: the within-class sums of squares
+  ``sum_i ||h_i - mu_{y_i}||^2`` per class (NC1 trace ratio, CDNV), their projection onto
+  the span of the centred class means (exact NC1 without any d x d matrix), and the
+  counts behind accuracy and the NCC mismatch (NC4). Centring each sample on its own
+  class mean before squaring (rather than expanding ``E||h||^2 - ||mu||^2``) keeps the
+  within-class variance exact even when it is 1e-12 of the squared norms, which is
+  exactly the regime neural collapse drives features into.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from neuralcollapse.metrics.validation import (
+    ArrayLike,
+    check_classifier,
+    check_features,
+    check_labels,
+    check_num_classes,
+)
+
+DEFAULT_CHUNK_ROWS = 8192
+
+
+def _distributed_ready() -> bool:
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
+def _all_reduce_sum(tensor: torch.Tensor, group: object | None) -> torch.Tensor:
+    """Sum ``tensor`` over all processes in place, on a device the backend supports."""
+    backend = torch.distributed.get_backend(group)
+    # gloo reduces CPU tensors, nccl CUDA tensors; move there and back when needed
+    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else "cpu"
+    staged = tensor.to(device)
+    torch.distributed.all_reduce(staged, op=torch.distributed.ReduceOp.SUM, group=group)
+    tensor.copy_(staged.to(tensor.device))
+    return tensor
+
+
+def _atomic_save(state: dict, path: str | os.PathLike) -> None:
+    """Write with torch.save to a temporary file, then rename: never a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(state, temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+class _SumState:
+    """Shared plumbing for states that are tuples of float64 / int64 sums."""
+
+    _fields: tuple[str, ...] = ()
+
+    def _tensors(self) -> list[torch.Tensor]:
+        return [getattr(self, name) for name in self._fields]
+
+    def _check_compatible(self, other: _SumState) -> None:
+        if type(other) is not type(self):
+            raise ValueError(f"cannot merge {type(other).__name__} into {type(self).__name__}")
+        for name in self._fields:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine.shape != theirs.shape:
+                raise ValueError(
+                    f"cannot merge statistics with different shapes: {name} is "
+                    f"{tuple(mine.shape)} here and {tuple(theirs.shape)} in the other"
+                )
+
+    def merge(self, other: _SumState):
+        """Add the statistics of a disjoint shard (exact: every state is a sum)."""
+        self._check_compatible(other)
+        for name in self._fields:
+            getattr(self, name).add_(getattr(other, name).to(getattr(self, name).device))
+        return self
+
+    def all_reduce(self, group: object | None = None):
+        """Sum the statistics over all processes of ``torch.distributed`` (no-op if not initialised).
+
+        Every rank must call it; afterwards each holds the statistics of all shards.
+        """
+        if _distributed_ready():
+            for tensor in self._tensors():
+                _all_reduce_sum(tensor, group)
+        return self
+
+
+class ClassStats(_SumState):
+    """Pass-1 statistics: per-class sample counts and feature sums (float64).
+
+    ``counts[k] = #{i : y_i = k}``, ``sums[k] = sum_{i: y_i = k} h_i``; the class means are
+    ``sums[k] / counts[k]``. One pass over the data; mergeable and all-reducible exactly.
+
+    Parameters
+    ----------
+    num_classes : K >= 2.
+    dim : feature dimension d; inferred from the first batch when None.
+    device : where the sums live (default: the device of the first batch).
+
+    Examples
+    --------
+    >>> stats = ClassStats(num_classes=10)
+    >>> for features, labels in batches:          # doctest: +SKIP
+    ...     stats.update(features, labels)
+    >>> means = stats.means()                     # doctest: +SKIP
+    """
+
+    _fields = ("counts", "sums")
+
+    def __init__(
+        self,
+        num_classes: int,
+        dim: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.num_classes = check_num_classes(num_classes)
+        self.dim = dim
+        self.device = torch.device(device) if device is not None else None
+        self.counts: torch.Tensor
+        self.sums: torch.Tensor
+        if dim is not None:
+            self._allocate(dim, self.device or torch.device("cpu"))
+
+    def _allocate(self, dim: int, device: torch.device) -> None:
+        self.dim = dim
+        self.device = device
+        self.counts = torch.zeros(self.num_classes, dtype=torch.int64, device=device)
+        self.sums = torch.zeros(self.num_classes, dim, dtype=torch.float64, device=device)
+
+    @property
+    def initialised(self) -> bool:
+        return hasattr(self, "sums")
+
+    def _tensors(self) -> list[torch.Tensor]:
+        self._require_data()
+        return super()._tensors()
+
+    def _require_data(self) -> None:
+        if not self.initialised:
+            raise ValueError(
+                "ClassStats has seen no data yet: call update(features, labels) first "
+                "(or pass dim= to the constructor)"
+            )
+
+    def update(self, features: ArrayLike, labels: ArrayLike) -> ClassStats:
+        """Add a batch. ``features`` (B, d) of any float dtype / device; ``labels`` (B,) in [0, K)."""
+        features = check_features(features)
+        if not self.initialised:
+            self._allocate(features.shape[1], self.device or features.device)
+        elif features.shape[1] != self.dim:
+            raise ValueError(
+                f"features have dimension {features.shape[1]} but earlier batches had {self.dim}"
+            )
+        labels = check_labels(labels, features.shape[0], self.num_classes, self.device)
+        for start in range(0, features.shape[0], DEFAULT_CHUNK_ROWS):
+            chunk = features[start : start + DEFAULT_CHUNK_ROWS].to(self.device, torch.float64)
+            chunk_labels = labels[start : start + DEFAULT_CHUNK_ROWS]
+            self.sums.index_add_(0, chunk_labels, chunk)
+        self.counts += torch.bincount(labels, minlength=self.num_classes)
+        return self
+
+    @property
+    def num_samples(self) -> int:
+        self._require_data()
+        return int(self.counts.sum())
+
+    def check_all_classes_present(self) -> None:
+        """Raise if some declared class has no sample: its mean (and every metric) is undefined."""
+        self._require_data()
+        empty = torch.nonzero(self.counts == 0).flatten().tolist()
+        if empty:
+            shown = ", ".join(str(k) for k in empty[:10]) + (" ..." if len(empty) > 10 else "")
+            raise ValueError(
+                f"{len(empty)} of {self.num_classes} classes have no samples (class {shown}); "
+                "every class needs at least one sample — drop those classes and remap the "
+                "labels to 0..K'-1, or lower num_classes"
+            )
+
+    def means(self) -> torch.Tensor:
+        """Class means, (K, d) float64. Raises if a class is empty."""
+        self.check_all_classes_present()
+        return self.sums / self.counts.unsqueeze(1).to(torch.float64)
+
+    def state_dict(self) -> dict:
+        self._require_data()
+        return {
+            "kind": "ClassStats",
+            "num_classes": self.num_classes,
+            "counts": self.counts.cpu(),
+            "sums": self.sums.cpu(),
+        }
+
+    @classmethod
+    def from_state_dict(cls, state: dict, device: torch.device | str | None = None) -> ClassStats:
+        if state.get("kind") != "ClassStats":
+            raise ValueError("not a ClassStats state (missing kind='ClassStats')")
+        stats = cls(state["num_classes"])
+        target = torch.device(device) if device is not None else torch.device("cpu")
+        stats._allocate(state["sums"].shape[1], target)
+        stats.counts.copy_(state["counts"])
+        stats.sums.copy_(state["sums"])
+        return stats
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Serialise to ``path`` (atomically) with torch.save."""
+        _atomic_save(self.state_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: torch.device | str | None = None) -> ClassStats:
+        return cls.from_state_dict(torch.load(path, weights_only=True), device)
+
+
+@dataclass(frozen=True)
+class MeanGeometry:
+    """What pass 2 needs from pass 1: the means and the basis of their centred span.
+
+    ``centred = means - mu_G`` (rows ``m_k``, K x d) has the thin SVD ``U_r S_r V_r^T`` restricted
+    to its numerically non-zero singular values; ``basis = V_r`` (d x r, orthonormal columns
+    spanning the centred means) and ``inverse_singular = 1 / S_r``. Since
+    ``Sigma_B = centred^T centred / K``, its pseudo-inverse is ``K basis diag(S_r^-2) basis^T``.
+    """
+
+    means: torch.Tensor  # (K, d)
+    global_mean: torch.Tensor  # (d,): mean of the class means
+    centred: torch.Tensor  # (K, d)
+    basis: torch.Tensor  # (d, r)
+    singular_values: torch.Tensor  # (r,)
+    centred_coordinates: torch.Tensor  # (K, r): coordinates of m_k in the basis
+
+    @classmethod
+    def from_means(cls, means: torch.Tensor) -> MeanGeometry:
+        global_mean = means.mean(dim=0)
+        centred = means - global_mean
+        num_classes, dim = centred.shape
+        # SVD of the K x d matrix costs O(K d min(K, d)), far below the O(N d K) pass over the data
+        _, singular, right = torch.linalg.svd(centred, full_matrices=False)
+        # the rank cut-off torch.linalg.pinv uses for Sigma_B (d x d): rtol = d * eps on its
+        # eigenvalues, which are singular**2 / K
+        rtol = max(num_classes, dim) * torch.finfo(torch.float64).eps
+        keep = singular**2 > rtol * singular[0] ** 2 if singular.numel() else singular > 0
+        if singular.numel() == 0 or not bool(keep.any()) or float(singular[0]) == 0.0:
+            raise ValueError(
+                "all class means coincide (between-class scatter Sigma_B = 0): NC metrics are "
+                "undefined — are the features constant, or all zero?"
+            )
+        basis = right[keep].T.contiguous()
+        return cls(
+            means=means,
+            global_mean=global_mean,
+            centred=centred,
+            basis=basis,
+            singular_values=singular[keep],
+            centred_coordinates=centred @ basis,
+        )
+
+
+class CentredStats(_SumState):
+    """Pass-2 statistics, accumulated once the class means are known (all sums).
+
+    For each sample with residual ``r_i = h_i - mu_{y_i}``:
+
+    - ``counts[k]``: samples of class k seen (must equal pass 1's, checked by the caller);
+    - ``within_ss[k] = sum_{i in k} ||r_i||^2``  (so ``Tr Sigma_W = sum_k within_ss[k] / N``);
+    - ``projected_ss[k] = sum_{i in k} ||S^-1 V^T r_i||^2`` with the basis ``V`` and singular
+      values ``S`` of the centred means, so that
+      ``Tr(Sigma_W Sigma_B^+) = (K/N) sum_k projected_ss[k]`` (see :mod:`.collapse`);
+    - ``ncc_correct``: samples whose nearest class centre is their own class;
+    - ``classifier_correct`` and ``classifier_ncc_agree``: with a classifier ``(W, b)``,
+      samples with ``argmax(W h + b) = y`` and with ``argmax(W h + b) = argmin_k ||h - mu_k||``.
+
+    One matrix product per chunk, ``R [V | W^T]`` ((B x d)(d x (r+K))), does all the
+    heavy lifting; nothing d x d or N x N is formed.
+    """
+
+    _fields = (
+        "counts",
+        "within_ss",
+        "projected_ss",
+        "ncc_correct",
+        "classifier_correct",
+        "classifier_ncc_agree",
+    )
+
+    def __init__(
+        self,
+        geometry: MeanGeometry,
+        weights: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
+    ) -> None:
+        self.geometry = geometry
+        num_classes, dim = geometry.means.shape
+        self.num_classes = num_classes
+        self.weights, self.bias = check_classifier(weights, bias, num_classes, dim)
+        device = geometry.means.device
+        self.device = device
+        self.counts = torch.zeros(num_classes, dtype=torch.int64, device=device)
+        self.within_ss = torch.zeros(num_classes, dtype=torch.float64, device=device)
+        self.projected_ss = torch.zeros(num_classes, dtype=torch.float64, device=device)
+        self.ncc_correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.classifier_correct = torch.zeros((), dtype=torch.int64, device=device)
+        self.classifier_ncc_agree = torch.zeros((), dtype=torch.int64, device=device)
+        # columns: scaled basis V S^-1 (for NC1 and, unscaled, the NCC scores), then W^T
+        self._scaled_basis = geometry.basis / geometry.singular_values
+        projection = [self._scaled_basis]
+        if self.weights is not None:
+            weights_dev = self.weights.to(device)
+            projection.append(weights_dev.T)
+            # logits = h W^T + b = r W^T + (mu_y W^T + b): the second term is per class
+            self._class_logit_offset = geometry.means @ weights_dev.T
+            if self.bias is not None:
+                self._class_logit_offset = self._class_logit_offset + self.bias.to(device)
+        self._projection = torch.cat(projection, dim=1)
+        # NCC: argmin_k ||h - mu_k||^2 = argmax_k (2 (h - mu_G).m_k - ||m_k||^2), and
+        # (h - mu_G).m_k = z . c_k with z, c_k the coordinates in the basis (m_k lies in its span)
+        self._ncc_offset = (geometry.centred_coordinates**2).sum(dim=1)
+
+    def update(self, features: ArrayLike, labels: ArrayLike) -> CentredStats:
+        """Add a batch (same data as pass 1, in any order or split)."""
+        features = check_features(features)
+        if features.shape[1] != self.geometry.means.shape[1]:
+            raise ValueError(
+                f"features have dimension {features.shape[1]} but the class means have "
+                f"{self.geometry.means.shape[1]}"
+            )
+        labels = check_labels(labels, features.shape[0], self.num_classes, self.device)
+        rank = self._scaled_basis.shape[1]
+        self.counts += torch.bincount(labels, minlength=self.num_classes)
+        for start in range(0, features.shape[0], DEFAULT_CHUNK_ROWS):
+            chunk_labels = labels[start : start + DEFAULT_CHUNK_ROWS]
+            chunk = features[start : start + DEFAULT_CHUNK_ROWS].to(self.device, torch.float64)
+            residual = chunk - self.geometry.means[chunk_labels]
+            self.within_ss.index_add_(0, chunk_labels, (residual * residual).sum(dim=1))
+            product = residual @ self._projection
+            scaled = product[:, :rank]
+            self.projected_ss.index_add_(0, chunk_labels, (scaled * scaled).sum(dim=1))
+            # coordinates of h - mu_G in the basis: V^T r + c_y
+            coordinates = (
+                scaled * self.geometry.singular_values
+                + self.geometry.centred_coordinates[chunk_labels]
+            )
+            ncc_scores = 2.0 * coordinates @ self.geometry.centred_coordinates.T - self._ncc_offset
+            ncc_prediction = ncc_scores.argmax(dim=1)
+            self.ncc_correct += (ncc_prediction == chunk_labels).sum()
+            if self.weights is not None:
+                logits = product[:, rank:] + self._class_logit_offset[chunk_labels]
+                prediction = logits.argmax(dim=1)
+                self.classifier_correct += (prediction == chunk_labels).sum()
+                self.classifier_ncc_agree += (prediction == ncc_prediction).sum()
+        return self

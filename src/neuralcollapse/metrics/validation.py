@@ -1,0 +1,141 @@
+"""Input checks done once, at the door, with messages that name the argument and the fix.
+
+Everything downstream may assume: features are a finite 2-D float tensor, labels a 1-D
+int64 tensor of the same length on the same device with values in [0, K), weights
+(K, d) and bias (K,) finite.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+ArrayLike = Any  # numpy.ndarray | torch.Tensor | nested sequences
+
+
+def as_tensor(value: ArrayLike, name: str) -> torch.Tensor:
+    """Wrap NumPy arrays and sequences as tensors without copying where possible."""
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    try:
+        return torch.as_tensor(np.asarray(value))
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"{name} must be a NumPy array or a torch tensor; got {type(value).__name__}"
+        ) from error
+
+
+def check_finite(tensor: torch.Tensor, name: str) -> None:
+    """Raise if ``tensor`` holds NaN or inf, naming the first bad row."""
+    finite = torch.isfinite(tensor)
+    if not bool(finite.all()):
+        bad = (~finite).reshape(finite.shape[0], -1).any(dim=1) if finite.ndim > 0 else finite
+        first = int(torch.nonzero(bad)[0, 0]) if finite.ndim > 0 else 0
+        count = int(bad.sum()) if finite.ndim > 0 else 1
+        raise ValueError(
+            f"{name} contains NaN or inf ({count} row(s), first at index {first}); "
+            "remove or fix those samples (a diverged network or a bad feature hook is the "
+            "usual cause)"
+        )
+
+
+def check_features(features: ArrayLike, name: str = "features") -> torch.Tensor:
+    """A finite (N, d) floating tensor; integer inputs are promoted to float64."""
+    tensor = as_tensor(features, name)
+    if tensor.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (num_samples, dim); got shape "
+            f"{tuple(tensor.shape)} — flatten per-sample features first, e.g. x.reshape(len(x), -1)"
+        )
+    if tensor.shape[0] == 0 or tensor.shape[1] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(tensor.shape)}); nothing to measure")
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise ValueError(f"{name} must be real numbers; got dtype {tensor.dtype}")
+    if not tensor.is_floating_point():
+        tensor = tensor.to(torch.float64)
+    check_finite(tensor, name)
+    return tensor
+
+
+def check_labels(
+    labels: ArrayLike, num_samples: int, num_classes: int | None, device: torch.device
+) -> torch.Tensor:
+    """A 1-D int64 tensor of length ``num_samples`` with values in [0, num_classes)."""
+    tensor = as_tensor(labels, "labels")
+    if tensor.ndim != 1:
+        raise ValueError(
+            f"labels must be a 1-D array of class indices; got shape {tuple(tensor.shape)} "
+            "(one-hot labels? pass labels.argmax(1))"
+        )
+    if tensor.shape[0] != num_samples:
+        raise ValueError(
+            f"labels has {tensor.shape[0]} entries but features has {num_samples} rows; "
+            "they must match one to one"
+        )
+    if tensor.is_floating_point():
+        if not bool(torch.isfinite(tensor).all()) or not bool((tensor == tensor.round()).all()):
+            raise ValueError("labels must be integer class indices; got non-integer values")
+        tensor = tensor.round()
+    elif tensor.dtype == torch.bool or tensor.is_complex():
+        raise ValueError(f"labels must be integer class indices; got dtype {tensor.dtype}")
+    tensor = tensor.to(device=device, dtype=torch.int64)
+    if num_samples == 0:
+        return tensor
+    low, high = int(tensor.min()), int(tensor.max())
+    if low < 0:
+        index = int(torch.nonzero(tensor < 0)[0, 0])
+        raise ValueError(
+            f"labels must be >= 0; got {low} at index {index} — remap the classes to 0..K-1"
+        )
+    if num_classes is not None and high >= num_classes:
+        index = int(torch.nonzero(tensor >= num_classes)[0, 0])
+        raise ValueError(
+            f"labels must lie in [0, {num_classes}); got {int(tensor[index])} at index {index} "
+            f"— pass num_classes={high + 1}?"
+        )
+    return tensor
+
+
+def check_num_classes(num_classes: int) -> int:
+    """An int >= 2: neural collapse compares classes, so one class has nothing to measure."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise ValueError(f"num_classes must be an integer; got {num_classes!r}")
+    if num_classes < 2:
+        raise ValueError(
+            f"neural collapse needs at least 2 classes; got num_classes={int(num_classes)}"
+        )
+    return int(num_classes)
+
+
+def check_classifier(
+    weights: ArrayLike | None, bias: ArrayLike | None, num_classes: int, dim: int
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Classifier ``W`` of shape (K, d) (logits = h W^T + b) and bias (K,), both float64."""
+    if weights is None:
+        if bias is not None:
+            raise ValueError("bias was given without weights; pass weights=W too")
+        return None, None
+    w = as_tensor(weights, "weights")
+    if w.ndim != 2 or tuple(w.shape) != (num_classes, dim):
+        hint = " (transposed? pass W.T)" if tuple(w.shape) == (dim, num_classes) else ""
+        raise ValueError(
+            f"weights must have shape (num_classes, dim) = ({num_classes}, {dim}); "
+            f"got {tuple(w.shape)}{hint}"
+        )
+    w = w.to(torch.float64)
+    check_finite(w, "weights")
+    if not bool(w.any()):
+        raise ValueError("weights are all zero: the classifier geometry is undefined")
+    b = None
+    if bias is not None:
+        b = as_tensor(bias, "bias").to(torch.float64)
+        if b.ndim != 1 or b.shape[0] != num_classes:
+            raise ValueError(
+                f"bias must have shape (num_classes,) = ({num_classes},); got {tuple(b.shape)}"
+            )
+        check_finite(b.unsqueeze(1), "bias")
+    return w, b
