@@ -86,7 +86,7 @@ def orthogonal_frame(
     dtype: torch.dtype = torch.float64,
     seed: int | None = None,
 ) -> torch.Tensor:
-    """K orthonormal rows in R^d (d >= K): the coordinate axes, or rotated when ``seed`` is given."""
+    """K orthonormal rows in R^d (d >= K): coordinate axes, or rotated when ``seed`` is given."""
     _check_num_classes(num_classes)
     dim = num_classes if dim is None else dim
     if dim < num_classes:

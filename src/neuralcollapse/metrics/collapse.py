@@ -63,7 +63,8 @@ class CollapseMetrics:
     Keys that need the classifier (``*_weights``, ``self_duality*``, ``ncc_mismatch``,
     ``accuracy``) are None when no weights were given; keys that need the second pass
     (``nc1``, ``nc1_trace_ratio``, ``cdnv``, ``within_class_variance``, ``ncc_*``,
-    ``accuracy``) are None when only class means were available.
+    ``accuracy``) are None when only class means were available; ``ncc_*`` are None when
+    the nearest-class-centre rule was switched off (``nearest_centre=False``).
     """
 
     num_classes: int
@@ -142,10 +143,12 @@ def compute_metrics(
         nc1 = float(centred_stats.projected_ss.sum() / num_samples)
         trace_ratio = within / between
         class_variances = centred_stats.within_ss / counts
-        ncc_accuracy = int(centred_stats.ncc_correct) / num_samples
+        if centred_stats.nearest_centre:
+            ncc_accuracy = int(centred_stats.ncc_correct) / num_samples
         if weights is not None:
             accuracy = int(centred_stats.classifier_correct) / num_samples
-            ncc_mismatch = 1.0 - int(centred_stats.classifier_ncc_agree) / num_samples
+            if centred_stats.nearest_centre:
+                ncc_mismatch = 1.0 - int(centred_stats.classifier_ncc_agree) / num_samples
 
     means_frame = frame_statistics(geometry.centred, etf_gap=True, variances=class_variances)
     uncentred_frame = frame_statistics(geometry.means, of_gap=True)

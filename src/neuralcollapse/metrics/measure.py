@@ -32,7 +32,8 @@ def measure(
     bias: ArrayLike | None = None,
     *,
     num_classes: int | None = None,
-    batch_size: int = 65536,
+    batch_size: int = 8192,
+    nearest_centre: bool = True,
 ) -> CollapseMetrics:
     """Neural-collapse metrics of ``features`` with ``labels`` (and a classifier).
 
@@ -45,6 +46,10 @@ def measure(
     bias : (K,) optional.
     num_classes : K; default ``labels.max() + 1``. Every class in [0, K) needs at least one
         sample: a declared class with none is an error, not a silent NaN.
+    batch_size : rows processed at a time (bounds the float64 working memory).
+    nearest_centre : also evaluate the nearest-class-centre rule (``ncc_accuracy`` and NC4's
+        ``ncc_mismatch``). It costs an extra O(N K min(d, K)) product, comparable to the
+        rest when K is close to d; False skips it and leaves those keys None.
 
     Returns
     -------
@@ -64,7 +69,8 @@ def measure(
     >>> result.nc1, round(result.etf_gap_means, 12), result.ncc_mismatch
     (0.0, 0.0, 0.0)
     """
-    features = check_features(features)
+    # values are checked for NaN/inf chunk by chunk inside the first pass
+    features = check_features(features, check_values=False)
     labels_tensor = as_tensor(labels, "labels")
     if num_classes is None:
         if labels_tensor.numel() == 0:
@@ -72,14 +78,15 @@ def measure(
         num_classes = int(labels_tensor.max()) + 1
     num_classes = check_num_classes(num_classes)
     labels_tensor = check_labels(labels_tensor, features.shape[0], num_classes, features.device)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-
-    def batches():
-        for start in range(0, features.shape[0], batch_size):
-            yield features[start : start + batch_size], labels_tensor[start : start + batch_size]
-
-    return measure_batches(batches, num_classes=num_classes, weights=weights, bias=bias)
+    # one batch: the statistics chunk it internally, and error messages keep global indices
+    return measure_batches(
+        lambda: [(features, labels_tensor)],
+        chunk_rows=batch_size,
+        num_classes=num_classes,
+        weights=weights,
+        bias=bias,
+        nearest_centre=nearest_centre,
+    )
 
 
 def measure_batches(
@@ -90,6 +97,8 @@ def measure_batches(
     bias: ArrayLike | None = None,
     distributed: bool = False,
     device: torch.device | str | None = None,
+    nearest_centre: bool = True,
+    chunk_rows: int = 8192,
 ) -> CollapseMetrics:
     """Neural-collapse metrics of a stream of ``(features, labels)`` batches.
 
@@ -101,6 +110,10 @@ def measure_batches(
     With ``distributed=True`` (``torch.distributed`` initialised by the caller, e.g. under
     torchrun), each process streams only its shard and the sums are all-reduced after each
     pass, so every rank gets exactly the metrics of one process on all the data.
+
+    ``device`` is where the statistics live (default: the first batch's device);
+    ``nearest_centre`` as in :func:`measure`; ``chunk_rows`` bounds the float64 working
+    memory (rows converted at a time).
     """
     num_classes = check_num_classes(num_classes)
     if distributed and not (
@@ -110,7 +123,7 @@ def measure_batches(
             "distributed=True but torch.distributed is not initialised; call "
             "torch.distributed.init_process_group first (torchrun does the rendezvous)"
         )
-    class_stats = ClassStats(num_classes, device=device)
+    class_stats = ClassStats(num_classes, device=device, chunk_rows=chunk_rows)
     for batch_features, batch_labels in make_batches():
         class_stats.update(batch_features, batch_labels)
     if not class_stats.initialised:
@@ -118,10 +131,14 @@ def measure_batches(
     if distributed:
         class_stats.all_reduce()
     geometry = MeanGeometry.from_means(class_stats.means())
-    weights_checked, bias_checked = check_classifier(
-        weights, bias, num_classes, class_stats.dim
+    weights_checked, bias_checked = check_classifier(weights, bias, num_classes, class_stats.dim)
+    centred_stats = CentredStats(
+        geometry,
+        weights_checked,
+        bias_checked,
+        nearest_centre=nearest_centre,
+        chunk_rows=chunk_rows,
     )
-    centred_stats = CentredStats(geometry, weights_checked, bias_checked)
     for batch_features, batch_labels in make_batches():
         centred_stats.update(batch_features, batch_labels)
     if distributed:

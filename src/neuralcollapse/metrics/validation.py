@@ -19,13 +19,12 @@ def as_tensor(value: ArrayLike, name: str) -> torch.Tensor:
     """Wrap NumPy arrays and sequences as tensors without copying where possible."""
     if isinstance(value, torch.Tensor):
         return value
-    if isinstance(value, np.ndarray):
-        return torch.from_numpy(value)
     try:
-        return torch.as_tensor(np.asarray(value))
+        return torch.from_numpy(np.asarray(value))
     except (TypeError, ValueError) as error:
         raise ValueError(
-            f"{name} must be a NumPy array or a torch tensor; got {type(value).__name__}"
+            f"{name} must be a numeric NumPy array or torch tensor; got "
+            f"{type(value).__name__} ({error})"
         ) from error
 
 
@@ -43,8 +42,14 @@ def check_finite(tensor: torch.Tensor, name: str) -> None:
         )
 
 
-def check_features(features: ArrayLike, name: str = "features") -> torch.Tensor:
-    """A finite (N, d) floating tensor; integer inputs are promoted to float64."""
+def check_features(
+    features: ArrayLike, name: str = "features", *, check_values: bool = True
+) -> torch.Tensor:
+    """A finite (N, d) floating tensor; integer inputs are promoted to float64.
+
+    ``check_values=False`` skips the NaN/inf scan, for callers that detect non-finite
+    values more cheaply on the fly (see :func:`check_finite_chunk`).
+    """
     tensor = as_tensor(features, name)
     if tensor.ndim != 2:
         raise ValueError(
@@ -57,8 +62,25 @@ def check_features(features: ArrayLike, name: str = "features") -> torch.Tensor:
         raise ValueError(f"{name} must be real numbers; got dtype {tensor.dtype}")
     if not tensor.is_floating_point():
         tensor = tensor.to(torch.float64)
-    check_finite(tensor, name)
+    if check_values:
+        check_finite(tensor, name)
     return tensor
+
+
+def check_finite_chunk(chunk: torch.Tensor, name: str = "features", offset: int = 0) -> None:
+    """Cheap NaN/inf check of a float64 chunk: one sum, and a full scan only if it fails.
+
+    A NaN or inf anywhere makes the float64 sum non-finite; finite float16/32 values
+    cannot overflow a float64 sum of any realistic size.
+    """
+    if not torch.isfinite(chunk.sum()):
+        finite_rows = torch.isfinite(chunk).all(dim=1)
+        bad = torch.nonzero(~finite_rows).flatten()
+        raise ValueError(
+            f"{name} contains NaN or inf ({len(bad)} row(s) in this batch, first at index "
+            f"{int(bad[0]) + offset}); remove or fix those samples (a diverged network or "
+            "a bad feature hook is the usual cause)"
+        )
 
 
 def check_labels(

@@ -1,0 +1,171 @@
+"""Speed and memory of ``measure`` against the dense approach and the unavoidable work.
+
+Cases (synthetic Gaussian class clusters, float32 features, no classifier):
+    (a) N=50,000   d=512   K=10
+    (b) N=100,000  d=2,048 K=100
+    (c) N=100,000  d=1,024 K=1,000
+
+For each case, in the same run and each in a fresh process (so peak memory is its own):
+
+- ``measure``: this package, default settings (two passes, float64, NCC rule on);
+- ``measure-nc1``: the same with ``nearest_centre=False`` (NC1 & co only);
+- ``dense``: the common dense approach — class means, the full d x d Sigma_W accumulated
+  as R^T R in float64, ``torch.linalg.pinv`` of the d x d Sigma_B, ``Tr(Sigma_W Sigma_B^+)/K``;
+- ``floor``: the unavoidable work — one pass of class sums plus one (N x d)(d x K)
+  product, both in float64 like the others.
+
+Printed: wall seconds, peak resident memory above the loaded data (MB), and the ratios
+dense/measure (target >= 5x at (a), >= 10x at (b), (c)) and measure/floor (target <= 2x).
+
+Usage: python benchmarks/bench_metrics.py [--cases a b c] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import time
+
+CASES = {"a": (50_000, 512, 10), "b": (100_000, 2048, 100), "c": (100_000, 1024, 1000)}
+CHUNK = 8192
+
+
+def _rss_mb(field: str) -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak() -> None:
+    # writing 5 to clear_refs resets VmHWM (the peak) to the current RSS (Linux >= 4.0)
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass
+
+
+def _make_data(n: int, d: int, k: int):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, k, (n,), generator=g)
+    labels[:k] = torch.arange(k)
+    centres = 3.0 * torch.randn(k, d, generator=g)
+    features = centres[labels] + torch.randn(n, d, generator=g)
+    return features, labels
+
+
+def _dense_nc1(features, labels, k):
+    import torch
+
+    n, d = features.shape
+    sums = torch.zeros(k, d, dtype=torch.float64)
+    for start in range(0, n, CHUNK):
+        sums.index_add_(0, labels[start : start + CHUNK], features[start : start + CHUNK].double())
+    means = sums / torch.bincount(labels, minlength=k).unsqueeze(1).double()
+    sigma_w = torch.zeros(d, d, dtype=torch.float64)
+    for start in range(0, n, CHUNK):
+        residual = features[start : start + CHUNK].double() - means[labels[start : start + CHUNK]]
+        sigma_w += residual.T @ residual
+    sigma_w /= n
+    centred = means - means.mean(0)
+    sigma_b = centred.T @ centred / k
+    return float(torch.trace(sigma_w @ torch.linalg.pinv(sigma_b))) / k
+
+
+def _floor(features, labels, k):
+    import torch
+
+    n, d = features.shape
+    sums = torch.zeros(k, d, dtype=torch.float64)
+    for start in range(0, n, CHUNK):
+        sums.index_add_(0, labels[start : start + CHUNK], features[start : start + CHUNK].double())
+    projection = torch.randn(d, k, dtype=torch.float64)
+    total = 0.0
+    for start in range(0, n, CHUNK):
+        total += float((features[start : start + CHUNK].double() @ projection).sum())
+    return total
+
+
+def _worker(case: str, method: str, threads: int, queue) -> None:
+    import torch
+
+    from neuralcollapse.metrics import measure
+
+    torch.set_num_threads(threads)
+    n, d, k = CASES[case]
+    features, labels = _make_data(n, d, k)
+    _reset_peak()
+    before = _rss_mb("VmRSS")
+    start = time.perf_counter()
+    if method == "measure":
+        value = measure(features, labels, num_classes=k).nc1
+    elif method == "measure-nc1":
+        value = measure(features, labels, num_classes=k, nearest_centre=False).nc1
+    elif method == "dense":
+        value = _dense_nc1(features, labels, k)
+    else:
+        value = _floor(features, labels, k)
+    seconds = time.perf_counter() - start
+    queue.put({"seconds": seconds, "peak_mb": _rss_mb("VmHWM") - before, "nc1": value})
+
+
+def run(case: str, method: str, threads: int) -> dict:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=_worker, args=(case, method, threads, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    args = parser.parse_args()
+    rows = []
+    header = (
+        f"{'case':<5}{'N':>8}{'d':>6}{'K':>6}  {'method':<12}{'seconds':>9}{'peak MB':>9}"
+        f"{'NC1':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    for case in args.cases:
+        n, d, k = CASES[case]
+        results = {}
+        for method in ("measure", "measure-nc1", "dense", "floor"):
+            results[method] = run(case, method, args.threads)
+            r = results[method]
+            nc1 = f"{r['nc1']:.6g}" if method != "floor" else "-"
+            print(
+                f"{case:<5}{n:>8}{d:>6}{k:>6}  {method:<12}{r['seconds']:>9.2f}"
+                f"{r['peak_mb']:>9.0f}{nc1:>12}",
+                flush=True,
+            )
+        speedup = results["dense"]["seconds"] / results["measure"]["seconds"]
+        speedup_nc1 = results["dense"]["seconds"] / results["measure-nc1"]["seconds"]
+        over_floor = results["measure"]["seconds"] / results["floor"]["seconds"]
+        over_floor_nc1 = results["measure-nc1"]["seconds"] / results["floor"]["seconds"]
+        agreement = abs(results["measure"]["nc1"] - results["dense"]["nc1"]) / abs(
+            results["dense"]["nc1"]
+        )
+        print(
+            f"  -> dense/measure {speedup:.1f}x (nc1-only {speedup_nc1:.1f}x); "
+            f"measure/floor {over_floor:.2f}x (nc1-only {over_floor_nc1:.2f}x); "
+            f"NC1 relative difference to dense {agreement:.1e}"
+        )
+        rows.append({"case": case, "N": n, "d": d, "K": k, **results})
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(rows, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""``neuralcollapse measure FILE.npz [--json]``: the metrics of saved features."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from neuralcollapse.metrics.collapse import CollapseMetrics
+from neuralcollapse.metrics.measure import measure
+
+# (key, what it means) in the order the table shows them
+TABLE_ROWS: tuple[tuple[str, str], ...] = (
+    ("num_classes", "K"),
+    ("num_samples", "N"),
+    ("dim", "d"),
+    ("nc1", "NC1  Tr(Sw Sb^+)/K"),
+    ("nc1_trace_ratio", "NC1  Tr Sw / Tr Sb"),
+    ("cdnv", "NC1  class-distance normalised variance"),
+    ("within_class_variance", "Tr Sw"),
+    ("between_class_variance", "Tr Sb"),
+    ("equinorm_means", "NC2  equinorm, centred means"),
+    ("equinorm_weights", "NC2  equinorm, classifier rows"),
+    ("equiangular_means", "NC2  equiangularity, means"),
+    ("equiangular_weights", "NC2  equiangularity, classifier"),
+    ("maxangle_means", "NC2  max-angle, means"),
+    ("maxangle_weights", "NC2  max-angle, classifier"),
+    ("etf_gap_means", "NC2  centred means vs simplex ETF"),
+    ("etf_gap_weights", "NC2  classifier vs simplex ETF"),
+    ("of_gap_means", "uncentred means vs orthogonal frame"),
+    ("of_gap_weights", "classifier vs orthogonal frame"),
+    ("global_mean_ratio", "||mu_G|| / mean ||mu_k||"),
+    ("self_duality", "NC3  W vs centred means"),
+    ("self_duality_uncentred", "NC3  W vs uncentred means"),
+    ("ncc_mismatch", "NC4  classifier vs nearest centre"),
+    ("ncc_accuracy", "nearest-class-centre accuracy"),
+    ("accuracy", "classifier accuracy"),
+)
+
+
+def format_table(result: CollapseMetrics) -> str:
+    """A readable two-column table of every metric (``-`` where not available)."""
+    values = result.to_dict()
+    width = max(len(description) for _, description in TABLE_ROWS)
+    lines = []
+    for key, description in TABLE_ROWS:
+        value = values[key]
+        if value is None:
+            shown = "-"
+        elif isinstance(value, int):
+            shown = str(value)
+        elif math.isinf(value):
+            shown = "inf"
+        else:
+            shown = f"{value:.6g}"
+        lines.append(f"{description:<{width}}  {shown:>14}  {key}")
+    return "\n".join(lines)
+
+
+def load_npz(path: str | Path) -> dict[str, np.ndarray]:
+    """Read ``features``, ``labels`` and optional ``weights``, ``bias`` from an .npz file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    with np.load(path, allow_pickle=False) as archive:
+        missing = [key for key in ("features", "labels") if key not in archive.files]
+        if missing:
+            raise ValueError(
+                f"{path} lacks {', '.join(missing)}; it must hold arrays 'features' (N, d) and "
+                f"'labels' (N,), optionally 'weights' (K, d) and 'bias' (K,); found "
+                f"{archive.files}. Save with np.savez(path, features=..., labels=...)"
+            )
+        return {key: archive[key] for key in archive.files}
+
+
+def run_measure(args: argparse.Namespace) -> int:
+    arrays = load_npz(args.file)
+    result = measure(
+        arrays["features"],
+        arrays["labels"],
+        arrays.get("weights"),
+        arrays.get("bias"),
+        num_classes=args.num_classes,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        print(format_table(result))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "measure",
+        help="neural-collapse metrics of features saved in an .npz file",
+        description=(
+            "Compute NC1-NC4 and related metrics of FILE.npz, which holds 'features' (N, d) "
+            "and 'labels' (N,), optionally the classifier 'weights' (K, d) and 'bias' (K,)."
+        ),
+    )
+    parser.add_argument("file", help="path to an .npz file")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--num-classes", type=int, default=None, help="K (default: largest label + 1)"
+    )
+    parser.set_defaults(func=run_measure)
