@@ -65,7 +65,8 @@ def _dense_nc1(features, labels, k):
     n, d = features.shape
     sums = torch.zeros(k, d, dtype=torch.float64)
     for start in range(0, n, CHUNK):
-        sums.index_add_(0, labels[start : start + CHUNK], features[start : start + CHUNK].double())
+        chunk_labels = labels[start : start + CHUNK]
+        sums.index_put_((chunk_labels,), features[start : start + CHUNK].double(), accumulate=True)
     means = sums / torch.bincount(labels, minlength=k).unsqueeze(1).double()
     sigma_w = torch.zeros(d, d, dtype=torch.float64)
     for start in range(0, n, CHUNK):
@@ -83,7 +84,8 @@ def _floor(features, labels, k):
     n, d = features.shape
     sums = torch.zeros(k, d, dtype=torch.float64)
     for start in range(0, n, CHUNK):
-        sums.index_add_(0, labels[start : start + CHUNK], features[start : start + CHUNK].double())
+        chunk_labels = labels[start : start + CHUNK]
+        sums.index_put_((chunk_labels,), features[start : start + CHUNK].double(), accumulate=True)
     projection = torch.randn(d, k, dtype=torch.float64)
     total = 0.0
     for start in range(0, n, CHUNK):
