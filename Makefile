@@ -29,6 +29,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_metrics.py
+	$(PY) benchmarks/bench_ufm.py
+	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_ntk.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache

@@ -148,13 +148,13 @@ def check_classifier(
             f"weights must have shape (num_classes, dim) = ({num_classes}, {dim}); "
             f"got {tuple(w.shape)}{hint}"
         )
-    w = w.to(torch.float64)
+    w = w.detach().to(torch.float64)  # metrics never need gradients
     check_finite(w, "weights")
     if not bool(w.any()):
         raise ValueError("weights are all zero: the classifier geometry is undefined")
     b = None
     if bias is not None:
-        b = as_tensor(bias, "bias").to(torch.float64)
+        b = as_tensor(bias, "bias").detach().to(torch.float64)
         if b.ndim != 1 or b.shape[0] != num_classes:
             raise ValueError(
                 f"bias must have shape (num_classes,) = ({num_classes},); got {tuple(b.shape)}"
