@@ -1,0 +1,43 @@
+"""Unconstrained features models: closed-form theory, solvers and phase diagrams.
+
+- :class:`UFMProblem`: the model spec (K, n, d, loss, bias, lambdas, depth, activation);
+- :func:`theory`: the closed-form minimiser where one is known (shared/THEORY.md);
+- :func:`solve_gd`, :func:`solve_lbfgs`: gradient descent (paper dynamics) and batched
+  L-BFGS with restarts, each solution measured with :func:`neuralcollapse.metrics.measure`;
+- :func:`sweep`, :func:`plot_sweep`: phase diagrams over a grid of lambdas.
+"""
+
+from neuralcollapse.ufm.evaluate import Measurement, geometry_verdict, measure_solution
+from neuralcollapse.ufm.problem import ProblemBatch, UFMProblem, from_normalized_penalties
+from neuralcollapse.ufm.solve import SolverDivergedError, UFMSolution, solve_gd, solve_lbfgs
+from neuralcollapse.ufm.sweep import SweepResult, sweep
+from neuralcollapse.ufm.theory import TheoryResult, theory
+
+
+def __getattr__(name: str):
+    # figures load matplotlib, so they are imported only when asked for
+    if name in ("plot_sweep", "plot_solution"):
+        from neuralcollapse.ufm import plots
+
+        return getattr(plots, name)
+    raise AttributeError(f"module 'neuralcollapse.ufm' has no attribute {name!r}")
+
+
+__all__ = [
+    "Measurement",
+    "ProblemBatch",
+    "SolverDivergedError",
+    "SweepResult",
+    "TheoryResult",
+    "UFMProblem",
+    "UFMSolution",
+    "from_normalized_penalties",
+    "geometry_verdict",
+    "measure_solution",
+    "plot_solution",
+    "plot_sweep",
+    "solve_gd",
+    "solve_lbfgs",
+    "sweep",
+    "theory",
+]

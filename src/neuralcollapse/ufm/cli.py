@@ -1,0 +1,202 @@
+"""``neuralcollapse ufm`` (solve one UFM, theory next to the solution) and ``ufm-sweep``
+(phase diagram over a grid of penalties, written as CSV + PNG)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+
+from neuralcollapse.ufm.problem import UFMProblem
+
+
+def _bias(text: str) -> str | float:
+    if text in ("none", "free"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--bias must be 'none', 'free' or a number lam_b > 0; got {text!r}"
+        ) from None
+
+
+def _add_problem_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--loss", default="mse", help="mse or ce (default mse)")
+    parser.add_argument(
+        "--bias",
+        type=_bias,
+        default="none",
+        help="none, free, or a number lam_b > 0 (regularised bias)",
+    )
+    parser.add_argument("--K", type=int, default=4, help="number of classes")
+    parser.add_argument("--n", type=int, default=5, help="samples per class")
+    parser.add_argument("--d", type=int, default=20, help="feature dimension")
+    parser.add_argument(
+        "--lambda-w",
+        type=float,
+        nargs="+",
+        default=[5e-3],
+        help="weight decay: one value, or one per layer",
+    )
+    parser.add_argument("--lambda-h", type=float, default=1e-2, help="feature decay")
+    parser.add_argument("--depth", type=int, default=1, help="number of weight layers L")
+    parser.add_argument("--activation", default="linear", help="linear or relu")
+    parser.add_argument(
+        "--hidden",
+        type=int,
+        nargs="+",
+        default=None,
+        help="hidden widths (depth-1 values; default d)",
+    )
+    parser.add_argument("--restarts", type=int, default=3, help="L-BFGS random restarts")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def _problem(args: argparse.Namespace) -> UFMProblem:
+    lam_w = args.lambda_w[0] if len(args.lambda_w) == 1 else tuple(args.lambda_w)
+    return UFMProblem(
+        num_classes=args.K,
+        per_class=args.n,
+        dim=args.d,
+        loss=args.loss,
+        bias=args.bias,
+        lam_w=lam_w,
+        lam_h=args.lambda_h,
+        depth=args.depth,
+        activation=args.activation,
+        hidden_dims=None if args.hidden is None else tuple(args.hidden),
+    )
+
+
+def register(subparsers) -> None:
+    """Add the ``ufm`` and ``ufm-sweep`` commands."""
+    ufm = subparsers.add_parser(
+        "ufm",
+        help="solve an unconstrained features model and compare with theory",
+        description="Solve a UFM numerically and print theory next to the solution.",
+    )
+    _add_problem_arguments(ufm)
+    ufm.add_argument("--solver", choices=("lbfgs", "gd"), default="lbfgs")
+    ufm.add_argument("--lr", type=float, default=1.0, help="GD step size")
+    ufm.add_argument("--steps", type=int, default=5000, help="GD steps")
+    ufm.add_argument("--record-every", type=int, default=50, help="GD recording interval")
+    ufm.add_argument("--json", action="store_true", help="print the full summary as JSON")
+    ufm.add_argument("--plot", default=None, help="write a figure (PNG) to this path")
+    ufm.set_defaults(func=run_ufm)
+
+    grid = subparsers.add_parser(
+        "ufm-sweep",
+        help="phase diagram of a UFM over a grid of penalties (CSV + PNG)",
+        description="Solve a grid of UFMs with batched L-BFGS; each range is LO HI NUM "
+        "(log-spaced). Sweep one or two penalties.",
+    )
+    _add_problem_arguments(grid)
+    for name in ("w", "h", "b"):
+        grid.add_argument(
+            f"--lambda-{name}-range",
+            type=float,
+            nargs=3,
+            default=None,
+            metavar=("LO", "HI", "NUM"),
+            help=f"log-spaced grid for lambda_{name}",
+        )
+    grid.add_argument("--out", default="ufm-sweep", help="output prefix: PREFIX.csv, PREFIX.png")
+    grid.set_defaults(func=run_sweep)
+
+
+def _format(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.10g}"
+    return str(value)
+
+
+def run_ufm(args: argparse.Namespace) -> int:
+    from neuralcollapse.ufm.solve import solve_gd, solve_lbfgs
+
+    problem = _problem(args)
+    if args.solver == "gd":
+        solution = solve_gd(
+            problem, lr=args.lr, steps=args.steps, record_every=args.record_every, seed=args.seed
+        )
+    else:
+        solution = solve_lbfgs(problem, restarts=args.restarts, seed=args.seed)
+    summary = solution.summary()
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        reference = solution.theory
+        print(
+            f"UFM K={problem.num_classes} n={problem.per_class} d={problem.dim} "
+            f"loss={problem.loss} bias={problem.bias} depth={problem.depth} "
+            f"activation={problem.activation} solver={solution.solver}"
+        )
+        if not reference.available:
+            print(f"theory: no closed form ({reference.reason})")
+        metrics = solution.metrics or {}
+        table = [
+            ("objective", reference.f_star, solution.objective),
+            ("rel. gap", 0.0 if reference.available else None, solution.rel_gap),
+            ("minimiser is zero", reference.is_zero, solution.geometry == "zero"),
+            ("geometry of class means", reference.geometry, solution.geometry),
+            (
+                "geometry of last-layer input",
+                reference.geometry_features,
+                solution.measurement.geometry_features,
+            ),
+            (
+                f"{reference.control_name or 'control'} (threshold {_format(reference.threshold)})",
+                reference.control,
+                None,
+            ),
+            ("NC1", 0.0 if reference.is_zero is False else None, metrics.get("nc1")),
+            ("OF gap of means", None, metrics.get("of_gap_means")),
+            ("ETF gap of centred means", None, metrics.get("etf_gap_means")),
+        ]
+        print(f"{'':38s} {'theory':>18s} {'solution':>18s}")
+        for name, expected, found in table:
+            print(f"{name:38s} {_format(expected):>18s} {_format(found):>18s}")
+    if args.plot:
+        from neuralcollapse.ufm.plots import plot_solution
+
+        print(f"figure: {plot_solution(solution, args.plot)}")
+    return 0
+
+
+def _range(values: list[float] | None, name: str) -> list[float] | None:
+    if values is None:
+        return None
+    low, high, count = values
+    if count < 1 or count != int(count):
+        raise ValueError(f"--lambda-{name}-range NUM must be a positive integer; got {count}")
+    if not (low > 0 and high > 0):
+        raise ValueError(f"--lambda-{name}-range bounds must be > 0; got {low}, {high}")
+    return np.logspace(math.log10(low), math.log10(high), int(count)).tolist()
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from neuralcollapse.ufm.plots import plot_sweep
+    from neuralcollapse.ufm.sweep import sweep
+
+    grids = {
+        f"lam_{name}": _range(getattr(args, f"lambda_{name}_range"), name)
+        for name in ("w", "h", "b")
+    }
+    grids = {key: value for key, value in grids.items() if value is not None}
+    if not grids:
+        raise ValueError(
+            "give at least one of --lambda-w-range, --lambda-h-range, --lambda-b-range (LO HI NUM)"
+        )
+    if len(grids) > 2:
+        raise ValueError("sweep at most two penalties at once (the figure is 1-D or 2-D)")
+    result = sweep(_problem(args), restarts=args.restarts, seed=args.seed, **grids)
+    csv_path = result.to_csv(f"{args.out}.csv")
+    png_path = plot_sweep(result, f"{args.out}.png")
+    worst = max((abs(r["rel_gap"]) for r in result.rows if r["rel_gap"] is not None), default=None)
+    print(f"{len(result.rows)} problems solved; worst |rel. gap to theory| = {_format(worst)}")
+    print(f"table: {csv_path}\nfigure: {png_path}")
+    return 0

@@ -1,0 +1,130 @@
+"""Measuring a UFM solution with the project's metrics engine, and naming its geometry.
+
+A solution ``(W_1..W_L, H, b)`` is measured exactly like a trained network: features
+``H^T`` (N x d, class-major labels) go through :func:`neuralcollapse.metrics.measure` with
+the last-layer classifier. For depth >= 2 the classifier's input is the post-activation
+``s(W_{L-1} ... s(W_1 H))``, measured with ``W_L`` and ``b``; H itself is then measured
+without a classifier (its NC1 and frame geometry). No metric is re-implemented here.
+
+Telling an ETF from an orthogonal frame (shared/THEORY.md): centring an equal-norm OF gives
+a simplex ETF, so the verdict uses the *uncentred* ``of_gap_means`` and the global-mean ratio
+``||mu_G|| / mean_k ||mu_k||`` (0 for an ETF, ``1/sqrt(K)`` for an OF).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from neuralcollapse.metrics import measure
+from neuralcollapse.ufm.problem import ProblemBatch, UFMParameters, UFMProblem
+from neuralcollapse.ufm.theory import TheoryResult
+
+#: class means with mean norm below this count as the zero solution (their NC metrics are
+#: undefined: there is no between-class spread to compare with)
+ZERO_NORM = 1e-5
+#: gap below which a frame is called an ETF or an orthogonal frame
+GEOMETRY_TOL = 1e-3
+
+
+@dataclass
+class Measurement:
+    """Everything measured on one solution.
+
+    Attributes
+    ----------
+    objective : f at the solution.
+    rel_gap : ``(f - f*) / |f*|`` against theory (None without a closed form); negative
+        values would mean theory is wrong.
+    metrics : NC metrics of the features entering the last layer, with ``W_L`` and b
+        (:meth:`CollapseMetrics.to_dict`); None for the zero solution.
+    metrics_h : NC metrics of H alone (depth >= 2; for depth 1 it is ``metrics``).
+    geometry, geometry_features : verdict for the class means of H and of the last-layer
+        input: "zero", "of", "etf", "between" (centred ETF plus a global-mean component) or
+        "other".
+    gram_means, gram_features, gram_weights : ``Hbar^T Hbar``, the same for the last-layer
+        input, and ``W_L W_L^T``.
+    mean_norm : mean over classes of the norm of the class means of H.
+    """
+
+    objective: float
+    rel_gap: float | None
+    metrics: dict | None
+    metrics_h: dict | None
+    geometry: str
+    geometry_features: str
+    gram_means: torch.Tensor
+    gram_features: torch.Tensor
+    gram_weights: torch.Tensor
+    mean_norm: float
+
+
+def class_means(features: torch.Tensor, problem: UFMProblem) -> torch.Tensor:
+    """Class means (dim, K) of class-major features (dim, N)."""
+    pieces = torch.split(features, list(problem.class_counts), dim=1)
+    return torch.stack([piece.mean(dim=1) for piece in pieces], dim=1)
+
+
+def geometry_verdict(metrics: dict | None, mean_norm: float, tol: float = GEOMETRY_TOL) -> str:
+    """Name the frame formed by the class means from their measured metrics.
+
+    "zero" when the means vanish; "of" when ``of_gap_means <= tol``; "etf" when the centred
+    means form an ETF (``etf_gap_means <= tol``) and the global mean vanishes
+    (``global_mean_ratio <= tol``); "between" for a centred ETF with a global-mean component
+    (the regularised-bias family); otherwise "other".
+    """
+    if metrics is None or mean_norm <= ZERO_NORM:
+        return "zero"
+    if metrics["of_gap_means"] <= tol:
+        return "of"
+    if metrics["etf_gap_means"] <= tol:
+        return "etf" if metrics["global_mean_ratio"] <= tol else "between"
+    return "other"
+
+
+def relative_gap(objective: float, reference: TheoryResult | None) -> float | None:
+    """``(f - f*) / |f*|``, or None without a closed form."""
+    if reference is None or not reference.available:
+        return None
+    return (objective - reference.f_star) / abs(reference.f_star)
+
+
+def measure_solution(
+    problem: UFMProblem, params: UFMParameters, reference: TheoryResult | None = None
+) -> Measurement:
+    """Measure one solution (``params`` with a leading batch dimension of 1)."""
+    batch = ProblemBatch([problem])
+    with torch.no_grad():
+        objective = float(batch.objective(params)[0])
+        features = params.features[0]
+        last_inputs = batch.last_layer_inputs(params)[0]
+    labels = batch.labels
+    weight = params.weights[-1][0]
+    bias = None if params.bias is None else params.bias[0]
+    means = class_means(features, problem)
+    feature_means = class_means(last_inputs, problem)
+    mean_norm = float(means.norm(dim=0).mean())
+    feature_norm = float(feature_means.norm(dim=0).mean())
+    k = problem.num_classes
+    metrics = None
+    if feature_norm > ZERO_NORM:
+        metrics = measure(last_inputs.T, labels, weight, bias, num_classes=k).to_dict()
+    if problem.depth == 1:
+        metrics_h = metrics
+    else:
+        metrics_h = (
+            measure(features.T, labels, num_classes=k).to_dict() if mean_norm > ZERO_NORM else None
+        )
+    return Measurement(
+        objective=objective,
+        rel_gap=relative_gap(objective, reference),
+        metrics=metrics,
+        metrics_h=metrics_h,
+        geometry=geometry_verdict(metrics_h, mean_norm),
+        geometry_features=geometry_verdict(metrics, feature_norm),
+        gram_means=means.T @ means,
+        gram_features=feature_means.T @ feature_means,
+        gram_weights=weight @ weight.T,
+        mean_norm=mean_norm,
+    )
