@@ -1,0 +1,242 @@
+"""The flat training configuration: defaults, checks, and loading from TOML/JSON.
+
+One dataclass, :class:`TrainConfig`, holds every option with its default. A config file
+(TOML or JSON, flat ``key = value`` with the field names; dashes or underscores) and the
+command line override the defaults in that order. ``None`` values (e.g. ``per_class``)
+are written as ``null`` in JSON and simply left out of a TOML file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import re
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from neuralcollapse.train.data import DATASETS
+from neuralcollapse.train.nets import ARCHITECTURES
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser is on PyPI as tomli
+    try:
+        import tomli as tomllib
+    except ModuleNotFoundError:
+        tomllib = None
+
+LOSSES = ("ce", "mse")
+SCHEDULES = ("papyan", "step", "cosine", "constant")
+TRACK_MODES = ("log", "every", "none")
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run (see docs/training.md for each one's meaning)."""
+
+    # data
+    dataset: str = "mnist5k"
+    data_dir: str | None = None
+    download: bool = False
+    per_class: int | None = None
+    test_per_class: int | None = None
+    # network
+    arch: str = "mlp"
+    width: int = 256
+    depth: int = 3
+    batch_norm: bool = True
+    bias: bool = True
+    base_channels: int | None = None
+    stem: str = "auto"
+    # loss
+    loss: str = "ce"
+    label_smoothing: float = 0.0
+    mse_scale: float = 1.0
+    feature_decay: float = 0.0
+    # optimisation
+    epochs: int = 350
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    classifier_weight_decay: float | None = None
+    schedule: str = "papyan"
+    step_size: int = 40
+    gamma: float = 0.1
+    # neural-collapse tracking
+    track: str = "log"
+    track_points: int = 30
+    layers: str = "all"
+    eval_batch_size: int = 1024
+    # run
+    out: str | None = None
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 1
+    stop_after_epoch: int | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+    def run_dir(self) -> Path:
+        """``out``, or ``runs/<dataset>-<arch>-<loss>-seed<seed>`` when it is not set."""
+        if self.out:
+            return Path(self.out)
+        return Path("runs") / f"{self.dataset}-{self.arch}-{self.loss}-seed{self.seed}"
+
+
+# options a resumed run may change: they do not affect the numbers
+RESUMABLE_OVERRIDES = frozenset(
+    {
+        "device",
+        "progress",
+        "stop_after_epoch",
+        "checkpoint_every",
+        "eval_batch_size",
+        "out",
+        "data_dir",
+        "download",
+        "overwrite",
+    }
+)
+
+
+def field_types() -> dict[str, Any]:
+    return typing.get_type_hints(TrainConfig)
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Check one value against its field's type (ints are accepted for floats)."""
+    allowed = typing.get_args(annotation) or (annotation,)
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise ValueError(f"option {name!r} cannot be null/None")
+    for kind in allowed:
+        if kind is bool and isinstance(value, bool):
+            return value
+        if kind is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if kind is str and isinstance(value, str):
+            return value
+    names = " or ".join(getattr(k, "__name__", str(k)) for k in allowed if k is not type(None))
+    raise ValueError(f"option {name!r} must be {names}; got {value!r} ({type(value).__name__})")
+
+
+def normalise_keys(mapping: dict[str, Any], source: str) -> dict[str, Any]:
+    """Map 'per-class' / 'per_class' to field names; unknown keys are an error."""
+    types = field_types()
+    result = {}
+    for key, value in mapping.items():
+        name = key.replace("-", "_")
+        if name == "version":  # written into config.json by a run; not an option
+            continue
+        if name not in types:
+            close = difflib.get_close_matches(name, list(types), n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise ValueError(f"{source}: unknown option {key!r}{hint}")
+        result[name] = _coerce(name, value, types[name])
+    return result
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Options from a flat TOML (``.toml``) or JSON (``.json``) file, keys checked."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    if path.suffix == ".toml":
+        if tomllib is None:
+            raise ValueError(
+                f"reading {path.name} needs tomllib (Python >= 3.11) or `pip install tomli`; "
+                "or write the options as JSON"
+            )
+        try:
+            mapping = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ValueError(f"{path}: invalid TOML ({error})") from error
+    elif path.suffix == ".json":
+        try:
+            mapping = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}: invalid JSON ({error})") from error
+    else:
+        raise ValueError(f"config file must end in .toml or .json; got {path.name}")
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{path}: expected a table of options")
+    nested = [key for key, value in mapping.items() if isinstance(value, dict)]
+    if nested:
+        raise ValueError(f"{path}: options must be flat key = value pairs; found table(s) {nested}")
+    return normalise_keys(mapping, str(path))
+
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
+
+
+def validate(config: TrainConfig) -> TrainConfig:
+    """Check every option; raise ValueError naming the option, the value and the fix."""
+    for name, annotation in field_types().items():
+        _coerce(name, getattr(config, name), annotation)
+
+    def choice(name: str, options: tuple[str, ...]) -> None:
+        if getattr(config, name) not in options:
+            raise ValueError(
+                f"{name} must be one of {', '.join(options)}; got {getattr(config, name)!r}"
+            )
+
+    def at_least(name: str, bound: float, *, strict: bool = False) -> None:
+        value = getattr(config, name)
+        if value is None:
+            return
+        if value < bound or (strict and value == bound):
+            relation = ">" if strict else ">="
+            raise ValueError(f"{name} must be {relation} {bound}; got {value}")
+
+    choice("dataset", tuple(DATASETS))
+    choice("arch", ARCHITECTURES)
+    choice("loss", LOSSES)
+    choice("schedule", SCHEDULES)
+    choice("track", TRACK_MODES)
+    choice("stem", ("auto", "small", "imagenet"))
+    for name in (
+        "width",
+        "depth",
+        "epochs",
+        "batch_size",
+        "step_size",
+        "track_points",
+        "eval_batch_size",
+        "checkpoint_every",
+        "per_class",
+        "test_per_class",
+        "base_channels",
+        "stop_after_epoch",
+    ):
+        at_least(name, 1)
+    at_least("lr", 0.0, strict=True)
+    at_least("mse_scale", 0.0, strict=True)
+    at_least("gamma", 0.0, strict=True)
+    for name in ("weight_decay", "classifier_weight_decay", "feature_decay", "momentum"):
+        at_least(name, 0.0)
+    if config.momentum >= 1:
+        raise ValueError(f"momentum must lie in [0, 1); got {config.momentum}")
+    if not 0 <= config.label_smoothing < 1:
+        raise ValueError(f"label_smoothing must lie in [0, 1); got {config.label_smoothing}")
+    if not _DEVICE.match(config.device):
+        raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps; got {config.device!r}")
+    return config
+
+
+def build_config(*overrides: dict[str, Any]) -> TrainConfig:
+    """Defaults, then each mapping of overrides in turn, validated."""
+    merged: dict[str, Any] = {}
+    for mapping in overrides:
+        merged.update(normalise_keys(mapping, "options"))
+    return validate(TrainConfig(**merged))
+
+
+def config_to_dict(config: TrainConfig) -> dict[str, Any]:
+    return dataclasses.asdict(config)

@@ -1,0 +1,610 @@
+"""Terminal-phase training with neural-collapse tracking, in one readable loop.
+
+``train(config)`` trains a network past zero training error and records, epoch by
+epoch, the loss and error on train and test, and at the tracked epochs (log-spaced by
+default) the full neural-collapse metric set (:func:`neuralcollapse.metrics.measure_batches`)
+of the penultimate features before and after the final ReLU and of every chosen
+intermediate layer, on both splits. The setting follows Papyan, Han & Donoho (PNAS 2020:
+SGD with momentum 0.9, weight decay 5e-4, batch 128, lr divided by 10 at 1/3 and 2/3 of
+the epochs, 350 epochs) and Tirer & Bruna (ICML 2022: MSE loss without classifier bias,
+lr divided by 10 every 40 epochs).
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) each process trains on its share of every global
+batch with DistributedDataParallel; the losses are scaled so that the averaged gradient is
+exactly the gradient of the mean loss over the global batch, and the metric statistics are
+all-reduced, so P processes compute what one process computes (up to float rounding).
+
+Order of work per epoch: train on the shuffled global batches; evaluate the train and test
+splits in one no-grad pass each (capturing features only at tracked epochs); log; save a
+checkpoint atomically. A non-finite loss stops the run and keeps the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from neuralcollapse.metrics import measure_batches
+from neuralcollapse.train import runlog
+from neuralcollapse.train.config import (
+    RESUMABLE_OVERRIDES,
+    TrainConfig,
+    config_to_dict,
+    validate,
+)
+from neuralcollapse.train.data import load_dataset
+from neuralcollapse.train.nets import CollapseNet, build_net
+from neuralcollapse.train.probe import PENULTIMATE_POST, PENULTIMATE_PRE, FeatureProbe
+from neuralcollapse.train.probe import resolve_layers as _resolve_layers
+
+RUN_FORMAT_VERSION = 1
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns (rank 0 also wrote it all into ``run_dir``)."""
+
+    run_dir: Path
+    epochs_done: int
+    tpt_epoch: int | None
+    finished: bool
+    final: dict[str, Any]
+    model: CollapseNet
+    metrics_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- pieces
+
+
+def tracking_epochs(epochs: int, mode: str, points: int = 30) -> list[int]:
+    """Epochs (1-based) at which the NC metrics are measured.
+
+    ``log``: the first and last epoch and about ``points`` more, log-spaced in between
+    (distinct integers, so early epochs, where things change fast, are dense);
+    ``every``: all epochs; ``none``: no epoch.
+    """
+    if mode == "none":
+        return []
+    if mode == "every" or epochs <= points + 2:
+        return list(range(1, epochs + 1))
+    wanted = points + 2
+    count = wanted
+    while True:  # rounding merges early points: ask for more until enough distinct remain
+        grid = np.unique(np.round(np.geomspace(1, epochs, count)).astype(int))
+        if len(grid) >= wanted or count > 4 * epochs:
+            return sorted(set(grid.tolist()) | {1, epochs})
+        count += 1
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    """Per-epoch lr schedule.
+
+    papyan: lr / 10 (``gamma``) at 1/3 and 2/3 of the epochs (Papyan et al. 2020);
+    step: lr x gamma every ``step_size`` epochs (Tirer & Bruna 2022: 0.1 every 40);
+    cosine: cosine annealing to 0 over the run; constant: no change.
+    """
+    sched = torch.optim.lr_scheduler
+    if config.schedule == "papyan":
+        thirds = (round(config.epochs / 3), round(2 * config.epochs / 3))
+        milestones = sorted({max(1, epoch) for epoch in thirds})
+        return sched.MultiStepLR(optimizer, milestones=milestones, gamma=config.gamma)
+    if config.schedule == "step":
+        return sched.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+    if config.schedule == "cosine":
+        return sched.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    return sched.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+def per_sample_loss(
+    logits: torch.Tensor, labels: torch.Tensor, config: TrainConfig, num_classes: int
+) -> torch.Tensor:
+    """Loss of each sample (no reduction).
+
+    ce: cross-entropy, with label smoothing ``eps`` when set (targets (1-eps) e_y + eps/K).
+    mse: ``1/2 ||z - s t||^2`` with t the one-hot target (smoothed likewise) and s
+    ``mse_scale``; the 1/2 and the sum over classes match the UFM objective
+    ``1/(2N) ||W H + b 1^T - Y||_F^2`` of shared/THEORY.md.
+    """
+    if config.loss == "ce":
+        return F.cross_entropy(
+            logits, labels, reduction="none", label_smoothing=config.label_smoothing
+        )
+    target = F.one_hot(labels, num_classes).to(logits.dtype)
+    if config.label_smoothing:
+        target = (1 - config.label_smoothing) * target + config.label_smoothing / num_classes
+    return 0.5 * (logits - config.mse_scale * target).pow(2).sum(dim=1)
+
+
+@dataclass
+class Processes:
+    """Where this process sits: rank, world size, device, and whether DDP is on."""
+
+    rank: int
+    world: int
+    device: torch.device
+    started_group: bool
+
+    @property
+    def distributed(self) -> bool:
+        return self.world > 1
+
+
+def pick_device(requested: str, local_rank: int) -> torch.device:
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank)
+        return torch.device("cpu")
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device {requested!r} requested but no CUDA GPU is available; use --device cpu"
+            )
+        if requested == "cuda":
+            return torch.device("cuda", local_rank)
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' requested but MPS is not available; use --device cpu")
+    return torch.device(requested)
+
+
+def start_processes(config: TrainConfig) -> Processes:
+    """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, nccl on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = pick_device(config.device, local_rank)
+    if world == 1:
+        return Processes(0, 1, device, started_group=False)
+    dist = torch.distributed
+    started = False
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+        started = True
+    return Processes(dist.get_rank(), dist.get_world_size(), device, started_group=started)
+
+
+def _all_reduce(values: torch.Tensor, processes: Processes) -> torch.Tensor:
+    if processes.distributed:
+        torch.distributed.all_reduce(values, op=torch.distributed.ReduceOp.SUM)
+    return values
+
+
+def evaluate_split(
+    net: CollapseNet,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    config: TrainConfig,
+    num_classes: int,
+    layers: tuple[str, ...],
+    measure_now: bool,
+    processes: Processes,
+) -> tuple[float, float, dict[str, dict[str, Any]]]:
+    """Mean loss, error and (if ``measure_now``) NC metrics per layer of one split.
+
+    One no-grad pass in eval mode over this process's shard (every ``world``-th sample)
+    collects the loss, the error and the features of every layer; the metrics then come
+    from :func:`measure_batches` on the cached features (all-reduced under torchrun).
+    """
+    net.eval()
+    shard_images = images[processes.rank :: processes.world]
+    shard_labels = labels[processes.rank :: processes.world]
+    loss_sum = torch.zeros((), dtype=torch.float64, device=processes.device)
+    errors = torch.zeros((), dtype=torch.float64, device=processes.device)
+    captured: dict[str, list[torch.Tensor]] = defaultdict(list)
+    names = (PENULTIMATE_POST, PENULTIMATE_PRE, *layers) if measure_now else ()
+    with torch.no_grad(), FeatureProbe(net, layers if measure_now else ()) as probe:
+        for start in range(0, len(shard_labels), config.eval_batch_size):
+            batch_labels = shard_labels[start : start + config.eval_batch_size]
+            out = probe.features(shard_images[start : start + config.eval_batch_size])
+            loss_sum += per_sample_loss(out["logits"], batch_labels, config, num_classes).sum()
+            errors += (out["logits"].argmax(dim=1) != batch_labels).sum()
+            for name in names:
+                captured[name].append(out[name])
+    count = torch.tensor(float(len(shard_labels)), dtype=torch.float64, device=processes.device)
+    totals = _all_reduce(torch.stack([loss_sum, errors, count]), processes)
+    loss, error = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
+    metrics: dict[str, dict[str, Any]] = {}
+    for name in names:
+        features = torch.cat(captured[name])
+        is_classifier_input = name == PENULTIMATE_POST
+        weights = net.classifier.weight.detach() if is_classifier_input else None
+        bias = net.classifier.bias
+        bias = bias.detach() if (is_classifier_input and bias is not None) else None
+        metrics[name] = measure_batches(
+            lambda f=features: [(f, shard_labels)],
+            num_classes=num_classes,
+            weights=weights,
+            bias=bias,
+            distributed=processes.distributed,
+        ).to_dict()
+    return loss, error, metrics
+
+
+def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
+    """Fresh run: refuse to clobber an existing run unless ``overwrite``; write config.json."""
+    owned = ["config.json", "epochs.jsonl", "metrics.jsonl", "metrics.csv", "summary.json"]
+    if resume:
+        return
+    existing = [name for name in owned if (run_dir / name).exists()]
+    if (run_dir / "checkpoints").exists():
+        existing.append("checkpoints/")
+    if existing and not config.overwrite:
+        raise ValueError(
+            f"{run_dir} already holds a run ({', '.join(existing)}); pass --resume to "
+            "continue it, --overwrite to replace it, or choose another --out"
+        )
+    for name in owned:
+        (run_dir / name).unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    runlog.write_json(
+        run_dir / "config.json", {**config_to_dict(config), "version": RUN_FORMAT_VERSION}
+    )
+
+
+def resume_config(run_dir: Path, requested: dict[str, Any]) -> TrainConfig:
+    """The saved configuration of ``run_dir``, with only harmless options changed.
+
+    Raises ValueError if ``requested`` changes an option that affects the numbers.
+    """
+    from neuralcollapse.train.config import read_config_file
+
+    if not (run_dir / "config.json").is_file():
+        raise FileNotFoundError(
+            f"nothing to resume: {run_dir / 'config.json'} does not exist; start the run "
+            "without --resume"
+        )
+    saved = read_config_file(run_dir / "config.json")
+    # an earlier time-boxed stop applies to that invocation only
+    saved["stop_after_epoch"] = None
+    for name, value in requested.items():
+        if name in RESUMABLE_OVERRIDES or name not in saved or saved[name] == value:
+            continue
+        raise ValueError(
+            f"--resume continues {run_dir} with its saved options, but {name}={value!r} "
+            f"differs from the saved {saved[name]!r}; drop that option or start a new run"
+        )
+    allowed = {k: v for k, v in requested.items() if k in RESUMABLE_OVERRIDES}
+    return validate(TrainConfig(**{**saved, **allowed}))
+
+
+def _capture_rng(device: torch.device) -> dict[str, Any]:
+    # only torch's generators drive training (shuffling uses its own seeded generator);
+    # numpy draws (subsampling) are seeded explicitly, so their global state is not needed
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _restore_rng(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
+    """Train ``config.arch`` on ``config.dataset`` and track neural collapse.
+
+    Parameters
+    ----------
+    config : every option (:class:`TrainConfig`); validated here.
+    resume : continue the run in ``config.run_dir()`` from its last checkpoint. The result
+        equals that of an uninterrupted run (same seed, same device type).
+
+    Returns
+    -------
+    :class:`TrainResult`. Rank 0 writes the run directory (docs/training.md).
+
+    Raises
+    ------
+    ValueError, FileNotFoundError : bad options, missing data, a run directory in the way.
+    TrainingDiverged : the loss became NaN/inf (the last good checkpoint is kept).
+
+    References
+    ----------
+    Papyan, Han & Donoho, PNAS 2020; Tirer & Bruna, ICML 2022.
+    """
+    config = validate(config)
+    run_dir = config.run_dir()
+    processes = start_processes(config)
+    try:
+        return _train(config, run_dir, resume, processes)
+    finally:
+        if processes.started_group:
+            torch.distributed.destroy_process_group()
+
+
+def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processes) -> TrainResult:
+    device, rank, world = processes.device, processes.rank, processes.world
+    is_main = rank == 0
+
+    # ---- data: the whole split lives on the device; batches are index slices
+    data = load_dataset(
+        config.dataset,
+        data_dir=config.data_dir,
+        download=config.download,
+        per_class=config.per_class,
+        test_per_class=config.test_per_class,
+        seed=config.seed,
+    )
+    num_classes = data.num_classes
+    train_x, train_y = data.train_images.to(device), data.train_labels.to(device)
+    has_test = data.test_images is not None
+    if has_test:
+        test_x, test_y = data.test_images.to(device), data.test_labels.to(device)
+
+    # ---- network, optimiser (separate weight decay on the classifier), schedule
+    torch.manual_seed(config.seed)
+    net = build_net(
+        config.arch,
+        data.input_shape,
+        num_classes,
+        width=config.width,
+        depth=config.depth,
+        batch_norm=config.batch_norm,
+        bias=config.bias,
+        base_channels=config.base_channels,
+        stem=config.stem,
+    ).to(device)
+    layers = _resolve_layers(net, config.layers)
+    classifier_decay = (
+        config.weight_decay
+        if config.classifier_weight_decay is None
+        else config.classifier_weight_decay
+    )
+    optimizer = torch.optim.SGD(
+        [
+            {"params": net.feature_parameters(), "weight_decay": config.weight_decay},
+            {"params": list(net.classifier.parameters()), "weight_decay": classifier_decay},
+        ],
+        lr=config.lr,
+        momentum=config.momentum,
+    )
+    scheduler = make_scheduler(optimizer, config)
+    model: torch.nn.Module = net
+    if processes.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    # ---- run directory: fresh, or resumed from the last checkpoint
+    start_epoch, tpt_epoch = 0, None
+    if resume:
+        checkpoint = runlog.load_checkpoint(run_dir)
+        net.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        _restore_rng(checkpoint["rng"], device)
+        start_epoch, tpt_epoch = checkpoint["epoch"], checkpoint["tpt_epoch"]
+        if is_main:  # drop log rows written after the checkpoint: they are recomputed
+            for name in ("epochs.jsonl", "metrics.jsonl"):
+                runlog.truncate_jsonl(run_dir / name, start_epoch)
+    elif is_main:
+        _prepare_run_dir(run_dir, config, resume)
+    if processes.distributed:
+        torch.distributed.barrier()
+
+    tracked = set(tracking_epochs(config.epochs, config.track, config.track_points))
+    last_epoch_row: dict[str, Any] = {}
+    if resume and is_main:
+        previous = runlog.read_jsonl(run_dir / "epochs.jsonl")
+        last_epoch_row = previous[-1] if previous else {}
+    metrics_rows: list[dict[str, Any]] = []
+    latest_nc1 = float("nan")
+    stop_epoch = config.epochs
+    if config.stop_after_epoch is not None:
+        stop_epoch = min(config.epochs, config.stop_after_epoch)
+    bar = tqdm(
+        total=config.epochs,
+        initial=start_epoch,
+        desc=f"train {config.arch}/{config.dataset}",
+        unit="epoch",
+        disable=not (config.progress and is_main),
+        dynamic_ncols=True,
+    )
+    n_train = len(train_y)
+    # a final global batch smaller than this is dropped: BatchNorm needs 2 samples per process
+    smallest_batch = 2 * world
+
+    epoch = checkpoint_epoch = start_epoch
+    for epoch in range(start_epoch + 1, stop_epoch + 1):
+        started = time.perf_counter()
+        lr = optimizer.param_groups[0]["lr"]
+
+        # ---- train one epoch on the shuffled global batches (same order for any world size)
+        model.train()
+        order = torch.randperm(
+            n_train, generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        ).to(device)
+        running_loss = torch.zeros((), dtype=torch.float64, device=device)
+        for start in range(0, n_train, config.batch_size):
+            global_batch = order[start : start + config.batch_size]
+            if len(global_batch) < smallest_batch:
+                continue
+            local = global_batch[rank::world]
+            logits, features = model(train_x[local], return_features=True)
+            losses = per_sample_loss(logits, train_y[local], config, num_classes)
+            objective = losses.sum()
+            if config.feature_decay:
+                objective = objective + 0.5 * config.feature_decay * features.pow(2).sum()
+            # DDP averages gradients over processes: scaling the local sum by world/B makes
+            # that average exactly the gradient of the mean over the global batch of B
+            loss = objective * (world / len(global_batch))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running_loss += losses.detach().sum()
+        running_loss = _all_reduce(running_loss, processes)
+        scheduler.step()
+        if not math.isfinite(running_loss.item()):
+            _stop_diverged(
+                run_dir, epoch, lr, is_main, tpt_epoch, last_epoch_row, checkpoint_epoch, bar
+            )
+
+        # ---- evaluate train and test (features captured only at tracked epochs)
+        measure_now = epoch in tracked
+        split_results = {
+            "train": evaluate_split(
+                net,
+                train_x,
+                train_y,
+                config=config,
+                num_classes=num_classes,
+                layers=layers,
+                measure_now=measure_now,
+                processes=processes,
+            )
+        }
+        if has_test:
+            split_results["test"] = evaluate_split(
+                net,
+                test_x,
+                test_y,
+                config=config,
+                num_classes=num_classes,
+                layers=layers,
+                measure_now=measure_now,
+                processes=processes,
+            )
+        train_loss, train_error, _ = split_results["train"]
+        test_loss, test_error, _ = split_results.get("test", (None, None, None))
+        if not math.isfinite(train_loss):
+            _stop_diverged(
+                run_dir, epoch, lr, is_main, tpt_epoch, last_epoch_row, checkpoint_epoch, bar
+            )
+        if tpt_epoch is None and train_error == 0:
+            tpt_epoch = epoch  # the terminal phase of training starts here
+
+        # ---- log (rank 0 writes)
+        epoch_row = {
+            "epoch": epoch,
+            "lr": lr,
+            "train_loss": train_loss,
+            "train_error": train_error,
+            "test_loss": test_loss,
+            "test_error": test_error,
+            "seconds": time.perf_counter() - started,
+            "tracked": measure_now,
+        }
+        last_epoch_row = epoch_row
+        losses_part = {
+            k: epoch_row[k] for k in ("train_loss", "train_error", "test_loss", "test_error", "lr")
+        }
+        rows = [
+            {"epoch": epoch, "split": split, "layer": layer, **losses_part, **values}
+            for split, (_, _, by_layer) in split_results.items()
+            for layer, values in by_layer.items()
+        ]
+        metrics_rows += rows
+        if measure_now:
+            latest_nc1 = split_results["train"][2][PENULTIMATE_POST]["nc1"]
+        if is_main:
+            runlog.append_jsonl(run_dir / "epochs.jsonl", epoch_row)
+            for row in rows:
+                runlog.append_jsonl(run_dir / "metrics.jsonl", row)
+
+        # ---- checkpoint (atomic), then summary
+        if is_main and (epoch % config.checkpoint_every == 0 or epoch == stop_epoch):
+            runlog.save_checkpoint(
+                run_dir,
+                {
+                    "epoch": epoch,
+                    "tpt_epoch": tpt_epoch,
+                    "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": _capture_rng(device),
+                    "config": config_to_dict(config),
+                    "version": RUN_FORMAT_VERSION,
+                },
+            )
+            checkpoint_epoch = epoch
+            _write_summary(run_dir, tpt_epoch, epoch, epoch_row, finished=False)
+        bar.update(1)
+        bar.set_postfix(loss=f"{train_loss:.3g}", err=f"{train_error:.3g}", nc1=f"{latest_nc1:.3g}")
+    bar.close()
+
+    epochs_done = max(epoch, start_epoch)
+    finished = epochs_done >= config.epochs
+    if is_main:
+        _write_summary(run_dir, tpt_epoch, epochs_done, last_epoch_row, finished=finished)
+        runlog.write_csv_from_jsonl(run_dir / "metrics.jsonl", run_dir / "metrics.csv")
+        if not finished:
+            tqdm.write(
+                f"stopped after epoch {epochs_done} of {config.epochs}; continue with "
+                f"`neuralcollapse train --resume --out {run_dir}`"
+            )
+    return TrainResult(run_dir, epochs_done, tpt_epoch, finished, last_epoch_row, net, metrics_rows)
+
+
+def _write_summary(
+    run_dir: Path,
+    tpt_epoch: int | None,
+    epochs_done: int,
+    final: dict[str, Any],
+    *,
+    finished: bool,
+    **extra: Any,
+) -> None:
+    runlog.write_json(
+        run_dir / "summary.json",
+        {
+            "tpt_epoch": tpt_epoch,
+            "epochs_done": epochs_done,
+            "final": final,
+            "finished": finished,
+            **extra,
+        },
+    )
+
+
+def _stop_diverged(
+    run_dir: Path,
+    epoch: int,
+    lr: float,
+    is_main: bool,
+    tpt_epoch: int | None,
+    last_good_row: dict[str, Any],
+    checkpoint_epoch: int,
+    bar: Any,
+) -> None:
+    """Record the failure and raise; checkpoints/last.pt still holds the last good epoch."""
+    bar.close()
+    good_epoch = last_good_row.get("epoch", 0)
+    kept = (
+        f"The last good checkpoint (epoch {checkpoint_epoch}) is kept in "
+        f"{run_dir / 'checkpoints' / runlog.CHECKPOINT_NAME}"
+        if checkpoint_epoch
+        else "No checkpoint was written before that"
+    )
+    message = (
+        f"the training loss became NaN or infinite in epoch {epoch} (lr={lr:g}); stopped. "
+        f"{kept}; lower --lr (or the weight decay / mse_scale) and start again"
+    )
+    if is_main:
+        _write_summary(
+            run_dir, tpt_epoch, good_epoch, last_good_row, finished=False, stopped=message
+        )
+        runlog.write_csv_from_jsonl(run_dir / "metrics.jsonl", run_dir / "metrics.csv")
+    raise TrainingDiverged(message)

@@ -1,0 +1,107 @@
+"""Capture a network's features at chosen layers in one forward pass.
+
+The penultimate features come from the network's own ``forward_features`` (explicit
+returns, both before and after the final ReLU); intermediate layers are captured with
+forward hooks on named modules. Convolutional feature maps (N, C, H, W) are averaged
+over space to (N, C) -- the usual choice for per-layer NC on conv nets, which keeps the
+dimension at C instead of C*H*W -- and any other output is flattened to (N, -1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from neuralcollapse.train.nets import CollapseNet
+
+PENULTIMATE_POST = "penultimate_post"
+PENULTIMATE_PRE = "penultimate_pre"
+
+
+def as_feature_matrix(output: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> spatial mean (N, C); (N, d) unchanged; anything else flattened."""
+    if output.dim() == 4:
+        return output.mean(dim=(2, 3))
+    return output.reshape(output.shape[0], -1)
+
+
+def resolve_layers(model: CollapseNet, layers: str | Sequence[str]) -> tuple[str, ...]:
+    """Turn a layer selection into module names of ``model``.
+
+    ``"all"`` selects the network's ``probe_layers``; ``"none"`` or ``""`` none; a
+    comma-separated string or a sequence names modules (any name from
+    ``model.named_modules()``, e.g. ``layer2`` or ``layer2.1``).
+
+    Raises
+    ------
+    ValueError : a name that is not a module of the model (the message lists the defaults).
+    """
+    if isinstance(layers, str):
+        if layers.strip() == "all":
+            return tuple(model.probe_layers)
+        if layers.strip() in ("none", ""):
+            return ()
+        layers = [name.strip() for name in layers.split(",") if name.strip()]
+    modules = dict(model.named_modules())
+    for name in layers:
+        if name not in modules or name == "":
+            raise ValueError(
+                f"layer {name!r} is not a module of {type(model).__name__}; use 'all', 'none' "
+                f"or names such as {', '.join(model.probe_layers) or '(none)'}"
+            )
+    return tuple(layers)
+
+
+class FeatureProbe:
+    """Forward hooks that record the outputs of named modules.
+
+    Use as a context manager around forward passes; :meth:`features` runs one pass and
+    returns the logits, the penultimate features and every captured layer.
+
+    Examples
+    --------
+    >>> with FeatureProbe(net, ["layer1"]) as probe:  # doctest: +SKIP
+    ...     out = probe.features(images)
+    >>> out["layer1"].shape, out["penultimate_post"].shape  # doctest: +SKIP
+    """
+
+    def __init__(self, model: CollapseNet, layer_names: Sequence[str]) -> None:
+        self.model = model
+        self.layer_names = resolve_layers(model, list(layer_names))
+        self._captured: dict[str, torch.Tensor] = {}
+        self._handles: list[torch.utils.hooks.RemovableHandle] = []
+
+    def _hook(self, name: str):
+        def record(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+            self._captured[name] = as_feature_matrix(output.detach())
+
+        return record
+
+    def __enter__(self) -> FeatureProbe:
+        modules = dict(self.model.named_modules())
+        for name in self.layer_names:
+            self._handles.append(modules[name].register_forward_hook(self._hook(name)))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._captured.clear()
+
+    def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One forward pass: {"logits", "penultimate_pre", "penultimate_post", *layers}."""
+        self._captured.clear()
+        pre, post = self.model.forward_features(images)
+        result = {
+            "logits": self.model.classifier(post),
+            PENULTIMATE_PRE: pre.detach(),
+            PENULTIMATE_POST: post.detach(),
+        }
+        for name in self.layer_names:
+            if name not in self._captured:
+                raise RuntimeError(f"layer {name!r} did not run in the forward pass")
+            result[name] = self._captured[name]
+        return result

@@ -1,0 +1,125 @@
+"""The run directory: JSONL/CSV logs, summary, and atomic checkpoints.
+
+Layout (the contract with the report; see docs/training.md)::
+
+    RUN/config.json            every option + "version"
+    RUN/epochs.jsonl           one row per epoch
+    RUN/metrics.jsonl          one row per (measured epoch, split, layer)
+    RUN/metrics.csv            the same rows as metrics.jsonl
+    RUN/summary.json           tpt_epoch, epochs_done, final, finished
+    RUN/checkpoints/last.pt    written atomically (temporary file + os.replace)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_NAME = "last.pt"
+
+
+def _json_value(value: Any) -> Any:
+    # JSON has no NaN/inf: write them as null so every reader can parse the file
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    with open(path, "a") as stream:
+        stream.write(json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    with open(path) as stream:
+        return [json.loads(line) for line in stream if line.strip()]
+
+
+def write_json(path: Path, content: dict[str, Any]) -> None:
+    """Write JSON atomically, so a reader never sees half a file."""
+    atomic_write_bytes(path, (json.dumps(content, indent=2) + "\n").encode())
+
+
+def _readable_by_all(temporary: str) -> None:
+    # mkstemp creates 0600 files; give the final file the permissions open() would
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        _readable_by_all(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def truncate_jsonl(path: Path, last_epoch: int) -> None:
+    """Keep the rows with epoch <= last_epoch (a resumed run rewrites what came after)."""
+    rows = [row for row in read_jsonl(path) if row["epoch"] <= last_epoch]
+    atomic_write_bytes(path, "".join(json.dumps(row) + "\n" for row in rows).encode())
+
+
+def write_csv_from_jsonl(jsonl_path: Path, csv_path: Path) -> None:
+    """metrics.csv: the rows of metrics.jsonl, columns in order of first appearance."""
+    rows = read_jsonl(jsonl_path)
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = csv_path.with_name(f".{csv_path.name}.tmp")
+    with open(temporary, "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=columns, restval="")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    os.replace(temporary, csv_path)
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
+    """torch.save to a temporary file in checkpoints/, then os.replace onto last.pt.
+
+    A crash mid-write leaves the previous last.pt intact.
+    """
+    directory = run_dir / "checkpoints"
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / CHECKPOINT_NAME
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".last.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(state, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        _readable_by_all(temporary)
+        os.replace(temporary, final)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return final
+
+
+def load_checkpoint(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "checkpoints" / CHECKPOINT_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"nothing to resume: {path} does not exist; start the run without --resume"
+        )
+    # our own file: it holds RNG states and plain containers besides tensors
+    return torch.load(path, map_location="cpu", weights_only=False)
