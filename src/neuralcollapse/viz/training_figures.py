@@ -1,0 +1,345 @@
+"""Figures of training runs: Papyan-style panels over epochs, ETF-vs-OF gaps, depth profile.
+
+Every function takes runs read by :func:`neuralcollapse.viz.runs.load_run` and returns a
+:class:`matplotlib.figure.Figure`. The quantities are the columns of ``metrics.jsonl``, i.e.
+the fields of :class:`neuralcollapse.metrics.CollapseMetrics` (definitions in
+docs/metrics.md and shared/THEORY.md); no metric is recomputed here.
+
+References
+----------
+Papyan, Han & Donoho, "Prevalence of neural collapse during the terminal phase of deep
+learning training", PNAS 2020 (Figures 2-7: the panels over epochs).
+Tirer & Bruna, "Extended unconstrained features model for exploring deep neural collapse",
+ICML 2022 (the orthogonal frame of MSE without bias; NC1 across depth).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, TrainingRun
+from neuralcollapse.viz.style import (
+    REFERENCE_COLOUR,
+    mark_empty,
+    new_figure,
+    plot_finite,
+    plot_positive,
+    run_colour,
+    set_epoch_axis,
+)
+
+# (column, title, line label) of the Papyan-style panels; two columns share a panel when
+# they are the means' and the classifier's version of the same property.
+_PANEL_SPECS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
+    ("NC1: Tr(Σ_W Σ_B⁺)/K", (("nc1", "-", ""),)),
+    (
+        "NC2 equinorm: std/mean of norms",
+        (("equinorm_means", "-", "means"), ("equinorm_weights", "--", "classifier")),
+    ),
+    (
+        "NC2 equiangularity: std of cosines",
+        (("equiangular_means", "-", "means"), ("equiangular_weights", "--", "classifier")),
+    ),
+    (
+        "NC2 max-angle: mean |cos + 1/(K-1)|",
+        (("maxangle_means", "-", "means"), ("maxangle_weights", "--", "classifier")),
+    ),
+    (
+        "NC3 self-duality: ‖W/‖W‖ − M/‖M‖‖²",
+        (("self_duality", "-", "centred M"), ("self_duality_uncentred", ":", "uncentred M")),
+    ),
+    (
+        "ETF gap of normalised Gram",
+        (("etf_gap_means", "-", "centred means"), ("etf_gap_weights", "--", "classifier rows")),
+    ),
+)
+
+
+_ERROR_LINES = (("train_error", "-", "train"), ("test_error", "--", "test"))
+
+
+def _check_runs(runs: Sequence[TrainingRun]) -> None:
+    if not runs:
+        raise ValueError("no run to plot; pass at least one TrainingRun (see load_run)")
+
+
+def _error_series(run: TrainingRun, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-epoch error from epochs.jsonl (every epoch), else from the measured epochs."""
+    if run.epochs and any(row.get(column) is not None for row in run.epochs):
+        epochs = np.array([row["epoch"] for row in run.epochs], dtype=float)
+        values = np.array(
+            [math.nan if row.get(column) is None else row[column] for row in run.epochs],
+            dtype=float,
+        )
+        return epochs, values
+    return run.series(column, layer=PENULTIMATE_POST, split="train")
+
+
+def _mark_tpt(axes, run: TrainingRun, colour: str) -> None:
+    """Dotted vertical line at the first epoch with zero training error (start of the TPT)."""
+    tpt = (run.summary or {}).get("tpt_epoch")
+    if tpt is not None:
+        axes.axvline(float(tpt), color=colour, linestyle=":", linewidth=0.9, alpha=0.7)
+
+
+def plot_training_panels(runs: Sequence[TrainingRun], *, split: str = "train") -> Figure:
+    """Papyan-style panels over epochs for the penultimate (post-ReLU) features.
+
+    Panels: train/test error; NC1 = Tr(Σ_W Σ_B⁺)/K; equinorm and equiangularity and max-angle
+    of the centred class means (solid) and classifier rows (dashed); self-duality (Papyan's,
+    against the centred means, and against the uncentred means); ETF gaps; NCC mismatch.
+    Collapse metrics are drawn on log y axes (they fall by decades in the terminal phase);
+    epochs on a log x axis. A dotted vertical line marks each run's first zero-error epoch.
+
+    Parameters
+    ----------
+    runs : the runs to overlay (one colour per run).
+    split : ``"train"`` (Papyan et al. measure on the training set) or ``"test"``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _check_runs(runs)
+    figure, grid = new_figure(2, 4)
+    panels = grid.ravel()
+    all_epochs: list[float] = []
+
+    error_axes = panels[0]
+    drawn = False
+    for index, run in enumerate(runs):
+        colour = run_colour(index)
+        for column, linestyle, suffix in _ERROR_LINES:
+            epochs, values = _error_series(run, column)
+            all_epochs.extend(epochs.tolist())
+            drawn |= plot_finite(
+                error_axes,
+                epochs,
+                100 * values,
+                color=colour,
+                linestyle=linestyle,
+                label=f"{run.name} ({suffix})",
+            )
+        _mark_tpt(error_axes, run, colour)
+    error_axes.set_title("error (%): train solid, test dashed", fontsize=9)
+    error_axes.set_ylabel("error (%)")
+    if not drawn:
+        mark_empty(error_axes)
+
+    for axes, (title, columns) in zip(panels[1:7], _PANEL_SPECS, strict=True):
+        drawn = False
+        for index, run in enumerate(runs):
+            colour = run_colour(index)
+            for column, linestyle, _ in columns:
+                epochs, values = run.series(column, layer=PENULTIMATE_POST, split=split)
+                all_epochs.extend(epochs.tolist())
+                drawn |= plot_positive(axes, epochs, values, color=colour, linestyle=linestyle)
+            _mark_tpt(axes, run, colour)
+        axes.set_title(title, fontsize=9)
+        if len(columns) > 1:
+            _style_legend(axes, columns)
+        if not drawn:
+            mark_empty(axes)
+
+    mismatch_axes = panels[7]
+    drawn = False
+    for index, run in enumerate(runs):
+        colour = run_colour(index)
+        epochs, values = run.series("ncc_mismatch", layer=PENULTIMATE_POST, split=split)
+        drawn |= plot_finite(mismatch_axes, epochs, 100 * values, color=colour)
+        _mark_tpt(mismatch_axes, run, colour)
+    mismatch_axes.set_title("NC4: classifier ≠ nearest class centre (%)", fontsize=9)
+    mismatch_axes.set_ylabel("mismatch (%)")
+    if not drawn:
+        mark_empty(mismatch_axes)
+
+    for axes in panels:
+        set_epoch_axis(axes, all_epochs)
+    handles = [
+        _line_handle(run_colour(index), "-", run.name + _describe_suffix(run))
+        for index, run in enumerate(runs)
+    ]
+    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(runs), 4), fontsize=9)
+    figure.suptitle(f"Neural collapse over training ({split} split, penultimate features)")
+    return figure
+
+
+def _describe_suffix(run: TrainingRun) -> str:
+    description = run.describe()
+    return f" — {description}" if description else ""
+
+
+def _line_handle(colour: str, linestyle: str, label: str):
+    from matplotlib.lines import Line2D
+
+    return Line2D([], [], color=colour, linestyle=linestyle, label=label)
+
+
+def _style_legend(axes, columns) -> None:
+    handles = [_line_handle("#444444", style, label) for _, style, label in columns]
+    axes.legend(handles=handles, fontsize=7, loc="best", frameon=False)
+
+
+def plot_frame_gaps(runs: Sequence[TrainingRun], *, split: str = "train") -> Figure:
+    """ETF vs orthogonal frame for the penultimate class means, before and after the ReLU.
+
+    Three panels over epochs: the OF gap ``‖G/‖G‖_F − I/√K‖_F`` of the uncentred Gram
+    ``G = H̄ᵀH̄`` (0 for an orthogonal frame, ``√(2 − 2√((K−1)/K))`` for a simplex ETF); the
+    global-mean ratio ``‖μ_G‖ / mean_k ‖μ_k‖`` (``1/√K`` for an OF, 0 for an ETF); and the
+    ETF gap of the centred means (0 for both, Papyan's NC2). Solid lines are the post-ReLU
+    features that feed the classifier, dashed lines the same features before the final ReLU.
+    Grey lines give the values of the two frames. The extended UFM (Tirer & Bruna 2022)
+    predicts an orthogonal frame for the post-ReLU means under MSE without classifier bias
+    and leaves the pre-ReLU geometry free.
+
+    Parameters
+    ----------
+    runs : runs to overlay.
+    split : which split's measurements to draw.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _check_runs(runs)
+    figure, grid = new_figure(1, 3, panel_size=(3.8, 3.0))
+    of_axes, ratio_axes, etf_axes = grid[0]
+    all_epochs: list[float] = []
+    num_classes = next((run.num_classes for run in runs if run.num_classes), None)
+    for axes, column in (
+        (of_axes, "of_gap_means"),
+        (ratio_axes, "global_mean_ratio"),
+        (etf_axes, "etf_gap_means"),
+    ):
+        drawn = False
+        for index, run in enumerate(runs):
+            colour = run_colour(index)
+            for layer, linestyle in ((PENULTIMATE_POST, "-"), (PENULTIMATE_PRE, "--")):
+                epochs, values = run.series(column, layer=layer, split=split)
+                all_epochs.extend(epochs.tolist())
+                drawn |= plot_finite(axes, epochs, values, color=colour, linestyle=linestyle)
+        if not drawn:
+            mark_empty(axes)
+    if num_classes:
+        k = num_classes
+        etf_level = math.sqrt(2 - 2 * math.sqrt((k - 1) / k))
+        _reference(of_axes, 0.0, "orthogonal frame")
+        _reference(of_axes, etf_level, "simplex ETF")
+        _reference(ratio_axes, 1 / math.sqrt(k), "orthogonal frame")
+        _reference(ratio_axes, 0.0, "simplex ETF")
+        _reference(etf_axes, 0.0, "ETF and OF (centred)")
+    of_axes.set_title("OF gap of uncentred means", fontsize=9)
+    of_axes.set_ylabel("‖G/‖G‖ − I/√K‖")
+    ratio_axes.set_title("global-mean ratio ‖μ_G‖ / mean ‖μ_k‖", fontsize=9)
+    ratio_axes.set_ylabel("ratio")
+    etf_axes.set_title("ETF gap of centred means (NC2)", fontsize=9)
+    etf_axes.set_ylabel("normalised Gram distance")
+    for axes in grid[0]:
+        set_epoch_axis(axes, all_epochs)
+    handles = [_line_handle(run_colour(i), "-", run.name) for i, run in enumerate(runs)]
+    handles += [
+        _line_handle("#444444", "-", "post-ReLU (feeds the classifier)"),
+        _line_handle("#444444", "--", "pre-ReLU"),
+    ]
+    figure.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
+    figure.suptitle(f"ETF or orthogonal frame? Penultimate class means ({split} split)")
+    return figure
+
+
+def _reference(axes, level: float, label: str) -> None:
+    axes.axhline(level, color=REFERENCE_COLOUR, linewidth=0.8, linestyle="-.", alpha=0.8)
+    axes.annotate(
+        label,
+        xy=(1.0, level),
+        xycoords=("axes fraction", "data"),
+        xytext=(-2, 2),
+        textcoords="offset points",
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        color=REFERENCE_COLOUR,
+    )
+
+
+def _profile_epochs(epochs: Sequence[int], count: int) -> list[int]:
+    """Up to ``count`` measured epochs spread log-uniformly, always including the last."""
+    unique = sorted(set(epochs))
+    if len(unique) <= count:
+        return unique
+    positions = np.unique(np.round(np.geomspace(1, len(unique), count)).astype(int) - 1)
+    chosen = [unique[i] for i in positions]
+    if unique[-1] not in chosen:
+        chosen[-1] = unique[-1]
+    return chosen
+
+
+def plot_depth_profile(
+    runs: Sequence[TrainingRun], *, split: str = "train", num_epochs: int = 5
+) -> Figure:
+    """Depth-wise NC1 profile: NC1 of every measured layer, one panel per run.
+
+    Each line is one measured epoch (lighter = earlier); the x axis runs from the first
+    intermediate layer to the penultimate features (pre- then post-ReLU). Tirer & Bruna
+    (ICML 2022, Sec. 5) report NC1 decreasing with depth, and a deeper layer collapsing
+    more as training goes on. NC1 is on a log axis.
+
+    Parameters
+    ----------
+    runs : runs to draw.
+    split : which split's measurements to draw.
+    num_epochs : at most this many epochs per panel, spread log-uniformly, last included.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    _check_runs(runs)
+    if num_epochs < 1:
+        raise ValueError(f"num_epochs must be >= 1; got {num_epochs}")
+    from matplotlib import colormaps
+
+    figure, grid = new_figure(1, len(runs), panel_size=(4.2, 3.2))
+    colormap = colormaps["viridis"]
+    for axes, run in zip(grid[0], runs, strict=True):
+        layers = list(run.layers)
+        rows = [row for row in run.metrics if row["split"] == split]
+        chosen = _profile_epochs([row["epoch"] for row in rows], num_epochs)
+        drawn = False
+        for position, epoch in enumerate(chosen):
+            by_layer = {row["layer"]: row.get("nc1") for row in rows if row["epoch"] == epoch}
+            values = [
+                math.nan if by_layer.get(layer) is None else by_layer[layer] for layer in layers
+            ]
+            shade = colormap(0.15 + 0.75 * position / max(len(chosen) - 1, 1))
+            drawn |= plot_positive(
+                axes,
+                np.arange(len(layers)),
+                values,
+                color=shade,
+                marker="o",
+                markersize=4,
+                label=f"epoch {epoch}",
+            )
+        axes.set_xticks(range(len(layers)))
+        axes.set_xticklabels(
+            [_short_layer_name(layer) for layer in layers], rotation=30, ha="right", fontsize=8
+        )
+        axes.set_xlabel("layer (input → output)")
+        axes.set_ylabel("NC1 = Tr(Σ_W Σ_B⁺)/K")
+        axes.set_title(run.name + _describe_suffix(run), fontsize=9)
+        if drawn:
+            axes.legend(fontsize=7, frameon=False)
+        else:
+            mark_empty(axes)
+    figure.suptitle(f"NC1 across depth ({split} split)")
+    return figure
+
+
+def _short_layer_name(layer: str) -> str:
+    return {PENULTIMATE_PRE: "penult. pre-ReLU", PENULTIMATE_POST: "penult. post-ReLU"}.get(
+        layer, layer
+    )

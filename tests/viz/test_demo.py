@@ -1,0 +1,114 @@
+"""The demo in quick mode, run once through the command line, then inspected."""
+
+import csv
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from neuralcollapse.cli import main
+from neuralcollapse.geometry import of_etf_distance
+from neuralcollapse.viz.demo import SECTION_TITLES, TRAINING_RUNS, run_demo
+
+from .test_render import CHROMIUM, assert_report_renders
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo") / "out"
+    assert main(["demo", "--quick", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def _table(out: Path, name: str) -> list[dict]:
+    with (out / "tables" / f"{name}.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_quick_demo_report_has_every_section(quick_demo):
+    page = (quick_demo / "report.html").read_text()
+    assert re.findall(r"<h2>\d+\. (.*?)</h2>", page) == list(SECTION_TITLES)
+
+
+def test_every_figure_is_embedded_captioned_and_saved_as_png(quick_demo):
+    page = (quick_demo / "report.html").read_text()
+    figures = sorted(path.stem for path in (quick_demo / "figures").glob("*.png"))
+    for expected in (
+        "ufm_gd_trajectories",
+        "ufm_phase_diagram",
+        "ufm_bias_path",
+        "mlp_training_panels",
+        "mlp_frame_gaps",
+        "mlp_depth_profile",
+        "ntk_profiles",
+        "ntk_interpolants",
+        "ntk_kinks",
+    ):
+        assert expected in figures
+    assert page.count('src="data:image/png;base64,') == len(figures)
+    assert page.count("<figcaption><b>Look at:</b>") >= len(figures) - 1
+
+
+def test_training_runs_are_ordinary_run_directories(quick_demo):
+    for name, options in TRAINING_RUNS:
+        run = quick_demo / "runs" / name
+        for file in ("config.json", "epochs.jsonl", "metrics.jsonl", "summary.json"):
+            assert (run / file).is_file()
+        assert f'"loss": "{options["loss"]}"' in (run / "config.json").read_text()
+
+
+def test_report_on_the_demo_runs_rebuilds_the_same_figures(quick_demo, tmp_path):
+    runs = [str(quick_demo / "runs" / name) for name, _ in TRAINING_RUNS]
+    assert main(["report", *runs, "--out", str(tmp_path)]) == 0
+    for name in ("training_panels", "training_panels_test", "frame_gaps", "depth_profile"):
+        rebuilt = (tmp_path / "figures" / f"{name}.png").read_bytes()
+        assert rebuilt == (quick_demo / "figures" / f"mlp_{name}.png").read_bytes()
+
+
+def test_phase_points_collapse_to_zero_exactly_where_theory_says(quick_demo):
+    rows = _table(quick_demo, "ufm_phase_points")
+    assert any(row["theory_zero"] == "True" for row in rows)
+    assert any(row["theory_zero"] == "False" for row in rows)
+    for row in rows:
+        assert (row["theory_zero"] == "True") == (float(row["control_K_sqrt_n_lamW_lamH"]) >= 1)
+        collapsed = float(row["measured_mean_norm"]) < 1e-4
+        assert collapsed == (row["theory_zero"] == "True")
+
+
+def test_bias_path_runs_from_etf_to_orthogonal_frame(quick_demo):
+    rows = sorted(_table(quick_demo, "ufm_bias_path"), key=lambda row: float(row["lam_b"]))
+    smallest, largest = rows[0], rows[-1]
+    k = 4
+    assert float(smallest["of_gap_means"]) == pytest.approx(of_etf_distance(k), abs=1e-3)
+    assert float(smallest["global_mean_ratio"]) < 1e-3
+    assert float(largest["of_gap_means"]) < 1e-2
+    assert float(largest["global_mean_ratio"]) == pytest.approx(1 / math.sqrt(k), abs=1e-2)
+
+
+def test_gd_moves_no_bias_mse_towards_the_orthogonal_frame_and_ce_to_the_etf(quick_demo):
+    rows = {row["model"]: row for row in _table(quick_demo, "ufm_gd_summary")}
+    assert rows["MSE, no bias"]["theory_geometry"] == "of"
+    assert rows["CE"]["theory_geometry"] == "etf"
+    assert float(rows["MSE, no bias"]["of_gap_means"]) < 0.05
+    assert float(rows["CE"]["of_gap_means"]) == pytest.approx(of_etf_distance(4), abs=0.02)
+    for row in rows.values():
+        assert float(row["rel_gap"]) < 0.6 and float(row["nc1"]) < 0.1
+
+
+def test_timings_table_ends_with_the_total(quick_demo):
+    rows = _table(quick_demo, "timings")
+    assert rows[-1]["stage"] == "total"
+    total = sum(float(row["seconds"]) for row in rows[:-1])
+    assert float(rows[-1]["seconds"]) == pytest.approx(total)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_demo_report_renders_in_headless_chromium(quick_demo, tmp_path):
+    expected = len(list((quick_demo / "figures").glob("*.png")))
+    assert_report_renders(quick_demo / "report.html", tmp_path / "demo.png", expected)
+
+
+def test_demo_rejects_a_negative_seed(tmp_path):
+    with pytest.raises(ValueError, match="seed must be an integer >= 0"):
+        run_demo(tmp_path, seed=-1)

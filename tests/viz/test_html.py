@@ -1,0 +1,76 @@
+import base64
+import csv
+import re
+
+import pytest
+from matplotlib.figure import Figure
+
+from neuralcollapse.viz.html import HtmlReport
+
+
+def _small_figure(value: float) -> Figure:
+    figure = Figure(figsize=(2, 2))
+    axes = figure.subplots()
+    axes.plot([0, 1], [0, value])
+    return figure
+
+
+def _report() -> HtmlReport:
+    report = HtmlReport("Title <T>", subtitle="sub")
+    first = report.section("First", "intro & more")
+    first.add_figure("fig_a", _small_figure(1.0), "Look at: the line <rising>.")
+    second = report.section("Second")
+    second.add_figure("fig_b", _small_figure(2.0), "Another.")
+    second.add_table("numbers", [{"name": "x", "value": 1 / 3}, {"name": "y"}], "Values.")
+    return report
+
+
+def test_figures_are_embedded_as_the_same_png_written_beside_the_page(tmp_path):
+    path = _report().write(tmp_path)
+    page = path.read_text()
+    embedded = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(embedded) == 2
+    for name, data in zip(("fig_a", "fig_b"), embedded, strict=True):
+        assert base64.b64decode(data) == (tmp_path / "figures" / f"{name}.png").read_bytes()
+
+
+def test_page_references_no_external_resource(tmp_path):
+    page = _report().write(tmp_path).read_text()
+    assert not re.search(r'(src|href)="(?!data:|#)', page)
+    assert "<script" not in page and "<link" not in page
+
+
+def test_tables_are_written_as_csv_at_full_precision(tmp_path):
+    _report().write(tmp_path)
+    with (tmp_path / "tables" / "numbers.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows == [{"name": "x", "value": repr(1 / 3)}, {"name": "y", "value": ""}]
+
+
+def test_text_is_escaped_and_sections_are_numbered(tmp_path):
+    page = _report().to_html()
+    assert "Title &lt;T&gt;" in page and "<rising>" not in page
+    assert "intro &amp; more" in page
+    assert "<h2>1. First</h2>" in page and "<h2>2. Second</h2>" in page
+    assert "<b>Look at:</b>" in page
+
+
+def test_repeated_figure_name_is_refused():
+    report = HtmlReport("t")
+    section = report.section("s")
+    section.add_figure("same", _small_figure(1.0), "c")
+    section.add_figure("same", _small_figure(2.0), "c")
+    with pytest.raises(ValueError, match=r"repeated: \['same'\]"):
+        report.to_html()
+
+
+def test_name_that_is_not_a_file_stem_is_refused():
+    section = HtmlReport("t").section("s")
+    with pytest.raises(ValueError, match="file-name stem"):
+        section.add_figure("../escape", _small_figure(1.0), "c")
+
+
+def test_bytes_that_are_not_png_are_refused():
+    section = HtmlReport("t").section("s")
+    with pytest.raises(ValueError, match="PNG bytes"):
+        section.add_figure("x", b"GIF89a", "c")
