@@ -221,3 +221,35 @@ def test_switching_off_nearest_centre_leaves_only_its_keys_none():
     for key in ("ncc_accuracy", "ncc_mismatch"):
         assert lean.pop(key) is None and full.pop(key) is not None
     assert lean == pytest.approx(full, rel=1e-12)
+
+
+@pytest.mark.parametrize("spread,mixed", [(0.3, False), (1.2, True), (2.0, True)])
+def test_nearest_centre_shortcut_gives_the_brute_force_decision_for_every_sample(spread, mixed):
+    # samples within half the gap to the nearest other mean skip the scores; the rest are
+    # scored: both kinds occur at these spreads, and every decision must match cdist
+    from neuralcollapse.metrics.stats import CentredStats, ClassStats, MeanGeometry
+
+    h, y, _, _ = random_problem(21, n=800, d=12, k=9, spread=spread)
+    class_stats = ClassStats(9).update(h, y)
+    centred = CentredStats(MeanGeometry.from_means(class_stats.means()))
+    means = class_stats.means()
+    residual = h - means[y]
+    scaled = (residual @ centred.geometry.basis) / centred.geometry.singular_values
+    within = (residual * residual).sum(dim=1)
+    certified = within < centred._own_centre_radius[y] ** 2
+    assert (0 < int(certified.sum()) < len(y)) == mixed
+    prediction = centred._nearest_centre(scaled, within, y)
+    assert torch.equal(prediction, torch.cdist(h, means).argmin(dim=1))
+    result = measure(h, y)
+    assert result.ncc_accuracy == float((prediction == y).double().mean())
+
+
+def test_nearest_row_distance_is_a_tight_lower_bound():
+    from neuralcollapse.metrics.pairwise import nearest_row_distance
+
+    g = torch.Generator().manual_seed(3)
+    frame = torch.randn(50, 7, generator=g, dtype=torch.float64) + 100.0  # large norms
+    exact = torch.cdist(frame, frame).fill_diagonal_(torch.inf).amin(dim=1)
+    tiled = nearest_row_distance(frame, tile_elements=64)  # many tiles
+    assert bool((tiled <= exact).all())
+    assert torch.allclose(tiled, exact, rtol=1e-4)

@@ -151,7 +151,7 @@ def compute_metrics(
                 ncc_mismatch = 1.0 - int(centred_stats.classifier_ncc_agree) / num_samples
 
     means_frame = frame_statistics(geometry.centred, etf_gap=True, variances=class_variances)
-    uncentred_frame = frame_statistics(geometry.means, of_gap=True)
+    uncentred_frame = frame_statistics(geometry.means, of_gap=True, angles=False)
     mean_norm = float(uncentred_frame.norms.mean())
     global_mean_ratio = float(torch.linalg.vector_norm(geometry.global_mean)) / mean_norm
 

@@ -32,7 +32,7 @@ def measure(
     bias: ArrayLike | None = None,
     *,
     num_classes: int | None = None,
-    batch_size: int = 8192,
+    batch_size: int | None = None,
     nearest_centre: bool = True,
 ) -> CollapseMetrics:
     """Neural-collapse metrics of ``features`` with ``labels`` (and a classifier).
@@ -40,13 +40,15 @@ def measure(
     Parameters
     ----------
     features : (N, d) NumPy array or torch tensor, float16/32/64, on any device. Work
-        happens on that device, in float64, ``batch_size`` rows at a time.
+        happens on that device, in float64, a chunk of rows at a time.
     labels : (N,) integer class indices in [0, K).
     weights : (K, d) classifier, logits ``= features @ weights.T + bias``; optional.
     bias : (K,) optional.
     num_classes : K; default ``labels.max() + 1``. Every class in [0, K) needs at least one
         sample: a declared class with none is an error, not a silent NaN.
-    batch_size : rows processed at a time (bounds the float64 working memory).
+    batch_size : rows processed at a time (bounds the float64 working memory); default
+        :func:`~neuralcollapse.metrics.stats.default_chunk_rows`: ~4 MB chunks on CPU (they
+        stay in cache), ~128 MB on a GPU.
     nearest_centre : also evaluate the nearest-class-centre rule (``ncc_accuracy`` and NC4's
         ``ncc_mismatch``). It costs an extra O(N K min(d, K)) product, comparable to the
         rest when K is close to d; False skips it and leaves those keys None.
@@ -98,7 +100,7 @@ def measure_batches(
     distributed: bool = False,
     device: torch.device | str | None = None,
     nearest_centre: bool = True,
-    chunk_rows: int = 8192,
+    chunk_rows: int | None = None,
 ) -> CollapseMetrics:
     """Neural-collapse metrics of a stream of ``(features, labels)`` batches.
 
@@ -113,7 +115,7 @@ def measure_batches(
 
     ``device`` is where the statistics live (default: the first batch's device);
     ``nearest_centre`` as in :func:`measure`; ``chunk_rows`` bounds the float64 working
-    memory (rows converted at a time).
+    memory (rows converted at a time; default automatic, see :func:`measure`).
     """
     num_classes = check_num_classes(num_classes)
     if distributed and not (

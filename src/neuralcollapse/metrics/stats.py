@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from neuralcollapse.metrics.pairwise import nearest_row_distance
 from neuralcollapse.metrics.validation import (
     ArrayLike,
     check_classifier,
@@ -37,15 +38,48 @@ from neuralcollapse.metrics.validation import (
     check_num_classes,
 )
 
-DEFAULT_CHUNK_ROWS = 8192
 # index_put_(accumulate=True) is the scatter-add used throughout: on CPU it measured 3-10x
 # faster than index_add_ for (8192 x d) float64 chunks (benchmarks/bench_metrics.py cases)
 
+# float64 elements in one working chunk: ~4 MB on CPU, so the copy, the centring and the
+# product of a chunk stay in cache; ~128 MB on a GPU, where big kernels are what is fast
+_CPU_CHUNK_ELEMENTS = 2**19
+_GPU_CHUNK_ELEMENTS = 2**24
 
-def _check_chunk_rows(chunk_rows: int) -> int:
-    if not isinstance(chunk_rows, int) or chunk_rows < 1:
-        raise ValueError(f"batch_size (rows per chunk) must be an integer >= 1; got {chunk_rows!r}")
+
+def default_chunk_rows(dim: int, device: torch.device | str = "cpu") -> int:
+    """Rows per float64 working chunk for features of dimension ``dim`` on ``device``.
+
+    On CPU, 4 MB chunks ran the second pass 2-3x faster than 8192-row chunks at d = 2048
+    (memory traffic, not arithmetic, bounds these passes; benchmarks/bench_metrics.py).
+    """
+    budget = _CPU_CHUNK_ELEMENTS if torch.device(device).type == "cpu" else _GPU_CHUNK_ELEMENTS
+    return max(64, min(65536, budget // max(int(dim), 1)))
+
+
+def _check_chunk_rows(chunk_rows: int | None) -> int | None:
+    if chunk_rows is None:
+        return None
+    if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
+        raise ValueError(
+            f"batch_size (rows per chunk) must be an integer >= 1 or None (automatic); "
+            f"got {chunk_rows!r}"
+        )
     return chunk_rows
+
+
+def _float64_workspace(
+    features: torch.Tensor, rows: int, device: torch.device, *, always: bool = False
+) -> torch.Tensor | None:
+    """One reusable (rows, d) float64 buffer, or None when the chunks can be used as they are.
+
+    Reusing one buffer matters: a fresh multi-MB allocation per chunk page-faults, which
+    measured ~5x slower than copying into memory already mapped.
+    """
+    if not always and features.dtype == torch.float64 and features.device == device:
+        return None
+    rows = min(rows, features.shape[0])
+    return torch.empty(rows, features.shape[1], dtype=torch.float64, device=device)
 
 
 def _distributed_ready() -> bool:
@@ -142,7 +176,7 @@ class ClassStats(_SumState):
         dim: int | None = None,
         device: torch.device | str | None = None,
         *,
-        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        chunk_rows: int | None = None,
     ) -> None:
         self.num_classes = check_num_classes(num_classes)
         self.chunk_rows = _check_chunk_rows(chunk_rows)
@@ -198,11 +232,13 @@ class ClassStats(_SumState):
                 f"features have dimension {features.shape[1]} but earlier batches had {self.dim}"
             )
         labels = check_labels(labels, features.shape[0], self.num_classes, self.device)
-        for start in range(0, features.shape[0], self.chunk_rows):
-            chunk = features[start : start + self.chunk_rows].to(self.device, torch.float64)
+        rows = self.chunk_rows or default_chunk_rows(self.dim, self.device)
+        workspace = _float64_workspace(features, rows, self.device)
+        for start in range(0, features.shape[0], rows):
+            part = features[start : start + rows]
+            chunk = part if workspace is None else workspace[: part.shape[0]].copy_(part)
             check_finite_chunk(chunk, offset=start)
-            chunk_labels = labels[start : start + self.chunk_rows]
-            self.sums.index_put_((chunk_labels,), chunk, accumulate=True)
+            self.sums.index_put_((labels[start : start + rows],), chunk, accumulate=True)
         self.counts += torch.bincount(labels, minlength=self.num_classes)
         return self
 
@@ -337,7 +373,7 @@ class CentredStats(_SumState):
         bias: torch.Tensor | None = None,
         *,
         nearest_centre: bool = True,
-        chunk_rows: int = DEFAULT_CHUNK_ROWS,
+        chunk_rows: int | None = None,
     ) -> None:
         self.geometry = geometry
         self.chunk_rows = _check_chunk_rows(chunk_rows)
@@ -365,8 +401,36 @@ class CentredStats(_SumState):
                 self._class_logit_offset = self._class_logit_offset + self.bias.to(device)
         self._projection = torch.cat(projection, dim=1)
         # NCC: argmin_k ||h - mu_k||^2 = argmax_k (2 (h - mu_G).m_k - ||m_k||^2), and
-        # (h - mu_G).m_k = z . c_k with z, c_k the coordinates in the basis (m_k lies in its span)
-        self._ncc_offset = (geometry.centred_coordinates**2).sum(dim=1)
+        # (h - mu_G).m_k = z . c_k with z, c_k the coordinates in the basis (m_k lies in its
+        # span); z = S (S^-1 V^T r) + c_y reuses the scaled coordinates computed for NC1
+        coordinates = geometry.centred_coordinates
+        self._ncc_weights = 2.0 * coordinates.T  # (r, K)
+        self._ncc_offset = (coordinates * coordinates).sum(dim=1)
+        # a sample closer to its own mean than half the distance to the nearest other mean
+        # is nearest to its own centre (triangle inequality): no scores needed. Near
+        # collapse that is almost every sample, which removes the O(N K r) product.
+        self._own_centre_radius = 0.5 * nearest_row_distance(coordinates)
+
+    def _nearest_centre(
+        self, scaled: torch.Tensor, within_ss: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """``argmin_k ||h_i - mu_k||`` for a chunk, scoring only samples not certified.
+
+        ``scaled`` holds ``S^-1 V^T r_i``, ``within_ss`` ``||r_i||^2``. Sample i is certified
+        (its own class wins, strictly) when ``||r_i|| < min_{k != y_i} ||mu_{y_i} - mu_k|| / 2``.
+        """
+        prediction = labels.clone()
+        uncertain = torch.nonzero(within_ss >= self._own_centre_radius[labels] ** 2).flatten()
+        if uncertain.numel():
+            uncertain_labels = labels[uncertain]
+            coordinates = torch.addcmul(
+                self.geometry.centred_coordinates[uncertain_labels],
+                scaled[uncertain],
+                self.geometry.singular_values,
+            )
+            scores = coordinates @ self._ncc_weights - self._ncc_offset
+            prediction[uncertain] = scores.argmax(dim=1)
+        return prediction
 
     def update(self, features: ArrayLike, labels: ArrayLike) -> CentredStats:
         """Add a batch (same data as pass 1, in any order or split).
@@ -383,30 +447,32 @@ class CentredStats(_SumState):
         labels = check_labels(labels, features.shape[0], self.num_classes, self.device)
         rank = self._scaled_basis.shape[1]
         self.counts += torch.bincount(labels, minlength=self.num_classes)
-        for start in range(0, features.shape[0], self.chunk_rows):
-            chunk_labels = labels[start : start + self.chunk_rows]
-            chunk = features[start : start + self.chunk_rows].to(self.device, torch.float64)
-            residual = chunk - self.geometry.means[chunk_labels]
-            product = residual @ self._projection
-            # squared in place: the residual is not needed after the product
-            self.within_ss.index_put_(
-                (chunk_labels,), residual.square_().sum(dim=1), accumulate=True
+        # the widest (rows x .) float64 block per chunk: the residuals, their product with the
+        # projection, or the K nearest-centre scores (which dominate when K >> d)
+        widest = max(features.shape[1], self._projection.shape[1], self.num_classes)
+        rows = self.chunk_rows or default_chunk_rows(widest, self.device)
+        residuals = _float64_workspace(features, rows, self.device, always=True)
+        centres = torch.empty_like(residuals)
+        for start in range(0, features.shape[0], rows):
+            chunk_labels = labels[start : start + rows]
+            part = features[start : start + rows]
+            size = part.shape[0]
+            block_centres = torch.index_select(
+                self.geometry.means, 0, chunk_labels, out=centres[:size]
             )
+            # copy (converting to float64, across devices if need be), then centre in place:
+            # a mixed-dtype subtraction would allocate a converted temporary per chunk
+            residual = residuals[:size].copy_(part).sub_(block_centres)
+            product = residual @ self._projection
+            within = torch.linalg.vector_norm(residual, dim=1).square_()
+            self.within_ss.index_put_((chunk_labels,), within, accumulate=True)
             scaled = product[:, :rank]
             self.projected_ss.index_put_(
                 (chunk_labels,), (scaled * scaled).sum(dim=1), accumulate=True
             )
             ncc_prediction = None
             if self.nearest_centre:
-                # coordinates of h - mu_G in the basis: V^T r + c_y; an (B x r)(r x K) product
-                coordinates = (
-                    scaled * self.geometry.singular_values
-                    + self.geometry.centred_coordinates[chunk_labels]
-                )
-                ncc_scores = (
-                    2.0 * coordinates @ self.geometry.centred_coordinates.T - self._ncc_offset
-                )
-                ncc_prediction = ncc_scores.argmax(dim=1)
+                ncc_prediction = self._nearest_centre(scaled, within, chunk_labels)
                 self.ncc_correct += (ncc_prediction == chunk_labels).sum()
             if self.weights is not None:
                 logits = product[:, rank:] + self._class_logit_offset[chunk_labels]
