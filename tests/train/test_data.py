@@ -147,3 +147,76 @@ def test_unknown_dataset_lists_the_registry():
     with pytest.raises(ValueError, match="unknown dataset 'imagenet'; choose one of digits"):
         load_dataset("imagenet")
     assert {"digits", "mnist5k", "fashion-mnist", "cifar10", "stl10"} <= set(DATASETS)
+
+
+class _FakeTorchvisionSet:
+    """Stand-in for a torchvision dataset class: the attributes our adapter reads."""
+
+    layout = "mnist"  # how the real class stores images and labels
+    present = True
+
+    def __init__(self, root, download=False, train=None, split=None):
+        if not self.present:
+            raise RuntimeError("Dataset not found. You can use download=True to download it")
+        is_train = train if train is not None else split == "train"
+        count = 30 if is_train else 10
+        labels = np.arange(count) % 3
+        rng = np.random.default_rng(1)
+        if self.layout == "mnist":  # uint8 tensor (N, H, W), tensor .targets
+            self.data = torch.from_numpy(rng.integers(0, 256, (count, 8, 8), dtype=np.uint8))
+            self.targets = torch.from_numpy(labels)
+        elif self.layout == "cifar":  # numpy (N, H, W, C), list .targets
+            self.data = rng.integers(0, 256, (count, 8, 8, 3), dtype=np.uint8)
+            self.targets = labels.tolist()
+        else:  # SVHN / STL10: numpy (N, C, H, W), numpy .labels
+            self.data = rng.integers(0, 256, (count, 3, 8, 8), dtype=np.uint8)
+            self.labels = labels
+
+
+def _install_fake_torchvision(monkeypatch, present=True):
+    import importlib.machinery
+    import sys
+    import types
+
+    def dataset_class(layout):
+        return type(layout, (_FakeTorchvisionSet,), {"layout": layout, "present": present})
+
+    package = types.ModuleType("torchvision")
+    package.__spec__ = importlib.machinery.ModuleSpec("torchvision", None)
+    datasets = types.ModuleType("torchvision.datasets")
+    for name, layout in [
+        ("MNIST", "mnist"),
+        ("FashionMNIST", "mnist"),
+        ("KMNIST", "mnist"),
+        ("CIFAR10", "cifar"),
+        ("CIFAR100", "cifar"),
+        ("SVHN", "svhn"),
+        ("STL10", "svhn"),
+    ]:
+        setattr(datasets, name, dataset_class(layout))
+    package.datasets = datasets
+    monkeypatch.setitem(sys.modules, "torchvision", package)
+    monkeypatch.setitem(sys.modules, "torchvision.datasets", datasets)
+
+
+@pytest.mark.parametrize(
+    "name,channels",
+    [("kmnist", 1), ("mnist", 1), ("cifar10", 3), ("cifar100", 3), ("svhn", 3), ("stl10", 3)],
+)
+def test_torchvision_layouts_become_channel_first_images_and_integer_labels(
+    name, channels, monkeypatch, tmp_path
+):
+    # each torchvision class stores its data its own way (tensor or list targets, HWC or
+    # CHW arrays); the loader must turn all of them into the same (N, C, H, W) splits
+    _install_fake_torchvision(monkeypatch)
+    dataset = load_dataset(name, data_dir=tmp_path)
+    assert dataset.input_shape == (channels, 8, 8)
+    assert dataset.num_classes == 3
+    assert dataset.train_labels.tolist() == (np.arange(30) % 3).tolist()
+    assert len(dataset.test_labels) == 10
+
+
+def test_torchvision_dataset_missing_from_data_dir_says_how_to_get_it(monkeypatch, tmp_path):
+    _install_fake_torchvision(monkeypatch, present=False)
+    with pytest.raises(FileNotFoundError, match=r"--download.*--data-dir"):
+        load_dataset("cifar10", data_dir=tmp_path)

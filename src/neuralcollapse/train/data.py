@@ -236,7 +236,9 @@ def _torchvision_dataset(name: str, data_dir: Path | None, download: bool) -> Ra
                 "fetch it there, or --data-dir DIR pointing to an existing copy"
             ) from error
         images = np.asarray(dataset.data)
-        labels = np.asarray(getattr(dataset, "targets", None) or getattr(dataset, "labels", None))
+        # MNIST-style sets keep a tensor in .targets, CIFAR a list, SVHN/STL10 .labels
+        targets = getattr(dataset, "targets", None)
+        labels = np.asarray(targets if targets is not None else dataset.labels)
         if images.ndim == 3:  # (N, H, W) grey images
             images = images[:, None]
         elif images.shape[-1] == 3:  # CIFAR stores (N, H, W, C)
