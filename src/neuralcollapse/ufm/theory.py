@@ -166,6 +166,43 @@ def theory_or_none(problem: UFMProblem) -> TheoryResult:
         return _unavailable(str(error))
 
 
+def _depth_one(
+    problem: UFMProblem,
+    product: torch.Tensor,
+    *,
+    f_star: float,
+    is_zero: bool,
+    s_star: float,
+    bias: torch.Tensor | None,
+    geometry: str,
+    extra: dict | None = None,
+) -> TheoryResult:
+    """The depth-1 minimiser from its product ``Z = W Hbar`` (K x K).
+
+    At a minimiser the two factors are balanced (``n lam_H Hbar^T Hbar`` and
+    ``lam_W W W^T`` share their spectrum), so ``Hbar^T Hbar = sqrt(lam_W/(n lam_H)) Z`` and
+    ``W W^T = sqrt(n lam_H/lam_W) Z``; every depth-1 case differs only in Z, f* and the bias.
+    """
+    n, lam_w, lam_h = problem.per_class, problem.layer_lams[0], problem.lam_h
+    gram_means = math.sqrt(lam_w / (n * lam_h)) * product
+    return TheoryResult(
+        available=True,
+        f_star=f_star,
+        is_zero=is_zero,
+        control=problem.num_classes * _mu(problem),
+        threshold=1.0,
+        control_name="K sqrt(n lam_W lam_H)",
+        s_star=s_star,
+        gram_means=gram_means,
+        gram_features=gram_means,
+        gram_weights=math.sqrt(n * lam_h / lam_w) * product,
+        bias=bias,
+        geometry=geometry,
+        geometry_features=geometry,
+        extra=extra or {},
+    )
+
+
 def _mse_no_bias(problem: UFMProblem) -> TheoryResult:
     """MSE, depth 1, no bias (Tirer & Bruna Thm 3.1).
 
@@ -177,27 +214,17 @@ def _mse_no_bias(problem: UFMProblem) -> TheoryResult:
     ``W W^T = s* sqrt(n lam_H/lam_W) I`` and ``f* = K mu - K^2 mu^2/2`` (1/2 at zero).
     """
     _check_dimensions(problem, problem.num_classes, "W Hbar = s I_K needs rank K")
-    k, n = problem.num_classes, problem.per_class
-    lam_w, lam_h = problem.layer_lams[0], problem.lam_h
-    mu = _mu(problem)
+    k, mu = problem.num_classes, _mu(problem)
     s = max(0.0, 1.0 - k * mu)
     zero = s == 0.0
-    f_star = 0.5 if zero else k * mu - k * k * mu * mu / 2
-    gram_means = s * math.sqrt(lam_w / (n * lam_h)) * _eye(k)
-    return TheoryResult(
-        available=True,
-        f_star=f_star,
+    return _depth_one(
+        problem,
+        s * _eye(k),
+        f_star=0.5 if zero else k * mu - k * k * mu * mu / 2,
         is_zero=zero,
-        control=k * mu,
-        threshold=1.0,
-        control_name="K sqrt(n lam_W lam_H)",
         s_star=s,
-        gram_means=gram_means,
-        gram_features=gram_means,
-        gram_weights=s * math.sqrt(n * lam_h / lam_w) * _eye(k),
         bias=None,
         geometry="zero" if zero else "of",
-        geometry_features="zero" if zero else "of",
     )
 
 
@@ -212,27 +239,17 @@ def _mse_free_bias(problem: UFMProblem) -> TheoryResult:
     ``f* = (K-1)(mu - K mu^2/2)``; at zero ``f* = (K-1)/(2K)``.
     """
     _check_dimensions(problem, problem.num_classes - 1, "the ETF spans K-1 dimensions")
-    k, n = problem.num_classes, problem.per_class
-    lam_w, lam_h = problem.layer_lams[0], problem.lam_h
-    mu = _mu(problem)
+    k, mu = problem.num_classes, _mu(problem)
     s = max(0.0, 1.0 - k * mu)
     zero = s == 0.0
-    f_star = (k - 1) / (2 * k) if zero else (k - 1) * (mu - k * mu * mu / 2)
-    gram_means = s * math.sqrt(lam_w / (n * lam_h)) * _centering(k)
-    return TheoryResult(
-        available=True,
-        f_star=f_star,
+    return _depth_one(
+        problem,
+        s * _centering(k),
+        f_star=(k - 1) / (2 * k) if zero else (k - 1) * (mu - k * mu * mu / 2),
         is_zero=zero,
-        control=k * mu,
-        threshold=1.0,
-        control_name="K sqrt(n lam_W lam_H)",
         s_star=s,
-        gram_means=gram_means,
-        gram_features=gram_means,
-        gram_weights=s * math.sqrt(n * lam_h / lam_w) * _centering(k),
         bias=torch.full((k,), 1.0 / k, dtype=DTYPE),
         geometry="zero" if zero else "etf",
-        geometry_features="zero" if zero else "etf",
     )
 
 
@@ -249,8 +266,7 @@ def _mse_regularized_bias(problem: UFMProblem) -> TheoryResult:
     ``W W^T = sqrt(n lam_H/lam_W) Z``: an exact simplex ETF while ``m = 0`` (large
     ``mu/lam_b``), moving towards an orthogonal frame (``m -> a``) as ``lam_b`` grows.
     """
-    k, n = problem.num_classes, problem.per_class
-    lam_w, lam_h, lam_b = problem.layer_lams[0], problem.lam_h, problem.lam_b
+    k, lam_b = problem.num_classes, problem.lam_b
     mu = _mu(problem)
     a = max(0.0, 1.0 - k * mu)
     m = max(0.0, 1.0 - k * mu * (1.0 + 1.0 / lam_b))
@@ -274,21 +290,14 @@ def _mse_regularized_bias(problem: UFMProblem) -> TheoryResult:
         geometry = "etf"
     else:
         geometry = "between"
-    gram_means = math.sqrt(lam_w / (n * lam_h)) * z
-    return TheoryResult(
-        available=True,
+    return _depth_one(
+        problem,
+        z,
         f_star=f_star,
         is_zero=zero,
-        control=k * mu,
-        threshold=1.0,
-        control_name="K sqrt(n lam_W lam_H)",
         s_star=a,
-        gram_means=gram_means,
-        gram_features=gram_means,
-        gram_weights=math.sqrt(n * lam_h / lam_w) * z,
         bias=torch.full((k,), beta, dtype=DTYPE),
         geometry=geometry,
-        geometry_features=geometry,
         extra={
             "etf_threshold": "K mu (1 + 1/lam_b) >= 1 gives an exact ETF",
             "etf_control": k * mu * (1 + 1 / lam_b),
@@ -321,24 +330,16 @@ def _cross_entropy(problem: UFMProblem) -> TheoryResult:
         margin = math.log(1.0 / mu - (k - 1))
         f_star = -math.log(1.0 - (k - 1) * mu) + (k - 1) * mu * margin
         weight_norm_sq = (k - 1) / k * math.sqrt(n * lam_h / lam_w) * margin
-    etf = (k / (k - 1)) * _centering(k)
-    gram_weights = weight_norm_sq * etf
-    gram_means = (lam_w / (n * lam_h)) * gram_weights
     bias = torch.zeros(k, dtype=DTYPE) if problem.bias == "regularized" else None
-    return TheoryResult(
-        available=True,
+    # W Hbar = x (I - J): the margin times the centring matrix
+    return _depth_one(
+        problem,
+        margin * _centering(k),
         f_star=f_star,
         is_zero=zero,
-        control=k * mu,
-        threshold=1.0,
-        control_name="K sqrt(n lam_W lam_H)",
         s_star=margin,
-        gram_means=gram_means,
-        gram_features=gram_means,
-        gram_weights=gram_weights,
         bias=bias,
         geometry="zero" if zero else "etf",
-        geometry_features="zero" if zero else "etf",
         extra={
             "margin": margin,
             "weight_norm_sq": weight_norm_sq,
