@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from neuralcollapse.geometry import of_etf_distance
 from neuralcollapse.viz.html import HtmlReport
 from neuralcollapse.viz.report import add_training_sections
 from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, load_runs
@@ -440,7 +441,7 @@ def _training_sections(report: HtmlReport, out: Path) -> None:
                 "pre OF gap": pre.get("of_gap_means"),
                 "pre ratio": pre.get("global_mean_ratio"),
                 "1/√K (OF ratio)": 1 / math.sqrt(k) if k else None,
-                "ETF's OF gap": math.sqrt(2 - 2 * math.sqrt((k - 1) / k)) if k else None,
+                "ETF's OF gap": of_etf_distance(k) if k else None,
             }
         )
     tables = report.sections[-1]

@@ -95,6 +95,27 @@ def plot_finite(axes: Axes, x, y, **style) -> bool:
     return True
 
 
+def reference_line(axes: Axes, level: float, label: str, *, where: str = "right") -> None:
+    """A labelled horizontal line at a theoretical level (grey, dash-dot).
+
+    ``where`` places the label at the left, centre or right end of the axes, above the line.
+    """
+    anchors = {"left": (0.02, 0, "left"), "center": (0.5, 0, "center"), "right": (1.0, -2, "right")}
+    x, shift, align = anchors[where]
+    axes.axhline(level, color=REFERENCE_COLOUR, linewidth=0.8, linestyle="-.", alpha=0.8)
+    axes.annotate(
+        label,
+        xy=(x, level),
+        xycoords=("axes fraction", "data"),
+        xytext=(shift, 2),
+        textcoords="offset points",
+        ha=align,
+        va="bottom",
+        fontsize=7,
+        color=REFERENCE_COLOUR,
+    )
+
+
 def mark_empty(axes: Axes, message: str = "not measured") -> None:
     """Write a note in the middle of a panel that has no data."""
     axes.text(

@@ -21,13 +21,14 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from neuralcollapse.geometry import of_etf_distance
 from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, TrainingRun
 from neuralcollapse.viz.style import (
-    REFERENCE_COLOUR,
     mark_empty,
     new_figure,
     plot_finite,
     plot_positive,
+    reference_line,
     run_colour,
     set_epoch_axis,
 )
@@ -226,12 +227,12 @@ def plot_frame_gaps(runs: Sequence[TrainingRun], *, split: str = "train") -> Fig
             mark_empty(axes)
     if num_classes:
         k = num_classes
-        etf_level = math.sqrt(2 - 2 * math.sqrt((k - 1) / k))
-        _reference(of_axes, 0.0, "orthogonal frame")
-        _reference(of_axes, etf_level, "simplex ETF")
-        _reference(ratio_axes, 1 / math.sqrt(k), "orthogonal frame")
-        _reference(ratio_axes, 0.0, "simplex ETF")
-        _reference(etf_axes, 0.0, "ETF and OF (centred)")
+        etf_level = of_etf_distance(k)
+        reference_line(of_axes, 0.0, "orthogonal frame")
+        reference_line(of_axes, etf_level, "simplex ETF")
+        reference_line(ratio_axes, 1 / math.sqrt(k), "orthogonal frame")
+        reference_line(ratio_axes, 0.0, "simplex ETF")
+        reference_line(etf_axes, 0.0, "ETF and OF (centred)")
     of_axes.set_title("OF gap of uncentred means", fontsize=9)
     of_axes.set_ylabel("‖G/‖G‖ − I/√K‖")
     ratio_axes.set_title("global-mean ratio ‖μ_G‖ / mean ‖μ_k‖", fontsize=9)
@@ -248,21 +249,6 @@ def plot_frame_gaps(runs: Sequence[TrainingRun], *, split: str = "train") -> Fig
     figure.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
     figure.suptitle(f"ETF or orthogonal frame? Penultimate class means ({split} split)")
     return figure
-
-
-def _reference(axes, level: float, label: str) -> None:
-    axes.axhline(level, color=REFERENCE_COLOUR, linewidth=0.8, linestyle="-.", alpha=0.8)
-    axes.annotate(
-        label,
-        xy=(1.0, level),
-        xycoords=("axes fraction", "data"),
-        xytext=(-2, 2),
-        textcoords="offset points",
-        ha="right",
-        va="bottom",
-        fontsize=7,
-        color=REFERENCE_COLOUR,
-    )
 
 
 def _profile_epochs(epochs: Sequence[int], count: int) -> list[int]:

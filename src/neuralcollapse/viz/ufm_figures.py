@@ -18,12 +18,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from neuralcollapse.geometry import of_etf_distance
 from neuralcollapse.viz.style import (
-    REFERENCE_COLOUR,
     mark_empty,
     new_figure,
     plot_finite,
     plot_positive,
+    reference_line,
     run_colour,
 )
 
@@ -81,18 +82,8 @@ def plot_gd_trajectories(solutions: Mapping[str, object], *, num_classes: int) -
             mark_empty(gap_axes, "no closed form")
         steps, of_gap = _trajectory(solution, "of_gap_means")
         plot_finite(frame_axes, steps, of_gap, color=colour, label=label)
-    etf_level = math.sqrt(2 - 2 * math.sqrt((num_classes - 1) / num_classes))
-    for level, name in ((0.0, "orthogonal frame"), (etf_level, "simplex ETF")):
-        frame_axes.axhline(level, color=REFERENCE_COLOUR, linestyle="-.", linewidth=0.8)
-        frame_axes.annotate(
-            name,
-            xy=(0.02, level),
-            xycoords=("axes fraction", "data"),
-            xytext=(0, 3),
-            textcoords="offset points",
-            fontsize=7,
-            color=REFERENCE_COLOUR,
-        )
+    reference_line(frame_axes, 0.0, "orthogonal frame", where="left")
+    reference_line(frame_axes, of_etf_distance(num_classes), "simplex ETF", where="left")
     # below ~1e-16 relative to O(1) values only float64 round-off is left: do not draw its noise
     for axes in (nc1_axes, gap_axes):
         low, high = axes.get_ylim()
@@ -212,22 +203,12 @@ def plot_bias_path(
     gap_axes, ratio_axes = grid[0]
     k = num_classes
     references = (
-        (gap_axes, math.sqrt(2 - 2 * math.sqrt((k - 1) / k)), 0.0),
+        (gap_axes, of_etf_distance(k), 0.0),
         (ratio_axes, 0.0, 1 / math.sqrt(k)),
     )
     for axes, etf_level, of_level in references:
-        for level, name in ((etf_level, "simplex ETF"), (of_level, "orthogonal frame")):
-            axes.axhline(level, color=REFERENCE_COLOUR, linestyle="-.", linewidth=0.8)
-            axes.annotate(
-                name,
-                xy=(0.5, level),
-                xycoords=("axes fraction", "data"),
-                xytext=(0, 3),
-                textcoords="offset points",
-                fontsize=7,
-                color=REFERENCE_COLOUR,
-                ha="center",
-            )
+        reference_line(axes, etf_level, "simplex ETF", where="center")
+        reference_line(axes, of_level, "orthogonal frame", where="center")
     plot_finite(gap_axes, lam_b_dense, theory_of_gap, color=run_colour(0), label="closed form")
     plot_finite(
         gap_axes,
