@@ -22,12 +22,11 @@ Two passes (class means first):
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
+from neuralcollapse.atomic import atomic_write
 from neuralcollapse.metrics.pairwise import nearest_row_distance
 from neuralcollapse.metrics.validation import (
     ArrayLike,
@@ -95,20 +94,6 @@ def _all_reduce_sum(tensor: torch.Tensor, group: object | None) -> torch.Tensor:
     torch.distributed.all_reduce(staged, op=torch.distributed.ReduceOp.SUM, group=group)
     tensor.copy_(staged.to(tensor.device))
     return tensor
-
-
-def _atomic_save(state: dict, path: str | os.PathLike) -> None:
-    """Write with torch.save to a temporary file, then rename: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(handle)
-    try:
-        torch.save(state, temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 class _SumState:
@@ -286,7 +271,7 @@ class ClassStats(_SumState):
 
     def save(self, path: str | os.PathLike) -> None:
         """Serialise to ``path`` (atomically) with torch.save."""
-        _atomic_save(self.state_dict(), path)
+        atomic_write(path, lambda stream: torch.save(self.state_dict(), stream))
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str | None = None) -> ClassStats:

@@ -13,14 +13,15 @@ Layout (the contract with the report; see docs/training.md)::
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from neuralcollapse.atomic import atomic_write, atomic_write_bytes
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -49,28 +50,6 @@ def write_json(path: Path, content: dict[str, Any]) -> None:
     atomic_write_bytes(path, (json.dumps(content, indent=2) + "\n").encode())
 
 
-def _readable_by_all(temporary: str) -> None:
-    # mkstemp creates 0600 files; give the final file the permissions open() would
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(payload)
-            stream.flush()
-            os.fsync(stream.fileno())
-        _readable_by_all(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def truncate_jsonl(path: Path, last_epoch: int) -> None:
     """Keep the rows with epoch <= last_epoch (a resumed run rewrites what came after)."""
     rows = [row for row in read_jsonl(path) if row["epoch"] <= last_epoch]
@@ -83,14 +62,12 @@ def write_csv_from_jsonl(jsonl_path: Path, csv_path: Path) -> None:
     columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = csv_path.with_name(f".{csv_path.name}.tmp")
-    with open(temporary, "w", newline="") as stream:
-        writer = csv.DictWriter(stream, fieldnames=columns, restval="")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    os.replace(temporary, csv_path)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, restval="")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    atomic_write_bytes(csv_path, text.getvalue().encode())
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
@@ -98,20 +75,8 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
 
     A crash mid-write leaves the previous last.pt intact.
     """
-    directory = run_dir / "checkpoints"
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / CHECKPOINT_NAME
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".last.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(state, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        _readable_by_all(temporary)
-        os.replace(temporary, final)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    final = run_dir / "checkpoints" / CHECKPOINT_NAME
+    atomic_write(final, lambda stream: torch.save(state, stream))
     return final
 
 
