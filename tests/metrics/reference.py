@@ -77,3 +77,15 @@ def dense_metrics(features, labels, weights=None, bias=None, num_classes=None):
         out["ncc_mismatch"] = float((prediction != ncc).double().mean())
     assert all(math.isfinite(v) for v in out.values())
     return out
+
+
+def assert_same_metrics(actual: dict, expected: dict, rel: float, abs: float = 0.0) -> None:
+    """The same keys, None in the same places, and the other values equal to tolerance."""
+    import pytest
+
+    assert set(actual) == set(expected)
+    missing = {key for key, value in expected.items() if value is None}
+    assert {key for key, value in actual.items() if value is None} == missing
+    numbers = {key: value for key, value in actual.items() if key not in missing}
+    wanted = {key: value for key, value in expected.items() if key not in missing}
+    assert numbers == pytest.approx(wanted, rel=rel, abs=abs)

@@ -9,7 +9,7 @@ import torch
 from neuralcollapse.geometry import of_etf_distance, orthogonal_frame, simplex_etf
 from neuralcollapse.metrics import CollapseMetrics, measure
 
-from .reference import dense_metrics
+from .reference import assert_same_metrics, dense_metrics
 
 WEIGHT_KEYS = {
     "equinorm_weights",
@@ -21,7 +21,10 @@ WEIGHT_KEYS = {
     "self_duality_uncentred",
     "ncc_mismatch",
     "accuracy",
+    "unc3",
+    "unc3_cv",
 }
+OOD_KEYS = {"nc5"}  # None unless out-of-distribution features are given
 
 
 def collapsed(frame: torch.Tensor, per_class: int):
@@ -97,7 +100,7 @@ def test_without_weights_the_weight_keys_are_none_and_the_rest_set():
     h, y, _, _ = random_problem(7)
     result = measure(h, y).to_dict()
     for key, value in result.items():
-        assert (value is None) == (key in WEIGHT_KEYS), key
+        assert (value is None) == (key in WEIGHT_KEYS | OOD_KEYS), key
     assert set(result) == set(CollapseMetrics.keys())
 
 
@@ -114,7 +117,7 @@ def test_numpy_and_torch_inputs_agree():
     h, y, w, b = random_problem(9)
     from_torch = measure(h, y, w, b).to_dict()
     from_numpy = measure(h.numpy(), y.numpy(), w.numpy(), b.numpy()).to_dict()
-    assert from_numpy == pytest.approx(from_torch, rel=1e-12)
+    assert_same_metrics(from_numpy, from_torch, rel=1e-12)
 
 
 def test_sample_permutation_and_batch_size_do_not_change_metrics():
@@ -122,7 +125,7 @@ def test_sample_permutation_and_batch_size_do_not_change_metrics():
     base = measure(h, y, w, b).to_dict()
     order = torch.randperm(h.shape[0], generator=torch.Generator().manual_seed(0))
     permuted = measure(h[order], y[order], w, b, batch_size=37).to_dict()
-    assert permuted == pytest.approx(base, rel=1e-10, abs=1e-14)
+    assert_same_metrics(permuted, base, rel=1e-10, abs=1e-14)
 
 
 def test_relabelling_classes_consistently_does_not_change_metrics():
@@ -134,7 +137,7 @@ def test_relabelling_classes_consistently_does_not_change_metrics():
     w2[relabel], b2[relabel] = w, b
     base = measure(h, y, w, b).to_dict()
     moved = measure(h, relabel[y], w2, b2).to_dict()
-    assert moved == pytest.approx(base, rel=1e-10, abs=1e-14)
+    assert_same_metrics(moved, base, rel=1e-10, abs=1e-14)
 
 
 def test_rotation_and_scale_invariance():
@@ -150,7 +153,9 @@ def test_rotation_and_scale_invariance():
         base.pop(key), rotated.pop(key)
     for key in ("within_class_variance", "between_class_variance"):
         assert rotated.pop(key) == pytest.approx(9.0 * base.pop(key), rel=1e-10)
-    assert rotated == pytest.approx(base, rel=1e-9, abs=1e-13)
+    # UNC3 is a variance of inner products <w_k, m_k>: both scale by 3, the variance by 3^4
+    assert rotated.pop("unc3") == pytest.approx(81.0 * base.pop("unc3"), rel=1e-9)
+    assert_same_metrics(rotated, base, rel=1e-9, abs=1e-13)
 
 
 def test_single_sample_class_is_allowed_with_zero_variance():
@@ -176,17 +181,10 @@ def test_nc4_uses_the_bias():
 
 
 def test_large_number_of_classes_is_tiled_and_matches_dense():
-    from neuralcollapse.metrics import pairwise
-
     h, y, w, b = random_problem(14, n=900, d=16, k=300)
-    old = pairwise.TILE_ELEMENTS
-    try:
-        pairwise.TILE_ELEMENTS = 1000  # force many small tiles
-        tiled = measure(h, y, w, b).to_dict()
-    finally:
-        pairwise.TILE_ELEMENTS = old
-    untiled = measure(h, y, w, b).to_dict()
-    assert tiled == pytest.approx(untiled, rel=1e-10)
+    tiled = measure(h, y, w, b, tile_size=7).to_dict()  # 43 x 43 tiles, the last one partial
+    untiled = measure(h, y, w, b, tile_size=300).to_dict()
+    assert_same_metrics(tiled, untiled, rel=1e-10, abs=1e-14)
     assert tiled["equiangular_means"] == pytest.approx(
         dense_metrics(h, y, w, b)["equiangular_means"], rel=1e-8
     )
@@ -220,7 +218,7 @@ def test_switching_off_nearest_centre_leaves_only_its_keys_none():
     lean = measure(h, y, w, b, nearest_centre=False).to_dict()
     for key in ("ncc_accuracy", "ncc_mismatch"):
         assert lean.pop(key) is None and full.pop(key) is not None
-    assert lean == pytest.approx(full, rel=1e-12)
+    assert_same_metrics(lean, full, rel=1e-12)
 
 
 @pytest.mark.parametrize("spread,mixed", [(0.3, False), (1.2, True), (2.0, True)])
@@ -236,9 +234,9 @@ def test_nearest_centre_shortcut_gives_the_brute_force_decision_for_every_sample
     residual = h - means[y]
     scaled = (residual @ centred.geometry.basis) / centred.geometry.singular_values
     within = (residual * residual).sum(dim=1)
-    certified = within < centred._own_centre_radius[y] ** 2
+    certified = within < centred._rule.own_radius[y] ** 2
     assert (0 < int(certified.sum()) < len(y)) == mixed
-    prediction = centred._nearest_centre(scaled, within, y)
+    prediction = centred._rule.predict(residual, within, scaled, y)
     assert torch.equal(prediction, torch.cdist(h, means).argmin(dim=1))
     result = measure(h, y)
     assert result.ncc_accuracy == float((prediction == y).double().mean())
@@ -250,6 +248,6 @@ def test_nearest_row_distance_is_a_tight_lower_bound():
     g = torch.Generator().manual_seed(3)
     frame = torch.randn(50, 7, generator=g, dtype=torch.float64) + 100.0  # large norms
     exact = torch.cdist(frame, frame).fill_diagonal_(torch.inf).amin(dim=1)
-    tiled = nearest_row_distance(frame, tile_elements=64)  # many tiles
+    tiled = nearest_row_distance(frame, tile_size=8)  # 7 x 7 tiles, the last ones partial
     assert bool((tiled <= exact).all())
     assert torch.allclose(tiled, exact, rtol=1e-4)

@@ -38,6 +38,14 @@ TABLE_ROWS: tuple[tuple[str, str], ...] = (
     ("ncc_mismatch", "NC4  classifier vs nearest centre"),
     ("ncc_accuracy", "nearest-class-centre accuracy"),
     ("accuracy", "classifier accuracy"),
+    ("gnc2_dist_mean", "GNC2 mean distance of unit means"),
+    ("gnc2_dist_var", "GNC2 variance of that distance"),
+    ("gnc2_log_mean", "GNC2 mean log inverse distance"),
+    ("gnc2_log_var", "GNC2 variance of log inverse distance"),
+    ("gnc2_riesz_log_mean", "GNC2 log mean Riesz (d-2)-energy"),
+    ("unc3", "UNC3 variance of <w_k, m_k>"),
+    ("unc3_cv", "UNC3 coefficient of variation"),
+    ("nc5", "NC5  mean |cos(mu_k, mu_OOD)|"),
 )
 
 

@@ -35,8 +35,29 @@ Metrics (all 0 at perfect collapse onto a simplex ETF with an aligned classifier
   ``[mu_1 ... mu_K]``, which is what W aligns with when there is no bias.
 - ``ncc_mismatch``: fraction of samples where ``argmax_k (w_k . h + b_k)`` differs from
   ``argmin_k ||h - mu_k||`` (NC4, Papyan Fig. 7; with the bias, as the network decides).
-- ``ncc_accuracy``: accuracy of the nearest-class-centre rule; ``accuracy``: of the
+- ``ncc_accuracy``: accuracy of the nearest-class-centre rule (with ``reference``: of the
+  reference's means, e.g. the training means on test data); ``accuracy``: of the
   classifier (with bias).
+
+Measures that came after Papyan's four:
+
+- ``gnc2_*``: hyperspherical uniformity of the normalised centred means ``u_k = m_k/||m_k||``
+  (generalised NC2; Liu et al., ICLR 2023), over pairs k < k' with ``D = ||u_k - u_k'||``:
+  ``gnc2_dist_mean`` / ``gnc2_dist_var`` (mean and ddof-0 variance of D),
+  ``gnc2_log_mean`` / ``gnc2_log_var`` (of ``log(1/D)``) and ``gnc2_riesz_log_mean =
+  log mean D^-(d-2)`` (the Riesz s-energy with s = d - 2, as its logarithm). At a simplex
+  ETF every ``D = sqrt(2K/(K-1))`` and the variances are 0; uniformity is what a vocabulary
+  of K >> d classes can still reach when an ETF cannot exist.
+- ``unc3``: uniform duality (Wu & Papyan, "Linguistic collapse", NeurIPS 2024): the variance
+  over classes (ddof 1) of ``s_k = <w_k, m_k>``; ``unc3_cv = std_k s_k / |mean_k s_k|``.
+- ``nc5``: ID/OOD orthogonality (Ammar et al., "NECO", ICLR 2024):
+  ``mean_k |cos(mu_k, mu_OOD)|`` with the *uncentred* class means and the plain mean of the
+  out-of-distribution features, as NECO's public code computes it (centring both on the
+  in-distribution global mean would measure the angle to the span of the centred means
+  instead; we keep the published convention so numbers compare).
+- ``per_class``: a :class:`~neuralcollapse.metrics.per_class.PerClassTable` (counts,
+  within-class variance, ``||m_k||``, ``||w_k||``, ``<w_k, m_k>``, per-class CDNV), kept out
+  of ``to_dict()``.
 
 NC1 without a d x d pseudo-inverse: write the centred means ``M^T = U S V^T`` (thin SVD,
 rank r <= K-1). Then ``Sigma_B^+ = K V S^-2 V^T`` and
@@ -48,12 +69,25 @@ an O(N d r) projection instead of O(N d^2 + d^3) (see :class:`.stats.CentredStat
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
 
 import torch
 
-from neuralcollapse.metrics.pairwise import frame_statistics
+from neuralcollapse.metrics.ood import ood_mean
+from neuralcollapse.metrics.pairwise import (
+    UNIFORMITY_KERNELS,
+    check_tile_size,
+    check_uniformity_kernels,
+    frame_statistics,
+    offset_row_norms,
+    row_blocks,
+    rowwise_dot,
+)
+from neuralcollapse.metrics.per_class import PerClassTable
 from neuralcollapse.metrics.stats import CentredStats, ClassStats, MeanGeometry
+from neuralcollapse.metrics.validation import ArrayLike, check_classifier
 
 
 @dataclass(frozen=True)
@@ -61,10 +95,12 @@ class CollapseMetrics:
     """Neural-collapse metrics of one set of features (see :mod:`neuralcollapse.metrics.collapse`).
 
     Keys that need the classifier (``*_weights``, ``self_duality*``, ``ncc_mismatch``,
-    ``accuracy``) are None when no weights were given; keys that need the second pass
-    (``nc1``, ``nc1_trace_ratio``, ``cdnv``, ``within_class_variance``, ``ncc_*``,
+    ``accuracy``, ``unc3*``) are None when no weights were given; keys that need the second
+    pass (``nc1``, ``nc1_trace_ratio``, ``cdnv``, ``within_class_variance``, ``ncc_*``,
     ``accuracy``) are None when only class means were available; ``ncc_*`` are None when
-    the nearest-class-centre rule was switched off (``nearest_centre=False``).
+    the nearest-class-centre rule was switched off (``nearest_centre=False``); ``nc5`` is
+    None without out-of-distribution features; ``gnc2_*`` of a kernel not requested are
+    None. ``per_class`` is a table, not a scalar: ``to_dict()`` and ``keys()`` leave it out.
     """
 
     num_classes: int
@@ -91,49 +127,107 @@ class CollapseMetrics:
     ncc_mismatch: float | None
     ncc_accuracy: float | None
     accuracy: float | None
+    gnc2_dist_mean: float | None = None
+    gnc2_dist_var: float | None = None
+    gnc2_log_mean: float | None = None
+    gnc2_log_var: float | None = None
+    gnc2_riesz_log_mean: float | None = None
+    unc3: float | None = None
+    unc3_cv: float | None = None
+    nc5: float | None = None
+    per_class: PerClassTable | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, float | int | None]:
-        """Plain dict of every metric (JSON-serialisable)."""
-        return asdict(self)
+        """Plain dict of every scalar metric (JSON-serialisable); ``per_class`` is left out."""
+        return {name: getattr(self, name) for name in self.keys()}
 
     @classmethod
     def keys(cls) -> list[str]:
-        """Names of the metrics, in a stable order."""
-        return [field.name for field in fields(cls)]
+        """Names of the scalar metrics, in a stable order."""
+        return [f.name for f in fields(cls) if f.name != "per_class"]
 
 
-def _duality_gap(weights: torch.Tensor, means: torch.Tensor) -> float:
-    """``|| W/||W||_F - means/||means||_F ||_F^2`` with both as (K, d) row matrices."""
-    difference = weights / torch.linalg.matrix_norm(weights) - means / torch.linalg.matrix_norm(
-        means
-    )
-    return float((difference * difference).sum())
+DEFAULT_UNIFORMITY_KERNELS: tuple[str, ...] = UNIFORMITY_KERNELS
+
+
+def _duality_gap(
+    weights: torch.Tensor,
+    centred: torch.Tensor,
+    offset: torch.Tensor | None,
+    tile_size: int,
+) -> float:
+    """``|| W/||W||_F - X/||X||_F ||_F^2`` with the rows of X ``m_k (+ offset)``, in row blocks."""
+    weight_norm = float(torch.linalg.matrix_norm(weights))
+    frame_norm = float(torch.linalg.vector_norm(offset_row_norms(centred, offset, tile_size)))
+    total = 0.0
+    for rows in row_blocks(centred.shape[0], tile_size):
+        frame_rows = centred[rows] if offset is None else centred[rows] + offset
+        difference = weights[rows] / weight_norm - frame_rows / frame_norm
+        total += float((difference * difference).sum())
+    return total
+
+
+def _uniform_duality(similarities: torch.Tensor) -> tuple[float, float]:
+    """UNC3: variance (ddof 1) of the per-class similarities, and their coefficient of variation."""
+    variance = float(similarities.var())
+    mean = abs(float(similarities.mean()))
+    return variance, (math.sqrt(variance) / mean if mean > 0 else math.inf)
+
+
+def _ood_orthogonality(
+    geometry: MeanGeometry, mean_norms: torch.Tensor, ood_centre: torch.Tensor
+) -> float:
+    """NC5 = mean_k |cos(mu_k, mu_OOD)| with the uncentred class means (NECO's convention)."""
+    ood_norm = float(torch.linalg.vector_norm(ood_centre))
+    if ood_norm == 0.0:
+        raise ValueError(
+            "the out-of-distribution features have mean exactly 0: their direction, and NC5, "
+            "is undefined — pass the OOD features as the network produces them"
+        )
+    dots = geometry.centred @ ood_centre + float(geometry.global_mean @ ood_centre)
+    safe_norms = torch.where(mean_norms > 0, mean_norms, torch.ones_like(mean_norms))
+    cosines = torch.where(mean_norms > 0, dots / (safe_norms * ood_norm), 0.0)
+    return float(cosines.abs().mean())
 
 
 def compute_metrics(
-    class_stats: ClassStats,
+    class_stats: ClassStats | None,
     centred_stats: CentredStats | None = None,
     weights: torch.Tensor | None = None,
     bias: torch.Tensor | None = None,
+    *,
+    ood_features: ArrayLike | ClassStats | None = None,
+    uniformity_kernels: Sequence[str] = DEFAULT_UNIFORMITY_KERNELS,
+    tile_size: int | None = None,
 ) -> CollapseMetrics:
     """All metrics from pass-1 statistics and, when given, pass-2 statistics.
 
     With ``centred_stats`` None only the class-mean metrics are computed (one pass over
     the data suffices for them); the within-class ones are None. The classifier comes
-    from ``centred_stats`` when it was built with one, else from ``weights``/``bias``.
+    from ``centred_stats`` when it was built with one, else from ``weights``/``bias``;
+    with ``centred_stats``, ``class_stats`` may be None (its counts are in both).
+    ``ood_features``: out-of-distribution features, (N_ood, d) or their ClassStats, for NC5.
+    ``uniformity_kernels``: which ``gnc2_*`` kernels to compute (``"distance"``, ``"log"``,
+    ``"riesz"``). ``tile_size``: side of the square tiles of the K x K pairwise work.
     """
+    kernels = check_uniformity_kernels(uniformity_kernels)
+    tile_size = check_tile_size(tile_size)
     if centred_stats is not None:
         geometry = centred_stats.geometry
         weights, bias = centred_stats.weights, centred_stats.bias
+        counts = centred_stats.counts
     else:
+        if class_stats is None:
+            raise ValueError("compute_metrics needs class_stats, centred_stats or both")
         geometry = MeanGeometry.from_means(class_stats.means())
-        from neuralcollapse.metrics.validation import check_classifier
-
-        weights, bias = check_classifier(weights, bias, *geometry.means.shape)
-    num_classes, dim = geometry.means.shape
-    num_samples = class_stats.num_samples
-    counts = class_stats.counts.to(torch.float64)
-    between = float((geometry.centred**2).sum() / num_classes)
+        weights, bias = check_classifier(weights, bias, *geometry.shape)
+        counts = class_stats.counts
+    num_classes, dim = geometry.shape
+    device = geometry.centred.device
+    ood_centre = None if ood_features is None else ood_mean(ood_features, dim, device)
+    num_samples = int(counts.sum())
+    centred = geometry.centred
+    between = float(torch.linalg.vector_norm(centred) ** 2 / num_classes)
 
     within = nc1 = trace_ratio = class_variances = None
     ncc_accuracy = accuracy = ncc_mismatch = None
@@ -142,7 +236,7 @@ def compute_metrics(
         # Tr(Sigma_W Sigma_B^+) = (K/N) sum_i ||S^-1 V^T r_i||^2, then divided by K
         nc1 = float(centred_stats.projected_ss.sum() / num_samples)
         trace_ratio = within / between
-        class_variances = centred_stats.within_ss / counts
+        class_variances = centred_stats.within_ss / counts.to(torch.float64)
         if centred_stats.nearest_centre:
             ncc_accuracy = int(centred_stats.ncc_correct) / num_samples
         if weights is not None:
@@ -150,22 +244,44 @@ def compute_metrics(
             if centred_stats.nearest_centre:
                 ncc_mismatch = 1.0 - int(centred_stats.classifier_ncc_agree) / num_samples
 
-    means_frame = frame_statistics(geometry.centred, etf_gap=True, variances=class_variances)
-    uncentred_frame = frame_statistics(geometry.means, of_gap=True, angles=False)
-    mean_norm = float(uncentred_frame.norms.mean())
-    global_mean_ratio = float(torch.linalg.vector_norm(geometry.global_mean)) / mean_norm
+    # one tiled pass over the means' Gram: NC2 of the centred means, the OF gap of the
+    # uncentred ones (mu_k = m_k + mu_G, through the offset), CDNV and the uniformity kernels
+    means_frame = frame_statistics(
+        centred,
+        etf_gap=True,
+        of_gap=True,
+        offset=geometry.global_mean,
+        variances=class_variances,
+        uniformity_kernels=kernels,
+        tile_size=tile_size,
+    )
+    uncentred_norms = offset_row_norms(centred, geometry.global_mean, tile_size)
+    global_mean_ratio = float(torch.linalg.vector_norm(geometry.global_mean)) / float(
+        uncentred_norms.mean()
+    )
+    nc5 = None if ood_centre is None else _ood_orthogonality(geometry, uncentred_norms, ood_centre)
 
     weight_frame = None
-    self_duality = self_duality_uncentred = None
+    self_duality = self_duality_uncentred = unc3 = unc3_cv = similarities = None
     if weights is not None:
-        weights = weights.to(geometry.means.device)
-        weight_frame = frame_statistics(weights, etf_gap=True, of_gap=True)
-        self_duality = _duality_gap(weights, geometry.centred)
-        self_duality_uncentred = _duality_gap(weights, geometry.means)
+        weights = weights.to(device)
+        weight_frame = frame_statistics(weights, etf_gap=True, of_gap=True, tile_size=tile_size)
+        self_duality = _duality_gap(weights, centred, None, tile_size)
+        self_duality_uncentred = _duality_gap(weights, centred, geometry.global_mean, tile_size)
+        similarities = rowwise_dot(weights, centred, tile_size)
+        unc3, unc3_cv = _uniform_duality(similarities)
 
     def from_weights(name: str) -> float | None:
         return None if weight_frame is None else getattr(weight_frame, name)
 
+    per_class = PerClassTable.from_tensors(
+        count=counts,
+        within_variance=class_variances,
+        mean_norm=means_frame.norms,
+        weight_norm=None if weight_frame is None else weight_frame.norms,
+        duality=similarities,
+        cdnv=means_frame.class_cdnv,
+    )
     return CollapseMetrics(
         num_classes=num_classes,
         num_samples=num_samples,
@@ -183,7 +299,7 @@ def compute_metrics(
         maxangle_weights=from_weights("maxangle"),
         etf_gap_means=means_frame.etf_gap,
         etf_gap_weights=from_weights("etf_gap"),
-        of_gap_means=uncentred_frame.of_gap,
+        of_gap_means=means_frame.of_gap,
         of_gap_weights=from_weights("of_gap"),
         global_mean_ratio=global_mean_ratio,
         self_duality=self_duality,
@@ -191,4 +307,9 @@ def compute_metrics(
         ncc_mismatch=ncc_mismatch,
         ncc_accuracy=ncc_accuracy,
         accuracy=accuracy,
+        **means_frame.uniformity,
+        unc3=unc3,
+        unc3_cv=unc3_cv,
+        nc5=nc5,
+        per_class=per_class,
     )

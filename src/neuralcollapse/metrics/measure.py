@@ -7,12 +7,24 @@ Both run the same two passes over the data: :class:`ClassStats` (class means), t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
-from neuralcollapse.metrics.collapse import CollapseMetrics, compute_metrics
-from neuralcollapse.metrics.stats import CentredStats, ClassStats, MeanGeometry
+from neuralcollapse.metrics.collapse import (
+    DEFAULT_UNIFORMITY_KERNELS,
+    CollapseMetrics,
+    compute_metrics,
+)
+from neuralcollapse.metrics.memory import check_untiled_memory
+from neuralcollapse.metrics.ood import check_ood_dimension
+from neuralcollapse.metrics.pairwise import check_tile_size, check_uniformity_kernels
+from neuralcollapse.metrics.stats import (
+    CentredStats,
+    ClassStats,
+    MeanGeometry,
+    default_chunk_rows,
+)
 from neuralcollapse.metrics.validation import (
     ArrayLike,
     as_tensor,
@@ -34,6 +46,10 @@ def measure(
     num_classes: int | None = None,
     batch_size: int | None = None,
     nearest_centre: bool = True,
+    ood_features: ArrayLike | ClassStats | None = None,
+    reference: ClassStats | None = None,
+    uniformity_kernels: Sequence[str] = DEFAULT_UNIFORMITY_KERNELS,
+    tile_size: int | None = None,
 ) -> CollapseMetrics:
     """Neural-collapse metrics of ``features`` with ``labels`` (and a classifier).
 
@@ -52,6 +68,16 @@ def measure(
     nearest_centre : also evaluate the nearest-class-centre rule (``ncc_accuracy`` and NC4's
         ``ncc_mismatch``). It costs an extra O(N K min(d, K)) product, comparable to the
         rest when K is close to d; False skips it and leaves those keys None.
+    ood_features : out-of-distribution features (N_ood, d), or a ClassStats accumulated
+        over them; gives ``nc5`` (Ammar et al. 2024).
+    reference : ClassStats of another set with the same K and d (typically the training
+        features): its class means decide the nearest-class-centre rule, so ``ncc_accuracy``
+        and ``ncc_mismatch`` on held-out data use the training means. Every other metric
+        uses the measured data's own means.
+    uniformity_kernels : which hyperspherical-uniformity kernels to compute (``gnc2_*``):
+        any of ``"distance"``, ``"log"``, ``"riesz"`` (default all three).
+    tile_size : side of the square tiles the K x K pairwise work is cut into (default
+        256); memory is O(K d + tile_size^2) whatever K.
 
     Returns
     -------
@@ -88,6 +114,10 @@ def measure(
         weights=weights,
         bias=bias,
         nearest_centre=nearest_centre,
+        ood_features=ood_features,
+        reference=reference,
+        uniformity_kernels=uniformity_kernels,
+        tile_size=tile_size,
     )
 
 
@@ -101,6 +131,10 @@ def measure_batches(
     device: torch.device | str | None = None,
     nearest_centre: bool = True,
     chunk_rows: int | None = None,
+    ood_features: ArrayLike | ClassStats | None = None,
+    reference: ClassStats | None = None,
+    uniformity_kernels: Sequence[str] = DEFAULT_UNIFORMITY_KERNELS,
+    tile_size: int | None = None,
 ) -> CollapseMetrics:
     """Neural-collapse metrics of a stream of ``(features, labels)`` batches.
 
@@ -115,9 +149,19 @@ def measure_batches(
 
     ``device`` is where the statistics live (default: the first batch's device);
     ``nearest_centre`` as in :func:`measure`; ``chunk_rows`` bounds the float64 working
-    memory (rows converted at a time; default automatic, see :func:`measure`).
+    memory (rows converted at a time; default automatic, see :func:`measure`);
+    ``ood_features``, ``reference``, ``uniformity_kernels`` and ``tile_size`` as in
+    :func:`measure`.
     """
     num_classes = check_num_classes(num_classes)
+    # hyperparameters fail before any data is read
+    kernels = check_uniformity_kernels(uniformity_kernels)
+    tile_size = check_tile_size(tile_size)
+    if reference is not None and not isinstance(reference, ClassStats):
+        raise ValueError(
+            f"reference must be a ClassStats of the reference data (e.g. the training "
+            f"features); got {type(reference).__name__}"
+        )
     if distributed and not (
         torch.distributed.is_available() and torch.distributed.is_initialized()
     ):
@@ -132,27 +176,68 @@ def measure_batches(
         raise ValueError("make_batches() yielded no batches; nothing to measure")
     if distributed:
         class_stats.all_reduce()
-    geometry = MeanGeometry.from_means(class_stats.means())
     weights_checked, bias_checked = check_classifier(weights, bias, num_classes, class_stats.dim)
+    reference_geometry = _reference_geometry(reference, num_classes, class_stats.dim)
+    if ood_features is not None:
+        check_ood_dimension(ood_features, class_stats.dim)
+    class_stats.check_all_classes_present()
+    check_untiled_memory(
+        num_classes,
+        class_stats.dim,
+        class_stats.device,
+        weights=weights_checked is not None,
+        reference=reference_geometry is not None,
+        chunk_rows=chunk_rows or default_chunk_rows(max(class_stats.dim, num_classes)),
+    )
+    # the class sums are private to this call: turn them into the centred means in place
+    # (one K x d array instead of three, which matters for a vocabulary of classes)
+    means = class_stats.sums.div_(class_stats.counts.unsqueeze(1).to(torch.float64))
+    geometry = MeanGeometry.from_means(means, overwrite=True)
+    counts = class_stats.counts
+    del class_stats, means
     centred_stats = CentredStats(
         geometry,
         weights_checked,
         bias_checked,
         nearest_centre=nearest_centre,
         chunk_rows=chunk_rows,
+        reference=reference_geometry,
+        tile_size=tile_size,
     )
     for batch_features, batch_labels in make_batches():
         centred_stats.update(batch_features, batch_labels)
     if distributed:
         centred_stats.all_reduce()
-    _check_same_samples(class_stats, centred_stats)
-    return compute_metrics(class_stats, centred_stats)
+    _check_same_samples(counts, centred_stats)
+    return compute_metrics(
+        None,
+        centred_stats,
+        ood_features=ood_features,
+        uniformity_kernels=kernels,
+        tile_size=tile_size,
+    )
 
 
-def _check_same_samples(class_stats: ClassStats, centred_stats: CentredStats) -> None:
+def _reference_geometry(
+    reference: ClassStats | None, num_classes: int, dim: int
+) -> MeanGeometry | None:
+    """The geometry of the reference's means, after checking it describes the same classes."""
+    if reference is None:
+        return None
+    reference._require_data()
+    if reference.num_classes != num_classes or reference.dim != dim:
+        raise ValueError(
+            f"the reference statistics have K = {reference.num_classes} classes in "
+            f"d = {reference.dim} dimensions but the measured data has K = {num_classes}, "
+            f"d = {dim}; the reference must come from the same classes and the same layer"
+        )
+    return MeanGeometry.from_means(reference.means(), overwrite=True)
+
+
+def _check_same_samples(counts: torch.Tensor, centred_stats: CentredStats) -> None:
     """Both passes must see the same samples; a one-shot generator is the usual culprit."""
-    if not torch.equal(class_stats.counts, centred_stats.counts.to(class_stats.counts.device)):
-        first, second = class_stats.num_samples, int(centred_stats.counts.sum())
+    if not torch.equal(counts, centred_stats.counts.to(counts.device)):
+        first, second = int(counts.sum()), int(centred_stats.counts.sum())
         raise ValueError(
             f"the two passes over make_batches() saw different samples ({first} then {second} "
             "per-class counts differ): it must return a fresh iterable over the same data on "

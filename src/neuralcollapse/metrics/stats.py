@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from neuralcollapse.atomic import atomic_write
-from neuralcollapse.metrics.pairwise import nearest_row_distance
+from neuralcollapse.metrics.nearest_centre import NearestCentreRule
 from neuralcollapse.metrics.validation import (
     ArrayLike,
     check_classifier,
@@ -280,28 +280,47 @@ class ClassStats(_SumState):
 
 @dataclass(frozen=True)
 class MeanGeometry:
-    """What pass 2 needs from pass 1: the means and the basis of their centred span.
+    """What pass 2 needs from pass 1: the centred means and the basis of their span.
 
     ``centred = means - mu_G`` (rows ``m_k``, K x d) has the thin SVD ``U_r S_r V_r^T`` restricted
     to its numerically non-zero singular values; ``basis = V_r`` (d x r, orthonormal columns
-    spanning the centred means) and ``inverse_singular = 1 / S_r``. Since
+    spanning the centred means) and ``singular_values = S_r``. Since
     ``Sigma_B = centred^T centred / K``, its pseudo-inverse is ``K basis diag(S_r^-2) basis^T``.
+
+    Only the centred means are stored (one K x d array: at K = 50,257 and d = 768 each such
+    array is 309 MB); the uncentred ``means`` are ``centred + global_mean`` on request.
     """
 
-    means: torch.Tensor  # (K, d)
     global_mean: torch.Tensor  # (d,): mean of the class means
     centred: torch.Tensor  # (K, d)
     basis: torch.Tensor  # (d, r)
     singular_values: torch.Tensor  # (r,)
-    centred_coordinates: torch.Tensor  # (K, r): coordinates of m_k in the basis
+
+    @property
+    def means(self) -> torch.Tensor:
+        """The class means ``mu_k = m_k + mu_G`` (a new K x d tensor)."""
+        return self.centred + self.global_mean
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(K, d)."""
+        return tuple(self.centred.shape)
+
+    def centred_coordinates(self) -> torch.Tensor:
+        """(K, r): the coordinates ``V^T m_k`` of the centred means in the basis."""
+        return self.centred @ self.basis
 
     @classmethod
-    def from_means(cls, means: torch.Tensor) -> MeanGeometry:
+    def from_means(cls, means: torch.Tensor, *, overwrite: bool = False) -> MeanGeometry:
+        """Centre the (K, d) float64 ``means`` and find the basis of their span.
+
+        ``overwrite=True`` centres ``means`` in place (saves a K x d copy when the caller
+        has no further use for them).
+        """
         global_mean = means.mean(dim=0)
-        centred = means - global_mean
+        centred = means.sub_(global_mean) if overwrite else means - global_mean
         num_classes, dim = centred.shape
-        # SVD of the K x d matrix costs O(K d min(K, d)), far below the O(N d K) pass over the data
-        _, singular, right = torch.linalg.svd(centred, full_matrices=False)
+        singular, right = _singular_values_and_right_vectors(centred)
         # the rank cut-off torch.linalg.pinv uses for Sigma_B (d x d): rtol = d * eps on its
         # eigenvalues, which are singular**2 / K
         rtol = max(num_classes, dim) * torch.finfo(torch.float64).eps
@@ -311,15 +330,28 @@ class MeanGeometry:
                 "all class means coincide (between-class scatter Sigma_B = 0): NC metrics are "
                 "undefined — are the features constant, or all zero?"
             )
-        basis = right[keep].T.contiguous()
         return cls(
-            means=means,
             global_mean=global_mean,
             centred=centred,
-            basis=basis,
+            basis=right[keep].T.contiguous(),
             singular_values=singular[keep],
-            centred_coordinates=centred @ basis,
         )
+
+
+def _singular_values_and_right_vectors(centred: torch.Tensor):
+    """Singular values and right singular vectors (rows) of a (K, d) matrix, thin.
+
+    With many more rows than columns (a vocabulary of classes, K >> d), the SVD of the
+    triangular factor R of ``centred = Q R`` has the same singular values and right
+    vectors and never forms the K x d factor U (Q is not formed either: ``mode="r"``).
+    """
+    num_classes, dim = centred.shape
+    if num_classes > 2 * dim:
+        triangular = torch.linalg.qr(centred, mode="r").R
+        _, singular, right = torch.linalg.svd(triangular)
+        return singular, right
+    _, singular, right = torch.linalg.svd(centred, full_matrices=False)
+    return singular, right
 
 
 class CentredStats(_SumState):
@@ -336,10 +368,13 @@ class CentredStats(_SumState):
     - ``classifier_correct`` and ``classifier_ncc_agree``: with a classifier ``(W, b)``,
       samples with ``argmax(W h + b) = y`` and with ``argmax(W h + b) = argmin_k ||h - mu_k||``.
 
-    One matrix product per chunk, ``R [V | W^T]`` ((B x d)(d x (r+K))), does the heavy
-    lifting; the nearest-class-centre rule adds a (B x r)(r x K) product, which matters
-    only when K is comparable to d (``nearest_centre=False`` skips it, and NC4 with it).
-    Nothing d x d or N x N is formed.
+    Per chunk: the logits ``H W^T + b`` ((B x d)(d x K), the one unavoidable product with a
+    classifier) and the NC1 projection ``R V S^-1`` ((B x d)(d x r)); the
+    nearest-class-centre rule adds scores only for samples its certificate cannot settle
+    (:mod:`.nearest_centre`). Nothing d x d, K x K or N x N is formed.
+
+    ``reference``: the MeanGeometry of another set (the training data) whose means decide
+    the nearest-class-centre rule, for NCC accuracy and NC4 on held-out data.
     """
 
     _fields = (
@@ -359,14 +394,16 @@ class CentredStats(_SumState):
         *,
         nearest_centre: bool = True,
         chunk_rows: int | None = None,
+        reference: MeanGeometry | None = None,
+        tile_size: int | None = None,
     ) -> None:
         self.geometry = geometry
         self.chunk_rows = _check_chunk_rows(chunk_rows)
         self.nearest_centre = nearest_centre
-        num_classes, dim = geometry.means.shape
+        num_classes, dim = geometry.centred.shape
         self.num_classes = num_classes
         self.weights, self.bias = check_classifier(weights, bias, num_classes, dim)
-        device = geometry.means.device
+        device = geometry.centred.device
         self.device = device
         self.counts = torch.zeros(num_classes, dtype=torch.int64, device=device)
         self.within_ss = torch.zeros(num_classes, dtype=torch.float64, device=device)
@@ -374,48 +411,21 @@ class CentredStats(_SumState):
         self.ncc_correct = torch.zeros((), dtype=torch.int64, device=device)
         self.classifier_correct = torch.zeros((), dtype=torch.int64, device=device)
         self.classifier_ncc_agree = torch.zeros((), dtype=torch.int64, device=device)
-        # columns: scaled basis V S^-1 (for NC1 and, unscaled, the NCC scores), then W^T
         self._scaled_basis = geometry.basis / geometry.singular_values
-        projection = [self._scaled_basis]
         if self.weights is not None:
-            weights_dev = self.weights.to(device)
-            projection.append(weights_dev.T)
-            # logits = h W^T + b = r W^T + (mu_y W^T + b): the second term is per class
-            self._class_logit_offset = geometry.means @ weights_dev.T
-            if self.bias is not None:
-                self._class_logit_offset = self._class_logit_offset + self.bias.to(device)
-        self._projection = torch.cat(projection, dim=1)
-        # NCC: argmin_k ||h - mu_k||^2 = argmax_k (2 (h - mu_G).m_k - ||m_k||^2), and
-        # (h - mu_G).m_k = z . c_k with z, c_k the coordinates in the basis (m_k lies in its
-        # span); z = S (S^-1 V^T r) + c_y reuses the scaled coordinates computed for NC1
-        coordinates = geometry.centred_coordinates
-        self._ncc_weights = 2.0 * coordinates.T  # (r, K)
-        self._ncc_offset = (coordinates * coordinates).sum(dim=1)
-        # a sample closer to its own mean than half the distance to the nearest other mean
-        # is nearest to its own centre (triangle inequality): no scores needed. Near
-        # collapse that is almost every sample, which removes the O(N K r) product.
-        self._own_centre_radius = 0.5 * nearest_row_distance(coordinates)
-
-    def _nearest_centre(
-        self, scaled: torch.Tensor, within_ss: torch.Tensor, labels: torch.Tensor
-    ) -> torch.Tensor:
-        """``argmin_k ||h_i - mu_k||`` for a chunk, scoring only samples not certified.
-
-        ``scaled`` holds ``S^-1 V^T r_i``, ``within_ss`` ``||r_i||^2``. Sample i is certified
-        (its own class wins, strictly) when ``||r_i|| < min_{k != y_i} ||mu_{y_i} - mu_k|| / 2``.
-        """
-        prediction = labels.clone()
-        uncertain = torch.nonzero(within_ss >= self._own_centre_radius[labels] ** 2).flatten()
-        if uncertain.numel():
-            uncertain_labels = labels[uncertain]
-            coordinates = torch.addcmul(
-                self.geometry.centred_coordinates[uncertain_labels],
-                scaled[uncertain],
-                self.geometry.singular_values,
+            self.weights = self.weights.to(device)
+            self.bias = None if self.bias is None else self.bias.to(device)
+        if reference is not None and tuple(reference.centred.shape) != (num_classes, dim):
+            raise ValueError(
+                f"the reference means have shape {tuple(reference.centred.shape)} but the "
+                f"measured data has (K, d) = ({num_classes}, {dim}); the reference must be "
+                "statistics of the same classes in the same feature space"
             )
-            scores = coordinates @ self._ncc_weights - self._ncc_offset
-            prediction[uncertain] = scores.argmax(dim=1)
-        return prediction
+        self.reference = reference
+        self._rule = None
+        if nearest_centre:
+            deciding = None if reference is None else _to_device(reference, device)
+            self._rule = NearestCentreRule(geometry, deciding, tile_size)
 
     def update(self, features: ArrayLike, labels: ArrayLike) -> CentredStats:
         """Add a batch (same data as pass 1, in any order or split).
@@ -424,46 +434,47 @@ class CentredStats(_SumState):
         non-finite within-class sums give it away at the end of the update.
         """
         features = check_features(features, check_values=False)
-        if features.shape[1] != self.geometry.means.shape[1]:
+        if features.shape[1] != self.geometry.centred.shape[1]:
             raise ValueError(
                 f"features have dimension {features.shape[1]} but the class means have "
-                f"{self.geometry.means.shape[1]}"
+                f"{self.geometry.centred.shape[1]}"
             )
         labels = check_labels(labels, features.shape[0], self.num_classes, self.device)
-        rank = self._scaled_basis.shape[1]
         self.counts += torch.bincount(labels, minlength=self.num_classes)
-        # the widest (rows x .) float64 block per chunk: the residuals, their product with the
-        # projection, or the K nearest-centre scores (which dominate when K >> d)
-        widest = max(features.shape[1], self._projection.shape[1], self.num_classes)
+        # the widest (rows x .) float64 block per chunk: the features, the logits or the
+        # nearest-centre scores (K of them: they dominate when K >> d)
+        widest = max(features.shape[1], self._scaled_basis.shape[1], self.num_classes)
         rows = self.chunk_rows or default_chunk_rows(widest, self.device)
-        residuals = _float64_workspace(features, rows, self.device, always=True)
-        centres = torch.empty_like(residuals)
+        workspace = _float64_workspace(features, rows, self.device, always=True)
+        centres = torch.empty_like(workspace)
+        centred_means, global_mean = self.geometry.centred, self.geometry.global_mean
         for start in range(0, features.shape[0], rows):
             chunk_labels = labels[start : start + rows]
             part = features[start : start + rows]
             size = part.shape[0]
-            block_centres = torch.index_select(
-                self.geometry.means, 0, chunk_labels, out=centres[:size]
-            )
-            # copy (converting to float64, across devices if need be), then centre in place:
+            # copy (converting to float64, across devices if need be) into the reused buffer:
             # a mixed-dtype subtraction would allocate a converted temporary per chunk
-            residual = residuals[:size].copy_(part).sub_(block_centres)
-            product = residual @ self._projection
+            chunk = workspace[:size].copy_(part)
+            prediction = None
+            if self.weights is not None:
+                logits = chunk @ self.weights.T
+                if self.bias is not None:
+                    logits += self.bias
+                prediction = logits.argmax(dim=1)
+                del logits
+                self.classifier_correct += (prediction == chunk_labels).sum()
+            block_centres = torch.index_select(centred_means, 0, chunk_labels, out=centres[:size])
+            residual = chunk.sub_(block_centres.add_(global_mean))  # in place: h - mu_y
+            scaled = residual @ self._scaled_basis
             within = torch.linalg.vector_norm(residual, dim=1).square_()
             self.within_ss.index_put_((chunk_labels,), within, accumulate=True)
-            scaled = product[:, :rank]
             self.projected_ss.index_put_(
                 (chunk_labels,), (scaled * scaled).sum(dim=1), accumulate=True
             )
-            ncc_prediction = None
-            if self.nearest_centre:
-                ncc_prediction = self._nearest_centre(scaled, within, chunk_labels)
+            if self._rule is not None:
+                ncc_prediction = self._rule.predict(residual, within, scaled, chunk_labels)
                 self.ncc_correct += (ncc_prediction == chunk_labels).sum()
-            if self.weights is not None:
-                logits = product[:, rank:] + self._class_logit_offset[chunk_labels]
-                prediction = logits.argmax(dim=1)
-                self.classifier_correct += (prediction == chunk_labels).sum()
-                if ncc_prediction is not None:
+                if prediction is not None:
                     self.classifier_ncc_agree += (prediction == ncc_prediction).sum()
         if not bool(torch.isfinite(self.within_ss).all()):
             raise ValueError(
@@ -471,3 +482,14 @@ class CentredStats(_SumState):
                 "values): make_batches() must yield the same data on both passes"
             )
         return self
+
+
+def _to_device(geometry: MeanGeometry, device: torch.device) -> MeanGeometry:
+    if geometry.centred.device == device:
+        return geometry
+    return MeanGeometry(
+        global_mean=geometry.global_mean.to(device),
+        centred=geometry.centred.to(device),
+        basis=geometry.basis.to(device),
+        singular_values=geometry.singular_values.to(device),
+    )

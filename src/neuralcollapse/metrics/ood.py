@@ -1,0 +1,45 @@
+"""The mean of out-of-distribution features, for NC5 (Ammar et al., "NECO", ICLR 2024)."""
+
+from __future__ import annotations
+
+import torch
+
+from neuralcollapse.metrics.stats import ClassStats, default_chunk_rows
+from neuralcollapse.metrics.validation import ArrayLike, check_features, check_finite_chunk
+
+
+def check_ood_dimension(ood_features: ArrayLike | ClassStats, dim: int) -> None:
+    """Fail early (before a pass over the data) on OOD features of another dimension."""
+    if isinstance(ood_features, ClassStats):
+        ood_dim = ood_features.dim
+    else:
+        ood_dim = check_features(ood_features, "ood_features", check_values=False).shape[1]
+    if ood_dim is not None and ood_dim != dim:
+        raise ValueError(
+            f"ood_features have dimension {ood_dim} but the features have dimension "
+            f"{dim}; pass OOD features from the same layer of the same network"
+        )
+
+
+def ood_mean(ood_features: ArrayLike | ClassStats, dim: int, device: torch.device) -> torch.Tensor:
+    """``mu_OOD``, the plain mean of the OOD features (d,), float64 on ``device``.
+
+    ``ood_features`` is an (N_ood, d) array or tensor, summed in float64 a chunk at a time,
+    or a :class:`ClassStats` accumulated over OOD batches (any labels: its total sum over
+    its total count is used), which is how a stream of OOD data is passed.
+    """
+    check_ood_dimension(ood_features, dim)
+    if isinstance(ood_features, ClassStats):
+        if not ood_features.initialised or ood_features.num_samples == 0:
+            raise ValueError("the OOD ClassStats has seen no data; update it with OOD features")
+        total, count = ood_features.sums.sum(dim=0), ood_features.num_samples
+    else:
+        features = check_features(ood_features, "ood_features", check_values=False)
+        total = torch.zeros(features.shape[1], dtype=torch.float64, device=device)
+        rows = default_chunk_rows(features.shape[1], device)
+        for start in range(0, features.shape[0], rows):
+            chunk = features[start : start + rows].to(device=device, dtype=torch.float64)
+            check_finite_chunk(chunk, "ood_features", offset=start)
+            total += chunk.sum(dim=0)
+        count = features.shape[0]
+    return (total / count).to(device)
