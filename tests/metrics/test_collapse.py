@@ -242,12 +242,42 @@ def test_nearest_centre_shortcut_gives_the_brute_force_decision_for_every_sample
     assert result.ncc_accuracy == float((prediction == y).double().mean())
 
 
-def test_nearest_row_distance_is_a_tight_lower_bound():
+def test_nearest_row_distance_is_a_lower_bound_and_tight_for_centred_rows():
     from neuralcollapse.metrics.pairwise import nearest_row_distance
 
     g = torch.Generator().manual_seed(3)
-    frame = torch.randn(50, 7, generator=g, dtype=torch.float64) + 100.0  # large norms
-    exact = torch.cdist(frame, frame).fill_diagonal_(torch.inf).amin(dim=1)
-    tiled = nearest_row_distance(frame, tile_size=8)  # 7 x 7 tiles, the last ones partial
-    assert bool((tiled <= exact).all())
-    assert torch.allclose(tiled, exact, rtol=1e-4)
+    centred = torch.randn(50, 7, generator=g, dtype=torch.float64)
+    # rows far from the origin stress the float32 rounding allowances
+    for frame, tight in ((centred, True), (centred + 100.0, False)):
+        exact = torch.cdist(frame, frame).fill_diagonal_(torch.inf).amin(dim=1)
+        tiled = nearest_row_distance(frame, tile_size=8)  # 7 x 7 tiles, the last ones partial
+        assert bool((tiled <= exact).all())
+        if tight:
+            assert torch.allclose(tiled, exact, rtol=1e-4)
+
+
+def test_more_classes_than_dimensions_nearest_centre_matches_brute_force():
+    # K > d: the means span all of R^d, so the rule scores in the original coordinates
+    h, y, w, b = random_problem(22, n=1500, d=6, k=40, spread=1.0)
+    means = torch.stack([h[y == c].mean(0) for c in range(40)])
+    nearest = torch.cdist(h, means).argmin(dim=1)
+    logits_prediction = (h @ w.T + b).argmax(dim=1)
+    result = measure(h, y, w, b, tile_size=16)
+    assert result.ncc_accuracy == pytest.approx(float((nearest == y).double().mean()))
+    assert result.ncc_mismatch == pytest.approx(
+        float((nearest != logits_prediction).double().mean())
+    )
+
+
+def test_tall_means_use_qr_and_give_the_singular_values_and_span_of_a_direct_svd():
+    from neuralcollapse.metrics.stats import MeanGeometry
+
+    g = torch.Generator().manual_seed(23)
+    means = torch.randn(40, 6, generator=g, dtype=torch.float64)  # K > 2d: the QR route
+    geometry = MeanGeometry.from_means(means)
+    centred = means - means.mean(0)
+    _, singular, right = torch.linalg.svd(centred, full_matrices=False)
+    assert torch.allclose(geometry.singular_values, singular, rtol=1e-12)
+    # same span: the projectors agree (singular vectors are defined up to sign)
+    assert torch.allclose(geometry.basis @ geometry.basis.T, right.T @ right, atol=1e-12)
+    assert torch.equal(geometry.centred, centred)

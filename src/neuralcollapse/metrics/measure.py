@@ -176,18 +176,18 @@ def measure_batches(
         raise ValueError("make_batches() yielded no batches; nothing to measure")
     if distributed:
         class_stats.all_reduce()
-    weights_checked, bias_checked = check_classifier(weights, bias, num_classes, class_stats.dim)
+    dim = class_stats.dim
     reference_geometry = _reference_geometry(reference, num_classes, class_stats.dim)
     if ood_features is not None:
-        check_ood_dimension(ood_features, class_stats.dim)
+        check_ood_dimension(ood_features, dim)
     class_stats.check_all_classes_present()
     check_untiled_memory(
         num_classes,
-        class_stats.dim,
+        dim,
         class_stats.device,
-        weights=weights_checked is not None,
+        weights=weights is not None,
         reference=reference_geometry is not None,
-        chunk_rows=chunk_rows or default_chunk_rows(max(class_stats.dim, num_classes)),
+        chunk_rows=chunk_rows or default_chunk_rows(max(dim, num_classes)),
     )
     # the class sums are private to this call: turn them into the centred means in place
     # (one K x d array instead of three, which matters for a vocabulary of classes)
@@ -195,6 +195,9 @@ def measure_batches(
     geometry = MeanGeometry.from_means(means, overwrite=True)
     counts = class_stats.counts
     del class_stats, means
+    # the float64 classifier only now: its K x d copy need not coexist with the
+    # factorisation's (the peak memory at vocabulary-sized K)
+    weights_checked, bias_checked = check_classifier(weights, bias, num_classes, dim)
     centred_stats = CentredStats(
         geometry,
         weights_checked,
