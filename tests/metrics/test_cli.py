@@ -54,3 +54,26 @@ def test_python_dash_m_entry_point_works(features_file):
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert json.loads(completed.stdout)["num_samples"] == 40
+
+
+def test_ood_features_in_the_file_give_nc5_and_per_class_csv_is_written(tmp_path, capsys):
+    import csv
+
+    rng = np.random.default_rng(1)
+    labels = np.arange(4).repeat(10)
+    features = rng.normal(size=(40, 6)) + 3 * np.eye(4, 6)[labels]
+    ood = rng.normal(size=(25, 6)) + 2.0
+    path = tmp_path / "with_ood.npz"
+    np.savez(path, features=features, labels=labels, weights=np.eye(4, 6), ood_features=ood)
+    table = tmp_path / "classes.csv"
+    assert main(["measure", str(path), "--json", "--per-class", str(table)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    expected = measure(features, labels, np.eye(4, 6), ood_features=ood)
+    assert printed["nc5"] == pytest.approx(expected.nc5, rel=1e-12)
+    with open(table, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["class"]) for row in rows] == [0, 1, 2, 3]
+    assert [int(row["count"]) for row in rows] == [10, 10, 10, 10]
+    assert [float(row["within_variance"]) for row in rows] == pytest.approx(
+        expected.per_class.within_variance.tolist(), rel=1e-12
+    )

@@ -1,4 +1,4 @@
-"""``neuralcollapse measure FILE.npz [--json]``: the metrics of saved features."""
+"""``neuralcollapse measure FILE.npz [--json] [--per-class CSV]``: the metrics of saved features."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
         if missing:
             raise ValueError(
                 f"{path} lacks {', '.join(missing)}; it must hold arrays 'features' (N, d) and "
-                f"'labels' (N,), optionally 'weights' (K, d) and 'bias' (K,); found "
+                f"'labels' (N,), optionally 'weights' (K, d), 'bias' (K,) and 'ood_features' "
+                f"(M, d); found "
                 f"{archive.files}. Save with np.savez(path, features=..., labels=...)"
             )
         return {key: archive[key] for key in archive.files}
@@ -92,7 +93,10 @@ def run_measure(args: argparse.Namespace) -> int:
         arrays.get("weights"),
         arrays.get("bias"),
         num_classes=args.num_classes,
+        ood_features=arrays.get("ood_features"),
     )
+    if args.per_class:
+        result.per_class.write_csv(args.per_class)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -106,12 +110,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="neural-collapse metrics of features saved in an .npz file",
         description=(
             "Compute NC1-NC4 and related metrics of FILE.npz, which holds 'features' (N, d) "
-            "and 'labels' (N,), optionally the classifier 'weights' (K, d) and 'bias' (K,)."
+            "and 'labels' (N,), optionally the classifier 'weights' (K, d) and 'bias' (K,), "
+            "and out-of-distribution features 'ood_features' (M, d) for NC5."
         ),
     )
     parser.add_argument("file", help="path to an .npz file")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--num-classes", type=int, default=None, help="K (default: largest label + 1)"
+    )
+    parser.add_argument(
+        "--per-class",
+        metavar="CSV",
+        help="also write the per-class table (count, variance, norms, duality, CDNV) here",
     )
     parser.set_defaults(func=run_measure)

@@ -43,7 +43,7 @@ class NearestCentreRule:
         self.in_span = not self.held_out and rank < dim
         centres = own.centred_coordinates() if self.in_span else self.deciding.centred
         self.centres = centres
-        self.squared_norms = (centres * centres).sum(dim=1)
+        self.squared_norms = torch.linalg.vector_norm(centres, dim=1).square_()  # no K x d copy
         self.own_radius = 0.5 * nearest_row_distance(centres, **_tile(tile_size))
         # h - mu_G' = r + m_y + (mu_G - mu_G') for the deciding global mean mu_G'
         self.global_shift = own.global_mean - self.deciding.global_mean

@@ -148,7 +148,7 @@ def nearest_row_distance(frame: torch.Tensor, tile_size: int = DEFAULT_TILE_SIZE
     num_rows, dim = frame.shape
     low = frame.to(torch.float32)
     eps = torch.finfo(torch.float32).eps
-    squared_norms = (low * low).sum(dim=1)
+    squared_norms = torch.linalg.vector_norm(low, dim=1).square_()  # no K x d temporary
     slack = 4.0 * (dim + 2) * eps
     nearest = torch.full((num_rows,), torch.inf, dtype=torch.float32, device=frame.device)
     for rows, cols, on_diagonal in symmetric_tiles(num_rows, tile_size):
