@@ -61,3 +61,30 @@ def test_non_finite_features_name_the_first_bad_row(bad):
 def test_string_features_are_rejected():
     with pytest.raises(ValueError, match="features"):
         measure(np.array([["a", "b"], ["c", "d"]]), np.array([0, 1]))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_one_non_finite_classifier_entry_is_found_and_named(bad):
+    weights = torch.randn(3, 5)
+    weights[2, 4] = bad
+    with pytest.raises(
+        ValueError, match=r"weights contains NaN or inf \(1 row\(s\), first at index 2\)"
+    ):
+        measure(H, Y, weights)
+
+
+def test_large_finite_half_precision_weights_are_not_mistaken_for_inf():
+    # their float16 sum would overflow; the check sums in float64
+    weights = torch.full((3, 5), 60000.0, dtype=torch.float16)
+    weights[0, 0] = 50000.0  # not all rows equal, so the classifier geometry is defined
+    assert measure(H, Y, weights).accuracy is not None
+
+
+def test_arrays_that_cannot_be_tiled_are_checked_against_free_memory(monkeypatch):
+    from neuralcollapse.metrics import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1000)
+    with pytest.raises(ValueError, match=r"cannot be tiled .*classifier W in float64"):
+        measure(H, Y, torch.randn(3, 5))
+    monkeypatch.setattr(memory, "available_bytes", lambda device: None)  # unknown: no check
+    assert measure(H, Y, torch.randn(3, 5)).accuracy is not None

@@ -112,7 +112,10 @@ def gram_frobenius_norm(
     """
     num_rows, dim = frame.shape
     if dim < num_rows:
-        small = frame.T @ frame
+        # in row blocks: one X^T X product would have BLAS pack a K x d copy of X
+        small = frame.new_zeros(dim, dim)
+        for rows in row_blocks(num_rows, tile_size):
+            small.addmm_(frame[rows].T, frame[rows])
         if offset is not None:
             column_sums = frame.sum(dim=0)
             small += torch.outer(column_sums, offset) + torch.outer(offset, column_sums)
