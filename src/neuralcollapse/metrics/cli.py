@@ -97,6 +97,13 @@ def run_measure(args: argparse.Namespace) -> int:
     )
     if args.per_class:
         result.per_class.write_csv(args.per_class)
+    if args.per_class_figure:
+        # matplotlib only when a figure is asked for: the metrics need none of it
+        from neuralcollapse.viz.per_class_figure import per_class_figure
+
+        per_class_figure(result.per_class, title=f"Per-class collapse: {args.file}").savefig(
+            args.per_class_figure
+        )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -123,5 +130,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--per-class",
         metavar="CSV",
         help="also write the per-class table (count, variance, norms, duality, CDNV) here",
+    )
+    parser.add_argument(
+        "--per-class-figure",
+        metavar="PNG",
+        help="also draw the per-class columns against the class size (any matplotlib format)",
     )
     parser.set_defaults(func=run_measure)
