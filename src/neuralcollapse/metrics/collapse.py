@@ -52,9 +52,9 @@ Measures that came after Papyan's four:
   over classes (ddof 1) of ``s_k = <w_k, m_k>``; ``unc3_cv = std_k s_k / |mean_k s_k|``.
 - ``nc5``: ID/OOD orthogonality (Ammar et al., "NECO", ICLR 2024):
   ``mean_k |cos(mu_k, mu_OOD)|`` with the *uncentred* class means and the plain mean of the
-  out-of-distribution features, as NECO's public code computes it (centring both on the
-  in-distribution global mean would measure the angle to the span of the centred means
-  instead; we keep the published convention so numbers compare).
+  out-of-distribution features, the convention of the public implementation issue 8
+  points to (centring both on the in-distribution global mean would measure the angle to
+  the span of the centred means instead; we keep that convention so numbers compare).
 - ``per_class``: a :class:`~neuralcollapse.metrics.per_class.PerClassTable` (counts,
   within-class variance, ``||m_k||``, ``||w_k||``, ``<w_k, m_k>``, per-class CDNV), kept out
   of ``to_dict()``.
