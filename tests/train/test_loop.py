@@ -295,3 +295,33 @@ def test_progress_bar_shows_loss_error_and_latest_nc1(tmp_path, capsys):
     train(_config(tmp_path, epochs=2, track="every", progress=True))
     err = capsys.readouterr().err
     assert "loss=" in err and "err=" in err and "nc1=" in err
+
+
+def test_test_split_nearest_centre_decides_with_the_training_means(tmp_path):
+    result = train(_config(tmp_path, epochs=2, track="every", layers="none"))
+    net = result.model.eval()
+    dataset = load_dataset("digits")
+    with torch.no_grad():
+        _, train_post = net.forward_features(dataset.train_images)
+        _, test_post = net.forward_features(dataset.test_images)
+        logits = net(dataset.test_images)
+    labels = dataset.train_labels
+    train_means = torch.stack([train_post[labels == k].mean(0) for k in range(10)]).double()
+    nearest = torch.cdist(test_post.double(), train_means).argmin(dim=1)
+    logged = next(
+        row
+        for row in reversed(result.metrics_rows)
+        if row["split"] == "test" and row["layer"] == "penultimate_post"
+    )
+    assert logged["ncc_accuracy"] == pytest.approx(
+        float((nearest == dataset.test_labels).double().mean()), abs=1e-12
+    )
+    assert logged["ncc_mismatch"] == pytest.approx(
+        float((nearest != logits.argmax(dim=1)).double().mean()), abs=1e-12
+    )
+    # the test set's own means decide differently on at least this barely trained net
+    test_means = torch.stack(
+        [test_post[dataset.test_labels == k].mean(0) for k in range(10)]
+    ).double()
+    own = torch.cdist(test_post.double(), test_means).argmin(dim=1)
+    assert not torch.equal(own, nearest)

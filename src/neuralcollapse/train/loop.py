@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from neuralcollapse.metrics import measure_batches
+from neuralcollapse.metrics import ClassStats, measure_batches
 from neuralcollapse.train import runlog
 from neuralcollapse.train.config import (
     RESUMABLE_OVERRIDES,
@@ -195,12 +195,19 @@ def evaluate_split(
     layers: tuple[str, ...],
     measure_now: bool,
     processes: Processes,
-) -> tuple[float, float, dict[str, dict[str, Any]]]:
+    reference: dict[str, ClassStats] | None = None,
+    keep_class_stats: bool = False,
+) -> tuple[float, float, dict[str, dict[str, Any]], dict[str, ClassStats]]:
     """Mean loss, error and (if ``measure_now``) NC metrics per layer of one split.
 
     One no-grad pass in eval mode over this process's shard (every ``world``-th sample)
     collects the loss, the error and the features of every layer; the metrics then come
     from :func:`measure_batches` on the cached features (all-reduced under torchrun).
+
+    ``keep_class_stats`` also returns each layer's class statistics (all-reduced), so the
+    training split can serve as the ``reference`` of the test split: there, as in Papyan
+    et al., the nearest-class-centre rule (NCC accuracy, NC4) decides with the training
+    means.
     """
     net.eval()
     shard_images = images[processes.rank :: processes.world]
@@ -221,20 +228,26 @@ def evaluate_split(
     totals = _all_reduce(torch.stack([loss_sum, errors, count]), processes)
     loss, error = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
     metrics: dict[str, dict[str, Any]] = {}
+    class_stats: dict[str, ClassStats] = {}
     for name in names:
         features = torch.cat(captured[name])
         is_classifier_input = name == PENULTIMATE_POST
         weights = net.classifier.weight.detach() if is_classifier_input else None
         bias = net.classifier.bias
         bias = bias.detach() if (is_classifier_input and bias is not None) else None
+        if keep_class_stats:
+            class_stats[name] = ClassStats(num_classes).update(features, shard_labels)
+            if processes.distributed:
+                class_stats[name].all_reduce()
         metrics[name] = measure_batches(
             lambda f=features: [(f, shard_labels)],
             num_classes=num_classes,
             weights=weights,
             bias=bias,
             distributed=processes.distributed,
+            reference=None if reference is None else reference[name],
         ).to_dict()
-    return loss, error, metrics
+    return loss, error, metrics, class_stats
 
 
 def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
@@ -474,6 +487,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
                 layers=layers,
                 measure_now=measure_now,
                 processes=processes,
+                keep_class_stats=has_test,
             )
         }
         if has_test:
@@ -486,9 +500,10 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
                 layers=layers,
                 measure_now=measure_now,
                 processes=processes,
+                reference=split_results["train"][3],  # NCC on test with the training means
             )
-        train_loss, train_error, _ = split_results["train"]
-        test_loss, test_error, _ = split_results.get("test", (None, None, None))
+        train_loss, train_error, _, _ = split_results["train"]
+        test_loss, test_error, _, _ = split_results.get("test", (None, None, None, None))
         if not math.isfinite(train_loss):
             _stop_diverged(
                 run_dir, epoch, lr, is_main, tpt_epoch, last_epoch_row, checkpoint_epoch, bar
@@ -513,7 +528,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         }
         rows = [
             {"epoch": epoch, "split": split, "layer": layer, **losses_part, **values}
-            for split, (_, _, by_layer) in split_results.items()
+            for split, (_, _, by_layer, _) in split_results.items()
             for layer, values in by_layer.items()
         ]
         metrics_rows += rows
