@@ -81,7 +81,6 @@ from neuralcollapse.metrics.pairwise import (
     check_tile_size,
     check_uniformity_kernels,
     frame_statistics,
-    offset_row_norms,
     row_blocks,
     rowwise_dot,
 )
@@ -154,11 +153,15 @@ def _duality_gap(
     weights: torch.Tensor,
     centred: torch.Tensor,
     offset: torch.Tensor | None,
+    row_norms: torch.Tensor,
     tile_size: int,
 ) -> float:
-    """``|| W/||W||_F - X/||X||_F ||_F^2`` with the rows of X ``m_k (+ offset)``, in row blocks."""
+    """``|| W/||W||_F - X/||X||_F ||_F^2`` with the rows of X ``m_k (+ offset)``, in row blocks.
+
+    ``row_norms`` are the norms of those rows (the frame pass has them already).
+    """
     weight_norm = float(torch.linalg.matrix_norm(weights))
-    frame_norm = float(torch.linalg.vector_norm(offset_row_norms(centred, offset, tile_size)))
+    frame_norm = float(torch.linalg.vector_norm(row_norms))
     total = 0.0
     for rows in row_blocks(centred.shape[0], tile_size):
         frame_rows = centred[rows] if offset is None else centred[rows] + offset
@@ -255,7 +258,7 @@ def compute_metrics(
         uniformity_kernels=kernels,
         tile_size=tile_size,
     )
-    uncentred_norms = offset_row_norms(centred, geometry.global_mean, tile_size)
+    uncentred_norms = means_frame.offset_norms  # ||mu_k||
     global_mean_ratio = float(torch.linalg.vector_norm(geometry.global_mean)) / float(
         uncentred_norms.mean()
     )
@@ -266,8 +269,10 @@ def compute_metrics(
     if weights is not None:
         weights = weights.to(device)
         weight_frame = frame_statistics(weights, etf_gap=True, of_gap=True, tile_size=tile_size)
-        self_duality = _duality_gap(weights, centred, None, tile_size)
-        self_duality_uncentred = _duality_gap(weights, centred, geometry.global_mean, tile_size)
+        self_duality = _duality_gap(weights, centred, None, means_frame.norms, tile_size)
+        self_duality_uncentred = _duality_gap(
+            weights, centred, geometry.global_mean, uncentred_norms, tile_size
+        )
         similarities = rowwise_dot(weights, centred, tile_size)
         unc3, unc3_cv = _uniform_duality(similarities)
 

@@ -77,7 +77,7 @@ def measure(
     uniformity_kernels : which hyperspherical-uniformity kernels to compute (``gnc2_*``):
         any of ``"distance"``, ``"log"``, ``"riesz"`` (default all three).
     tile_size : side of the square tiles the K x K pairwise work is cut into (default
-        256); memory is O(K d + tile_size^2) whatever K.
+        1,024); memory is O(K d + tile_size^2) whatever K.
 
     Returns
     -------
@@ -177,22 +177,24 @@ def measure_batches(
     if distributed:
         class_stats.all_reduce()
     dim = class_stats.dim
-    reference_geometry = _reference_geometry(reference, num_classes, class_stats.dim)
+    _check_reference(reference, num_classes, dim)
     if ood_features is not None:
         check_ood_dimension(ood_features, dim)
-    class_stats.check_all_classes_present()
+    # the class sums are private to this call: turn them into the centred means in place
+    # (one K x d array instead of three, which matters for a vocabulary of classes)
+    means = class_stats.means(overwrite=True)
     check_untiled_memory(
         num_classes,
         dim,
         class_stats.device,
         weights=weights is not None,
-        reference=reference_geometry is not None,
+        reference=reference is not None,
         chunk_rows=chunk_rows or default_chunk_rows(max(dim, num_classes)),
     )
-    # the class sums are private to this call: turn them into the centred means in place
-    # (one K x d array instead of three, which matters for a vocabulary of classes)
-    means = class_stats.sums.div_(class_stats.counts.unsqueeze(1).to(torch.float64))
     geometry = MeanGeometry.from_means(means, overwrite=True)
+    reference_geometry = (
+        None if reference is None else MeanGeometry.from_means(reference.means(), overwrite=True)
+    )
     counts = class_stats.counts
     del class_stats, means
     # the float64 classifier only now: its K x d copy need not coexist with the
@@ -221,12 +223,10 @@ def measure_batches(
     )
 
 
-def _reference_geometry(
-    reference: ClassStats | None, num_classes: int, dim: int
-) -> MeanGeometry | None:
-    """The geometry of the reference's means, after checking it describes the same classes."""
+def _check_reference(reference: ClassStats | None, num_classes: int, dim: int) -> None:
+    """The reference statistics must describe the same classes in the same feature space."""
     if reference is None:
-        return None
+        return
     reference._require_data()
     if reference.num_classes != num_classes or reference.dim != dim:
         raise ValueError(
@@ -234,7 +234,6 @@ def _reference_geometry(
             f"d = {reference.dim} dimensions but the measured data has K = {num_classes}, "
             f"d = {dim}; the reference must come from the same classes and the same layer"
         )
-    return MeanGeometry.from_means(reference.means(), overwrite=True)
 
 
 def _check_same_samples(counts: torch.Tensor, centred_stats: CentredStats) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from neuralcollapse.metrics.pairwise import nearest_row_distance
+from neuralcollapse.metrics.pairwise import check_tile_size, nearest_row_distance
 
 
 class NearestCentreRule:
@@ -44,7 +44,7 @@ class NearestCentreRule:
         centres = own.centred_coordinates() if self.in_span else self.deciding.centred
         self.centres = centres
         self.squared_norms = torch.linalg.vector_norm(centres, dim=1).square_()  # no K x d copy
-        self.own_radius = 0.5 * nearest_row_distance(centres, **_tile(tile_size))
+        self.own_radius = 0.5 * nearest_row_distance(centres, check_tile_size(tile_size))
         # h - mu_G' = r + m_y + (mu_G - mu_G') for the deciding global mean mu_G'
         self.global_shift = own.global_mean - self.deciding.global_mean
 
@@ -85,7 +85,3 @@ class NearestCentreRule:
         scores = (coordinates @ self.centres.T).mul_(2.0).sub_(self.squared_norms)
         prediction[uncertain] = scores.argmax(dim=1)
         return prediction
-
-
-def _tile(tile_size: int | None) -> dict:
-    return {} if tile_size is None else {"tile_size": tile_size}

@@ -180,6 +180,7 @@ class FrameStatistics:
     of_gap: float | None  # || G/||G||_F - I/sqrt(K) ||_F (G of the rows + offset)
     cdnv: float | None  # mean over k != k' of (v_k + v_k') / (2 ||x_k - x_k'||^2)
     class_cdnv: torch.Tensor | None  # (K,): the same mean over k' != k for each k
+    offset_norms: torch.Tensor | None  # (K,) ||x_k + offset|| when an offset was given
     uniformity: dict[str, float | None]  # gnc2_* keys (None: kernel not requested)
 
 
@@ -233,7 +234,8 @@ def frame_statistics(
     of_gap : the normalised Gram distance to the orthogonal frame,
         ``|| G/||G||_F - I/sqrt(K) ||_F``, of the rows ``x_k + offset`` when ``offset`` (d,)
         is given (the uncentred class means from the centred ones:
-        ``G_kj + x_k.g + x_j.g + ||g||^2``, no K x d copy).
+        ``G_kj + x_k.g + x_j.g + ||g||^2``, no K x d copy). With an offset, the norms
+        ``||x_k + offset||`` are returned too (``offset_norms``).
     variances : (K,) per-row variances ``v_k``; when given, the class-distance normalised
         variance ``CDNV = mean_{k != k'} (v_k + v_k') / (2 ||x_k - x_k'||^2)`` (Galanti,
         György & Hutter, ICLR 2022) and its per-row means ``class_cdnv``. Since
@@ -278,6 +280,7 @@ def frame_statistics(
     etf_scale = 1.0 / math.sqrt(num_rows - 1)
     of_scale = 1.0 / math.sqrt(num_rows)
     cross = None if offset is None else frame @ offset
+    offset_norms = None if offset is None else offset_row_norms(frame, offset, tile_size)
     offset_square = 0.0 if offset is None else float(offset @ offset)
 
     cosine = _PairMoments(0.0, frame)  # cosines shifted by -1/(K-1)
@@ -378,7 +381,7 @@ def frame_statistics(
         diagonal_gap = squared_norms / etf_norm - etf_scale * (1.0 - 1.0 / num_rows)
         etf_squares += torch.dot(diagonal_gap, diagonal_gap)
     if of_gap:
-        shifted_norms = squared_norms if offset is None else offset_row_norms(frame, offset) ** 2
+        shifted_norms = squared_norms if offset is None else offset_norms**2
         diagonal_gap = shifted_norms / of_norm - of_scale
         of_squares += torch.dot(diagonal_gap, diagonal_gap)
 
@@ -420,5 +423,6 @@ def frame_statistics(
         of_gap=math.sqrt(max(float(of_squares), 0.0)) if of_gap else None,
         cdnv=cdnv,
         class_cdnv=class_cdnv,
+        offset_norms=offset_norms,
         uniformity=uniformity,
     )

@@ -244,10 +244,15 @@ class ClassStats(_SumState):
                 "labels to 0..K'-1, or lower num_classes"
             )
 
-    def means(self) -> torch.Tensor:
-        """Class means, (K, d) float64. Raises if a class is empty."""
+    def means(self, *, overwrite: bool = False) -> torch.Tensor:
+        """Class means, (K, d) float64. Raises if a class is empty.
+
+        ``overwrite=True`` divides the sums in place and returns them: no K x d copy, but the
+        statistics are spent afterwards (for a caller that owns them and needs only the means).
+        """
         self.check_all_classes_present()
-        return self.sums / self.counts.unsqueeze(1).to(torch.float64)
+        counts = self.counts.unsqueeze(1).to(torch.float64)
+        return self.sums.div_(counts) if overwrite else self.sums / counts
 
     def state_dict(self) -> dict:
         self._require_data()
