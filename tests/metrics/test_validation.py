@@ -88,3 +88,14 @@ def test_arrays_that_cannot_be_tiled_are_checked_against_free_memory(monkeypatch
         measure(H, Y, torch.randn(3, 5))
     monkeypatch.setattr(memory, "available_bytes", lambda device: None)  # unknown: no check
     assert measure(H, Y, torch.randn(3, 5)).accuracy is not None
+
+
+def test_a_reference_that_is_not_class_statistics_is_rejected():
+    with pytest.raises(ValueError, match=r"reference must be a ClassStats .* got Tensor"):
+        measure(H, Y, reference=H)
+
+
+def test_ood_features_with_zero_mean_are_rejected():
+    ood = torch.cat([torch.ones(4, 5), -torch.ones(4, 5)])
+    with pytest.raises(ValueError, match="out-of-distribution features have mean exactly 0"):
+        measure(H, Y, ood_features=ood)
