@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +81,34 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
     return final
 
 
+class UnsafeCheckpoint(ValueError):
+    """A checkpoint that cannot be read without unpickling arbitrary objects."""
+
+
 def load_checkpoint(run_dir: Path) -> dict[str, Any]:
+    """Read ``checkpoints/last.pt`` with ``torch.load(weights_only=True)``.
+
+    A run directory may come from someone else, and a full unpickle would run any code a
+    crafted file carries. Everything this package saves (tensors, RNG states as uint8
+    tensors, the optimiser's and scheduler's plain containers, the config as plain
+    values) loads under the restricted unpickler; anything else is refused.
+
+    Raises
+    ------
+    FileNotFoundError : no checkpoint.
+    UnsafeCheckpoint : the file needs a full unpickle (it was not written by this package).
+    """
     path = run_dir / "checkpoints" / CHECKPOINT_NAME
     if not path.is_file():
         raise FileNotFoundError(
             f"nothing to resume: {path} does not exist; start the run without --resume"
         )
-    # our own file: it holds RNG states and plain containers besides tensors
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise UnsafeCheckpoint(
+            f"refusing to resume from {path}: it holds objects that only a full unpickle "
+            "can rebuild, and unpickling a file can run arbitrary code. Checkpoints written "
+            f"by neuralcollapse load without that. Delete {path} and train afresh "
+            f"(--overwrite, or another --out). Detail: {str(error).splitlines()[0]}"
+        ) from None
