@@ -15,7 +15,7 @@ $(PY):
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[data,test]'
+	$(PY) -m pip install -q -e '.[all]' torch==2.13.0
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
+from neuralcollapse import schema
 from neuralcollapse.metrics.collapse import CollapseMetrics
 from neuralcollapse.metrics.measure import measure
 
@@ -105,7 +105,7 @@ def run_measure(args: argparse.Namespace) -> int:
             args.per_class_figure
         )
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(schema.dumps(result.to_dict(), indent=2))
     else:
         print(format_table(result))
     return 0

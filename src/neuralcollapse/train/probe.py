@@ -14,10 +14,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from neuralcollapse.schema import PENULTIMATE_POST, PENULTIMATE_PRE
 from neuralcollapse.train.nets import CollapseNet
-
-PENULTIMATE_POST = "penultimate_post"
-PENULTIMATE_PRE = "penultimate_pre"
 
 
 def as_feature_matrix(output: torch.Tensor) -> torch.Tensor:

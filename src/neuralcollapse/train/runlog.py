@@ -15,31 +15,26 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from neuralcollapse import schema
 from neuralcollapse.atomic import atomic_write, atomic_write_bytes
 
 CHECKPOINT_NAME = "last.pt"
 
 
-def _json_value(value: Any) -> Any:
-    # JSON has no NaN/inf: write them as null so every reader can parse the file
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
+    """Append one row in the strict-JSON form of :mod:`neuralcollapse.schema`."""
     with open(path, "a") as stream:
-        stream.write(json.dumps({k: _json_value(v) for k, v in row.items()}) + "\n")
+        stream.write(schema.dumps(row) + "\n")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL log as written (non-finite values still as their strings)."""
     if not path.is_file():
         return []
     with open(path) as stream:
@@ -47,14 +42,14 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def write_json(path: Path, content: dict[str, Any]) -> None:
-    """Write JSON atomically, so a reader never sees half a file."""
-    atomic_write_bytes(path, (json.dumps(content, indent=2) + "\n").encode())
+    """Write strict JSON atomically, so a reader never sees half a file."""
+    atomic_write_bytes(path, (schema.dumps(content, indent=2) + "\n").encode())
 
 
 def truncate_jsonl(path: Path, last_epoch: int) -> None:
     """Keep the rows with epoch <= last_epoch (a resumed run rewrites what came after)."""
     rows = [row for row in read_jsonl(path) if row["epoch"] <= last_epoch]
-    atomic_write_bytes(path, "".join(json.dumps(row) + "\n" for row in rows).encode())
+    atomic_write_bytes(path, "".join(schema.dumps(row) + "\n" for row in rows).encode())
 
 
 def write_csv_from_jsonl(jsonl_path: Path, csv_path: Path) -> None:
@@ -67,7 +62,13 @@ def write_csv_from_jsonl(jsonl_path: Path, csv_path: Path) -> None:
     writer = csv.DictWriter(text, fieldnames=columns, restval="")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+        # nested values (the not_computed reasons) as their JSON text
+        writer.writerow(
+            {
+                k: "" if v is None else (schema.dumps(v) if isinstance(v, dict) else v)
+                for k, v in row.items()
+            }
+        )
     atomic_write_bytes(csv_path, text.getvalue().encode())
 
 

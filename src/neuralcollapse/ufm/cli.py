@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 
 import numpy as np
 
+from neuralcollapse import schema
 from neuralcollapse.ufm.problem import UFMProblem
 
 
@@ -127,7 +127,7 @@ def run_ufm(args: argparse.Namespace) -> int:
         solution = solve_lbfgs(problem, restarts=args.restarts, seed=args.seed)
     summary = solution.summary()
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(schema.dumps(summary, indent=2))
     else:
         reference = solution.theory
         print(

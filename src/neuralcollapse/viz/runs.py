@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-#: layer names with a fixed meaning in metrics.jsonl; other names are intermediate layers
-PENULTIMATE_POST = "penultimate_post"
-PENULTIMATE_PRE = "penultimate_pre"
+from neuralcollapse import schema
+from neuralcollapse.schema import PENULTIMATE_POST, PENULTIMATE_PRE
 
 _REQUIRED_METRIC_KEYS = ("epoch", "split", "layer", "nc1")
 
@@ -61,7 +60,9 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def _as_float(value: object) -> float:
-    """A JSON value as a float, with ``None`` (a metric that does not apply) as NaN."""
+    """A JSON value as a float: ``None`` (not computed) as NaN, the schema's non-finite strings
+    (``"Infinity"``, ...) as the floats they stand for."""
+    value = schema.decode_value(value)
     if value is None:
         return math.nan
     return float(value)  # type: ignore[arg-type]
