@@ -111,7 +111,11 @@ class NeuralCollapseCallback(TrainerCallback):
         per_epoch = str(getattr(args, "eval_strategy", "")).endswith("epoch")
         index = int(round(state.epoch or 0)) if per_epoch else int(state.global_step)
         metrics = kwargs.get("metrics") or {}
-        logged = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        logged = {
+            k: float(v)
+            for k, v in metrics.items()
+            if isinstance(v, (int, float)) and k not in ("epoch", "step")
+        }
         results = tracker(index, step=int(state.global_step), **logged)
         self.last_results = results
         scalars: dict[str, float] = {}

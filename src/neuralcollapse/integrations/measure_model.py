@@ -62,7 +62,7 @@ class ModelCollapse(Mapping):
 
     metrics: dict[str, CollapseMetrics | None]
     reasons: dict[str, str] = field(default_factory=dict)
-    classes: torch.Tensor | None = None
+    classes: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
     class_stats: dict[str, ClassStats] = field(default_factory=dict)
 
     def __getitem__(self, layer: str) -> CollapseMetrics | None:
@@ -342,7 +342,7 @@ def measure_model(
         for layer_stats in stats.values():
             layer_stats.all_reduce()
 
-    classes = None
+    classes = None  # set when some classes are left out
     if empty_classes == "drop":
         present = torch.nonzero(stats[names[0]].counts > 0).flatten()
         if present.numel() < num_classes:
@@ -355,7 +355,8 @@ def measure_model(
     measured_classes = num_classes if classes is None else int(classes.numel())
 
     # ---- between the passes: each layer's mean geometry and classifier
-    result = ModelCollapse({}, classes=classes)
+    measured = torch.arange(num_classes) if classes is None else classes.cpu()
+    result = ModelCollapse({}, classes=measured)
     centred: dict[str, CentredStats] = {}
     for name in names:
         layer_stats = stats[name]

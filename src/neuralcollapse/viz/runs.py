@@ -184,6 +184,9 @@ def load_run(path: str | Path, *, name: str | None = None) -> TrainingRun:
                 f"{metrics_path}, row {line_number}: missing key(s) {missing}; "
                 "each row needs epoch, split, layer and the CollapseMetrics fields"
             )
+        # measure_model's name for the classifier input is the report's penultimate layer
+        if row["layer"] == schema.PENULTIMATE:
+            row["layer"] = PENULTIMATE_POST
     config_path = directory / "config.json"
     epochs_path = directory / "epochs.jsonl"
     summary_path = directory / "summary.json"

@@ -1,0 +1,71 @@
+"""The Lightning callback inside Trainer.fit logs what measure_model gives, to every logger."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+L = pytest.importorskip("lightning")
+
+from sklearn.datasets import load_digits  # noqa: E402
+
+from neuralcollapse.integrations import measure_model  # noqa: E402
+from neuralcollapse.integrations.lightning import NeuralCollapseCallback  # noqa: E402
+
+
+class DigitsModule(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.net(x)
+
+    def training_step(self, batch, index):
+        x, y = batch
+        loss = nn.functional.cross_entropy(self(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, index):
+        x, y = batch
+        self.log("val_loss", nn.functional.cross_entropy(self(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_fit_with_the_callback_logs_the_final_models_metrics_to_csv(tmp_path):
+    torch.manual_seed(0)
+    images, labels = load_digits(return_X_y=True)
+    data = TensorDataset(torch.tensor(images / 16, dtype=torch.float32), torch.tensor(labels))
+    measured = DataLoader(data, batch_size=256)
+    callback = NeuralCollapseCallback(
+        measured, layers=["net.0", "penultimate"], classifier="net.2", run_dir=tmp_path / "run"
+    )
+    module = DigitsModule()
+    trainer = L.Trainer(
+        max_epochs=3,
+        callbacks=[callback],
+        logger=L.pytorch.loggers.CSVLogger(tmp_path / "logs"),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.fit(module, DataLoader(data, batch_size=64, shuffle=True), measured)
+
+    expected = measure_model(module, measured, layers=["net.0", "penultimate"], classifier="net.2")
+    (metrics_file,) = (tmp_path / "logs").rglob("metrics.csv")
+    rows = [row for row in csv.DictReader(metrics_file.open()) if row["nc/train/penultimate/nc1"]]
+    assert len(rows) == 3  # one per validation epoch
+    for key in ("nc1", "etf_gap_weights", "self_duality", "ncc_mismatch"):
+        logged = float(rows[-1][f"nc/train/penultimate/{key}"])
+        assert logged == pytest.approx(getattr(expected["penultimate"], key), rel=1e-5, abs=1e-7)
+    assert float(rows[-1]["nc/train/net.0/nc1"]) == pytest.approx(expected["net.0"].nc1, rel=1e-5)
+    # the run directory is written too, and is finished
+    assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") == 3 * 2
+    assert '"finished": true' in (tmp_path / "run" / "summary.json").read_text()
