@@ -8,10 +8,28 @@ training error show *neural collapse*; Tirer & Bruna (ICML 2022) explain it with
 - :mod:`neuralcollapse.ufm`: unconstrained features models, closed forms and solvers;
 - :mod:`neuralcollapse.train`: terminal-phase training with NC tracking;
 - :mod:`neuralcollapse.ntk`: residual vs MLP neural tangent kernels;
-- :mod:`neuralcollapse.viz`: figures and the HTML report.
+- :mod:`neuralcollapse.viz`: figures and the HTML report;
+- :mod:`neuralcollapse.integrations`: ``measure_model`` for any ``nn.Module``, a tracker for
+  hand-written loops, Lightning and Hugging Face callbacks.
 """
 
 from neuralcollapse.metrics import ClassStats, CollapseMetrics, measure, measure_batches
 
-__all__ = ["ClassStats", "CollapseMetrics", "measure", "measure_batches", "__version__"]
+__all__ = [
+    "ClassStats",
+    "CollapseMetrics",
+    "measure",
+    "measure_batches",
+    "measure_model",
+    "__version__",
+]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # measure_model pulls in the training package (the run format): import it on first use
+    if name == "measure_model":
+        from neuralcollapse.integrations import measure_model
+
+        return measure_model
+    raise AttributeError(f"module 'neuralcollapse' has no attribute {name!r}")

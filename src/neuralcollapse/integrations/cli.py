@@ -1,0 +1,209 @@
+"""``neuralcollapse probe``: neural collapse at named layers of your own model, from the shell.
+
+    neuralcollapse probe --model mypkg.models:make_net [--checkpoint net.pt] \\
+        --dataset digits --layers layer2,layer3 --classifier fc --out probe-out
+    neuralcollapse probe --hf-model ./my-bert --data mypkg.data:loader \\
+        --layers bert.encoder.layer.5 --classifier classifier --out probe-out
+
+Writes OUT/metrics.json (strict JSON, one object per split and layer), OUT/run/ (the run
+format, read by ``neuralcollapse report``), OUT/report.html with the depth profile, and
+prints the per-layer table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+#: the metrics the printed table shows (the JSON and CSV hold every metric)
+TABLE_KEYS = ("nc1", "etf_gap_means", "of_gap_means", "self_duality", "ncc_mismatch", "accuracy")
+
+
+def register(subparsers) -> None:
+    """Add the ``probe`` sub-command."""
+    probe = subparsers.add_parser(
+        "probe",
+        help="measure neural collapse at named layers of any PyTorch / Hugging Face model",
+        description="Load a model (a Python factory or a local Hugging Face directory) and a "
+        "data set, measure the named layers, and write OUT/metrics.json, OUT/run/ and "
+        "OUT/report.html.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    source = probe.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--model", metavar="MODULE:FACTORY", help="a function returning the nn.Module"
+    )
+    source.add_argument(
+        "--hf-model", type=Path, metavar="DIR", help="a local Hugging Face model directory"
+    )
+    probe.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="state dict to load into --model (read with weights_only=True; a dict with a "
+        "'model' entry, as neuralcollapse train writes, also works)",
+    )
+    data = probe.add_mutually_exclusive_group(required=True)
+    data.add_argument("--dataset", help="a registered data set (see neuralcollapse train)")
+    data.add_argument(
+        "--data", metavar="MODULE:FACTORY", help="a function returning a loader of batches"
+    )
+    probe.add_argument("--per-class", type=int, default=None, help="training images per class")
+    probe.add_argument("--batch-size", type=int, default=256, help="batch size (--dataset)")
+    probe.add_argument(
+        "--layers",
+        default=None,
+        help="comma-separated module names; 'penultimate' = classifier input",
+    )
+    probe.add_argument("--classifier", default=None, help="name of the final nn.Linear")
+    probe.add_argument("--num-classes", type=int, default=None, help="K (default: classifier's)")
+    probe.add_argument(
+        "--shift-labels", action="store_true", help="next-token labels for causal LMs"
+    )
+    probe.add_argument(
+        "--drop-empty-classes", action="store_true", help="leave out classes with no sample"
+    )
+    probe.add_argument("--out", type=Path, required=True, help="output directory")
+    probe.add_argument("--device", default="cpu", help="torch device for the model")
+    probe.set_defaults(func=run)
+
+
+def load_entry_point(spec: str, what: str) -> Any:
+    """``package.module:attribute`` -> the attribute (a factory), with a clear error."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ValueError(
+            f"{what} must be MODULE:FACTORY (e.g. mypkg.models:make_net); got {spec!r}"
+        )
+    # like `python -m` and other entry-point loaders, the working directory is importable
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise ValueError(
+            f"cannot import {module_name!r} for {what} ({error}); is it on PYTHONPATH?"
+        ) from error
+    if not hasattr(module, attribute):
+        raise ValueError(f"{module_name} has no {attribute!r} (from {what} {spec!r})")
+    return getattr(module, attribute)
+
+
+def load_model(args: argparse.Namespace):
+    import torch
+    from torch import nn
+
+    if args.hf_model is not None:
+        return _load_hf_model(args.hf_model)
+    model = load_entry_point(args.model, "--model")()
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"--model {args.model} returned {type(model).__name__}, not an nn.Module")
+    if args.checkpoint is not None:
+        if not args.checkpoint.is_file():
+            raise FileNotFoundError(f"--checkpoint {args.checkpoint} does not exist")
+        try:
+            state = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
+        except Exception as error:  # UnpicklingError and friends: say why and what to do
+            raise ValueError(
+                f"--checkpoint {args.checkpoint} cannot be read with weights_only=True "
+                f"({str(error).splitlines()[0]}); a file that needs a full unpickle can run "
+                "arbitrary code and is refused: save model.state_dict() with torch.save"
+            ) from None
+        if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+            state = state["model"]
+        model.load_state_dict(state)
+    return model
+
+
+def _load_hf_model(directory: Path):
+    if not (directory / "config.json").is_file():
+        raise FileNotFoundError(f"--hf-model {directory} has no config.json (not a model folder)")
+    try:
+        import transformers
+    except ModuleNotFoundError:
+        raise ValueError("--hf-model needs transformers: pip install transformers") from None
+    config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True)
+    architecture = (config.architectures or ["AutoModel"])[0]
+    model_class = getattr(transformers, architecture, transformers.AutoModel)
+    return model_class.from_pretrained(directory, local_files_only=True)
+
+
+def load_data(args: argparse.Namespace):
+    """(train batches, test batches or None)."""
+    if args.data is not None:
+        loader = load_entry_point(args.data, "--data")()
+        return loader, None
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from neuralcollapse.train.data import load_dataset
+
+    dataset = load_dataset(args.dataset, per_class=args.per_class)
+
+    def loader(images: torch.Tensor, labels: torch.Tensor) -> DataLoader:
+        return DataLoader(TensorDataset(images, labels), batch_size=args.batch_size)
+
+    test = None
+    if dataset.test_images is not None:
+        test = loader(dataset.test_images, dataset.test_labels)
+    return loader(dataset.train_images, dataset.train_labels), test
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """One line per (split, layer) with the headline metrics."""
+    header = f"{'split':<6} {'layer':<28}" + "".join(f"{key:>15}" for key in TABLE_KEYS)
+    lines = [header]
+    for split, result in results.items():
+        for layer, metrics in result.items():
+            if metrics is None:
+                cells = f"  not computed: {result.reasons.get(layer, '')}"
+            else:
+                values = metrics.to_dict()
+                cells = "".join(
+                    f"{'-':>15}" if values[key] is None else f"{values[key]:>15.4g}"
+                    for key in TABLE_KEYS
+                )
+            lines.append(f"{split:<6} {layer:<28}{cells}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from neuralcollapse import schema
+    from neuralcollapse.atomic import atomic_write_bytes
+    from neuralcollapse.integrations.measure_model import ModelCollapse
+    from neuralcollapse.integrations.tracker import CollapseTracker
+    from neuralcollapse.viz.report import build_run_report
+
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; choose a directory")
+    model = load_model(args).to(args.device)
+    train, test = load_data(args)
+    options: dict[str, Any] = {}
+    if args.shift_labels:
+        options["shift_labels"] = True
+    if args.drop_empty_classes:
+        options["empty_classes"] = "drop"
+    tracker = CollapseTracker(
+        args.out / "run",
+        model,
+        train,
+        eval_data=test,
+        layers=args.layers,
+        classifier=args.classifier,
+        num_classes=args.num_classes,
+        config={"source": "probe", "model": args.model or str(args.hf_model)},
+        **options,
+    )
+    results = tracker(0)
+    tracker.close()
+    failed = [split for split, result in results.items() if not isinstance(result, ModelCollapse)]
+    if failed:
+        raise ValueError(f"nothing could be measured on {failed[0]}: {results[failed[0]]}")
+    print(format_table(results))
+    payload = {split: result.to_dict() for split, result in results.items()}
+    atomic_write_bytes(args.out / "metrics.json", (schema.dumps(payload, indent=2) + "\n").encode())
+    report = build_run_report([args.out / "run"], args.out, title="Neural collapse probe")
+    print(f"wrote {args.out / 'metrics.json'}, {args.out / 'run'}/ and {report}", file=sys.stderr)
+    return 0
