@@ -148,15 +148,21 @@ class LayerCapture:
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._was_training = model.training
         self._grad_mode: Any = None
+        self._reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None
 
     def _record(self, name: str):
         def hook(module: nn.Module, inputs: tuple, output: object) -> None:
-            self._captured[name] = self.select(output).detach()
+            self._keep(name, self.select(output).detach())
 
         return hook
 
     def _record_input(self, module: nn.Module, inputs: tuple) -> None:
-        self._captured[PENULTIMATE] = inputs[0].detach()
+        self._keep(PENULTIMATE, inputs[0].detach())
+
+    def _keep(self, name: str, output: torch.Tensor) -> None:
+        # reduce inside the hook: a conv map is freed as soon as the net is done with it,
+        # instead of every layer's map living until the end of the forward pass
+        self._captured[name] = output if self._reduce is None else self._reduce(output, name)
 
     def __enter__(self) -> LayerCapture:
         self._was_training = self.model.training
@@ -189,10 +195,19 @@ class LayerCapture:
         self._remove()
         self.model.train(self._was_training)
 
-    def run(self, batch: ModelBatch) -> dict[str, torch.Tensor]:
-        """One forward pass; the captured tensors by layer name."""
+    def run(
+        self,
+        batch: ModelBatch,
+        reduce: Callable[[torch.Tensor, str], torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """One forward pass; the captured tensors by layer name, through ``reduce(output, name)``
+        (e.g. to the (rows, d) feature matrix) when given."""
         self._captured.clear()
-        self.model(*batch.args, **batch.kwargs)
+        self._reduce = reduce
+        try:
+            self.model(*batch.args, **batch.kwargs)
+        finally:
+            self._reduce = None
         missing = [name for name in self.layers if name not in self._captured]
         if missing:
             raise ValueError(

@@ -188,10 +188,8 @@ def _passes(
         )
         labels = layout.kept_labels()
         check_labels(labels, index)
-        outputs = capture.run(moved)
-        features = {}
-        for name, output in outputs.items():
-            matrix = layout.features(output, name)
+        features = capture.run(moved, layout.features)
+        for name, matrix in features.items():
             if dims.setdefault(name, matrix.shape[1]) != matrix.shape[1]:
                 raise ValueError(
                     f"layer {name!r} gave features of dimension {matrix.shape[1]} in batch "
@@ -199,7 +197,6 @@ def _passes(
                     "batch (variable-length sequences need per-token labels or pooling; pass "
                     "select= to reduce the output to a fixed size)"
                 )
-            features[name] = matrix
         yield features, labels
 
 
