@@ -1,6 +1,6 @@
 """Reference geometries of neural collapse and distances between Gram matrices.
 
-Two frames matter (shared/THEORY.md, "Telling an ETF from an orthogonal frame"):
+Two frames matter (docs/theory.md, "Telling an ETF from an orthogonal frame"):
 
 - the *simplex equiangular tight frame* (ETF): K unit vectors with pairwise cosine
   -1/(K-1), Gram matrix ``K/(K-1) (I - J)`` with ``J = 11^T/K``. It is what the class

@@ -1,7 +1,7 @@
 """An independent, dense, deliberately naive implementation of every metric (tests only).
 
 Forms the full d x d covariances, the pseudo-inverse of Sigma_B, and the full K x K Gram
-matrices, exactly as the definitions in shared/THEORY.md read.
+matrices, exactly as the definitions in docs/theory.md read.
 """
 
 import math

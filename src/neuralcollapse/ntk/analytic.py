@@ -37,7 +37,7 @@ ResNet. Forward: ``K_1 = x.x'/d`` and, since V_l is independent of everything be
     Theta_ResNet = K_{L+1} + sum_{l=1}^{L} alpha^2 P_{l+1} (E_{K_l}[s s] + K_l E_{K_l}[s' s'])
                    + P_1 K_1,
 
-which agrees with shared/THEORY.md and, as alpha -> 0, tends to ``2 x.x'/d`` (the read-out
+which agrees with docs/theory.md and, as alpha -> 0, tends to ``2 x.x'/d`` (the read-out
 and the embedding of a linear network). :mod:`neuralcollapse.ntk.empirical` checks both
 formulas against finite-width networks.
 

@@ -3,7 +3,7 @@
 Every function takes runs read by :func:`neuralcollapse.viz.runs.load_run` and returns a
 :class:`matplotlib.figure.Figure`. The quantities are the columns of ``metrics.jsonl``, i.e.
 the fields of :class:`neuralcollapse.metrics.CollapseMetrics` (definitions in
-docs/metrics.md and shared/THEORY.md); no metric is recomputed here.
+docs/metrics.md and docs/theory.md); no metric is recomputed here.
 
 References
 ----------
