@@ -46,7 +46,7 @@ def _reference_mlp_ntk(x1, x2, depth):
 
 
 def _reference_resnet_ntk(x1, x2, depth, alpha):
-    """THEORY.md's ResNet recursion with P_l as explicit products (numpy)."""
+    """docs/theory.md's ResNet recursion with P_l as explicit products (numpy)."""
     d = x1.shape[1]
     norm_a = np.sum(x1 * x1, axis=1)[:, None] / d * np.ones((1, len(x2)))
     norm_b = np.sum(x2 * x2, axis=1)[None, :] / d * np.ones((len(x1), 1))

@@ -41,7 +41,7 @@ which agrees with docs/theory.md and, as alpha -> 0, tends to ``2 x.x'/d`` (the 
 and the embedding of a linear network). :mod:`neuralcollapse.ntk.empirical` checks both
 formulas against finite-width networks.
 
-Scale convention: the ReLU is not rescaled by sqrt(2) (no He factor), as in THEORY.md;
+Scale convention: the ReLU is not rescaled by sqrt(2) (no He factor), as in docs/theory.md;
 the MLP kernel therefore shrinks like 2^-L on the diagonal. The normalised profiles and
 the ridgeless interpolants do not depend on this overall scale.
 
