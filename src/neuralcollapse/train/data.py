@@ -143,6 +143,64 @@ def balanced_subset(labels: torch.Tensor | np.ndarray, per_class: int, seed: int
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
+def step_imbalanced_subset(
+    labels: torch.Tensor | np.ndarray,
+    ratio: float,
+    minority_classes: int,
+    seed: int = 0,
+) -> np.ndarray:
+    """Indices of a step-imbalanced subset (Fang et al., PNAS 2021): the last K_B classes keep
+    ``round(n_A / R)`` (at least 1) of their samples, drawn at random; the others keep all.
+
+    ``n_A`` is the size of the smallest majority class, so with balanced input (e.g. after
+    :func:`balanced_subset`) every majority class has n_A samples and every minority class
+    n_A / R: the imbalance ratio is R exactly up to rounding.
+
+    Parameters
+    ----------
+    labels : (N,) integer labels with classes 0..K-1.
+    ratio : R >= 1 (R = 1 keeps everything).
+    minority_classes : K_B in [1, K-1]; classes K-K_B .. K-1 are the minority.
+    seed : seed of the draw.
+
+    Returns
+    -------
+    Sorted int64 indices.
+    """
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    k = len(classes)
+    try:
+        ratio = float(ratio)
+    except (TypeError, ValueError):
+        raise ValueError(f"imbalance ratio R must be a number >= 1; got {ratio!r}") from None
+    if not np.isfinite(ratio) or ratio < 1:
+        raise ValueError(
+            f"imbalance ratio R = n_majority / n_minority must be a finite number >= 1; got "
+            f"{ratio!r} (R = 1 is balanced)"
+        )
+    if (
+        isinstance(minority_classes, bool)
+        or int(minority_classes) != minority_classes
+        or not 1 <= minority_classes <= k - 1
+    ):
+        raise ValueError(
+            f"minority_classes (K_B) must be an integer in [1, K-1] = [1, {k - 1}]; got "
+            f"{minority_classes!r} (at least one class must stay a majority class)"
+        )
+    minority = set(classes[k - int(minority_classes) :].tolist())
+    majority_size = min(int((labels == c).sum()) for c in classes if c not in minority)
+    keep_minority = max(1, int(round(majority_size / ratio)))
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for label in classes:
+        members = np.flatnonzero(labels == label)
+        if label in minority and len(members) > keep_minority:
+            members = rng.choice(members, size=keep_minority, replace=False)
+        chosen.append(members)
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
 def _channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # float64 accumulation: 60,000 x 784 float32 sums lose digits otherwise
     mean = images.mean(axis=(0, 2, 3), dtype=np.float64)
@@ -373,6 +431,8 @@ def load_dataset(
     test_per_class: int | None = None,
     seed: int = 0,
     normalize: bool = True,
+    imbalance: float | None = None,
+    minority_classes: int | None = None,
 ) -> Dataset:
     """Load a registered dataset as normalised tensors.
 
@@ -386,6 +446,11 @@ def load_dataset(
     seed : seed of the subsampling draws.
     normalize : subtract the per-channel mean and divide by the per-channel std of the
         (subsampled) training split, applied to both splits.
+    imbalance : step imbalance ratio R >= 1 for the training split (default None: off):
+        the last ``minority_classes`` classes keep n_A / R images
+        (:func:`step_imbalanced_subset`, applied after ``per_class``); the test split stays
+        as it is (balanced when it was).
+    minority_classes : K_B in [1, K-1], required with ``imbalance``.
 
     Returns
     -------
@@ -407,6 +472,15 @@ def load_dataset(
     )
     if per_class is not None:
         keep = balanced_subset(train_y, per_class, seed)
+        train_x, train_y = train_x[keep], train_y[keep]
+    if imbalance is not None or minority_classes is not None:
+        if imbalance is None or minority_classes is None:
+            raise ValueError(
+                "step imbalance needs both imbalance (R) and minority_classes (K_B); got "
+                f"imbalance={imbalance!r}, minority_classes={minority_classes!r}"
+            )
+        # its own stream (seed + 2): the balanced draws above stay the same
+        keep = step_imbalanced_subset(train_y, imbalance, minority_classes, seed + 2)
         train_x, train_y = train_x[keep], train_y[keep]
     if test_per_class is not None and test_x is not None:
         keep = balanced_subset(test_y, test_per_class, seed + 1)

@@ -1,17 +1,21 @@
 """Unconstrained features models: closed-form theory, solvers and phase diagrams.
 
 - :class:`UFMProblem`: the model spec (K, n, d, loss, bias, lambdas, depth, activation);
-- :func:`theory`: the closed-form minimiser where one is known (shared/THEORY.md);
+- :func:`theory`: the closed-form minimiser where one is known (docs/ufm.md);
 - :func:`solve_gd`, :func:`solve_lbfgs`: gradient descent (paper dynamics) and batched
   L-BFGS with restarts, each solution measured with :func:`neuralcollapse.metrics.measure`;
-- :func:`sweep`, :func:`plot_sweep`: phase diagrams over a grid of lambdas.
+- :func:`sweep`, :func:`plot_sweep`: phase diagrams over a grid of lambdas;
+- :class:`LPMProblem`, :func:`solve_lpm`: the Layer-Peeled Model for any class sizes (convex
+  relaxation and non-convex route), and :func:`imbalanced_mse_theory` (docs/imbalance.md).
 """
 
 from neuralcollapse.ufm.evaluate import Measurement, geometry_verdict, measure_solution
+from neuralcollapse.ufm.lpm import LPMProblem, LPMSolution, solve_lpm_nonconvex
+from neuralcollapse.ufm.lpm_convex import LPMSolverError, solve_lpm, solve_lpm_convex
 from neuralcollapse.ufm.problem import ProblemBatch, UFMProblem, from_normalized_penalties
 from neuralcollapse.ufm.solve import SolverDivergedError, UFMSolution, solve_gd, solve_lbfgs
 from neuralcollapse.ufm.sweep import SweepResult, sweep
-from neuralcollapse.ufm.theory import TheoryResult, theory
+from neuralcollapse.ufm.theory import TheoryResult, closed_form, imbalanced_mse_theory, theory
 
 
 def __getattr__(name: str):
@@ -24,6 +28,9 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "LPMProblem",
+    "LPMSolution",
+    "LPMSolverError",
     "Measurement",
     "ProblemBatch",
     "SolverDivergedError",
@@ -31,13 +38,18 @@ __all__ = [
     "TheoryResult",
     "UFMProblem",
     "UFMSolution",
+    "closed_form",
     "from_normalized_penalties",
     "geometry_verdict",
+    "imbalanced_mse_theory",
     "measure_solution",
     "plot_solution",
     "plot_sweep",
     "solve_gd",
     "solve_lbfgs",
+    "solve_lpm",
+    "solve_lpm_convex",
+    "solve_lpm_nonconvex",
     "sweep",
     "theory",
 ]

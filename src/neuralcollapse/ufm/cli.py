@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
+import warnings
 
 import numpy as np
 
@@ -32,7 +34,14 @@ def _add_problem_arguments(parser: argparse.ArgumentParser) -> None:
         help="none, free, or a number lam_b > 0 (regularised bias)",
     )
     parser.add_argument("--K", type=int, default=4, help="number of classes")
-    parser.add_argument("--n", type=int, default=5, help="samples per class")
+    parser.add_argument(
+        "--n",
+        type=int,
+        nargs="+",
+        default=[5],
+        help="samples per class: one value, or K class sizes (imbalanced; MSE without bias "
+        "at depth 1 then has a closed form too)",
+    )
     parser.add_argument("--d", type=int, default=20, help="feature dimension")
     parser.add_argument(
         "--lambda-w",
@@ -51,7 +60,14 @@ def _add_problem_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="hidden widths (depth-1 values; default d)",
     )
-    parser.add_argument("--restarts", type=int, default=3, help="L-BFGS random restarts")
+    parser.add_argument("--restarts", type=int, default=3, help="L-BFGS restarts")
+    parser.add_argument(
+        "--init",
+        choices=("auto", "aligned", "random"),
+        default="auto",
+        help="L-BFGS starts: auto (restart 0 aligned to a balanced frame at theory's scale, "
+        "the rest Gaussian; default), aligned, or random (Gaussian only)",
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -59,7 +75,7 @@ def _problem(args: argparse.Namespace) -> UFMProblem:
     lam_w = args.lambda_w[0] if len(args.lambda_w) == 1 else tuple(args.lambda_w)
     return UFMProblem(
         num_classes=args.K,
-        per_class=args.n,
+        per_class=args.n[0] if len(args.n) == 1 else tuple(args.n),
         dim=args.d,
         loss=args.loss,
         bias=args.bias,
@@ -115,16 +131,49 @@ def _format(value) -> str:
     return str(value)
 
 
+def _banner(messages: list[str]) -> None:
+    """Failed solves are said loudly: on stderr, framed, besides the JSON / table."""
+    for message in messages:
+        print(f"{'!' * 78}\nWARNING: {message}\n{'!' * 78}", file=sys.stderr)
+
+
 def run_ufm(args: argparse.Namespace) -> int:
+    from neuralcollapse.ufm.memory import check_solve_memory, solve_bytes
     from neuralcollapse.ufm.solve import solve_gd, solve_lbfgs
+    from neuralcollapse.ufm.theory import closed_form
 
     problem = _problem(args)
-    if args.solver == "gd":
-        solution = solve_gd(
-            problem, lr=args.lr, steps=args.steps, record_every=args.record_every, seed=args.seed
+    jobs = 1 if args.solver == "gd" else args.restarts
+    # before anything K x K is built: refuse, with the sizes and the fixes, what cannot fit
+    check_solve_memory(problem, jobs)
+    reference = closed_form(problem)  # includes the imbalanced MSE closed form
+    estimate = solve_bytes(problem, jobs)
+    if estimate > 2**30:
+        # big solves take minutes: say what they need before starting
+        print(
+            f"note: this solve needs up to {estimate / 2**30:.1f} GB and may take minutes",
+            file=sys.stderr,
         )
-    else:
-        solution = solve_lbfgs(problem, restarts=args.restarts, seed=args.seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # reported below, more visibly
+        if args.solver == "gd":
+            solution = solve_gd(
+                problem,
+                lr=args.lr,
+                steps=args.steps,
+                record_every=args.record_every,
+                seed=args.seed,
+                reference=reference,
+            )
+        else:
+            solution = solve_lbfgs(
+                problem,
+                restarts=args.restarts,
+                seed=args.seed,
+                init=args.init,
+                reference=reference,
+            )
+    _banner(solution.warnings)
     summary = solution.summary()
     if args.json:
         print(schema.dumps(summary, indent=2))
@@ -156,10 +205,17 @@ def run_ufm(args: argparse.Namespace) -> int:
             ("NC1", 0.0 if reference.is_zero is False else None, metrics.get("nc1")),
             ("OF gap of means", None, metrics.get("of_gap_means")),
             ("ETF gap of centred means", None, metrics.get("etf_gap_means")),
+            (
+                "reached the global minimum",
+                True if reference.available else None,
+                solution.reached_global_minimum,
+            ),
         ]
         print(f"{'':38s} {'theory':>18s} {'solution':>18s}")
         for name, expected, found in table:
             print(f"{name:38s} {_format(expected):>18s} {_format(found):>18s}")
+        for message in solution.warnings:
+            print(f"WARNING: {message}")
     if args.plot:
         from neuralcollapse.ufm.plots import plot_solution
 
@@ -193,10 +249,31 @@ def run_sweep(args: argparse.Namespace) -> int:
         )
     if len(grids) > 2:
         raise ValueError("sweep at most two penalties at once (the figure is 1-D or 2-D)")
-    result = sweep(_problem(args), restarts=args.restarts, seed=args.seed, **grids)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # counted and reported below
+        result = sweep(
+            _problem(args), restarts=args.restarts, seed=args.seed, init=args.init, **grids
+        )
     csv_path = result.to_csv(f"{args.out}.csv")
     png_path = plot_sweep(result, f"{args.out}.png")
     worst = max((abs(r["rel_gap"]) for r in result.rows if r["rel_gap"] is not None), default=None)
+    failed = [row for row in result.rows if row["reached_global_minimum"] is False]
+    if failed:
+        listed = "; ".join(
+            f"lam_w={row['lam_w']:.4g} lam_h={row['lam_h']:.4g}"
+            + (f" lam_b={row['lam_b']:.4g}" if row["lam_b"] else "")
+            + f": gap {row['rel_gap']:.2e}"
+            for row in failed[:10]
+        )
+        more = f" (and {len(failed) - 10} more)" if len(failed) > 10 else ""
+        _banner(
+            [
+                f"{len(failed)} of {len(result.rows)} solves did NOT reach the closed form's "
+                f"global minimum (column reached_global_minimum in {csv_path}): {listed}{more}. "
+                "Raise --restarts or use --init aligned"
+            ]
+        )
     print(f"{len(result.rows)} problems solved; worst |rel. gap to theory| = {_format(worst)}")
+    print(f"solves above the closed form (failed): {len(failed)} of {len(result.rows)}")
     print(f"table: {csv_path}\nfigure: {png_path}")
     return 0

@@ -6,7 +6,7 @@ the last-layer classifier. For depth >= 2 the classifier's input is the post-act
 ``s(W_{L-1} ... s(W_1 H))``, measured with ``W_L`` and ``b``; H itself is then measured
 without a classifier (its NC1 and frame geometry). No metric is re-implemented here.
 
-Telling an ETF from an orthogonal frame (shared/THEORY.md): centring an equal-norm OF gives
+Telling an ETF from an orthogonal frame (docs/ufm.md): centring an equal-norm OF gives
 a simplex ETF, so the verdict uses the *uncentred* ``of_gap_means`` and the global-mean ratio
 ``||mu_G|| / mean_k ||mu_k||`` (0 for an ETF, ``1/sqrt(K)`` for an OF).
 """

@@ -3,7 +3,7 @@
 In the UFM the last-layer features ``H`` (d x N) are free variables, optimised together with
 the classifier (Mixon, Parshall & Pi 2020; Fang et al. 2021). Tirer & Bruna (ICML 2022) extend
 it with ``L`` weight layers and an optional ReLU between them. With one-hot targets
-``Y = I_K (kron) 1_n^T`` (class-major sample order) the objective is (shared/THEORY.md)
+``Y = I_K (kron) 1_n^T`` (class-major sample order) the objective is (docs/ufm.md)
 
     MSE: f = 1/(2N) ||W_L s(W_{L-1} ... s(W_1 H)) + b 1^T - Y||_F^2
              + sum_l lam_l/2 ||W_l||_F^2 + lam_H/2 ||H||_F^2 + lam_b/2 ||b||^2

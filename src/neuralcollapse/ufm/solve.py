@@ -14,6 +14,7 @@ project's metrics engine) and compared with :func:`neuralcollapse.ufm.theory.the
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,13 +23,20 @@ import torch
 from tqdm.auto import tqdm
 
 from neuralcollapse.ufm.evaluate import Measurement, measure_solution, relative_gap
+from neuralcollapse.ufm.init import aligned_parameters, can_align, start_singular_value
 from neuralcollapse.ufm.lbfgs import batched_lbfgs
+from neuralcollapse.ufm.memory import check_solve_memory
 from neuralcollapse.ufm.problem import DTYPE, ProblemBatch, UFMParameters, UFMProblem
 from neuralcollapse.ufm.theory import TheoryResult, theory_or_none
 
 #: initial scales cycled through by the restarts: the origin is a local minimum for depth >= 2,
 #: so some starts must be large enough to reach the nonzero basin
 DEFAULT_INIT_SCALES: tuple[float, ...] = (1.0, 2.0, 0.5)
+#: start strategies of solve_lbfgs: "auto" (restart 0 aligned, the rest Gaussian), "aligned"
+#: (every restart aligned, each with its own rotation and noise) or "random" (Gaussian only)
+INITS: tuple[str, ...] = ("auto", "aligned", "random")
+#: relative gap to a known closed form above which a solve is reported as not global
+GAP_TOL = 1e-6
 
 
 #: below this many variables per batch, intra-op threads only add synchronisation cost (and
@@ -66,6 +74,11 @@ class UFMSolution:
     restart_objectives : final objective of every restart (L-BFGS).
     trajectory : recorded steps (GD: step, objective, rel_gap and NC metrics; L-BFGS:
         iteration, objective, rel_gap of the kept restart).
+    reached_global_minimum : True when the objective is within the gap tolerance of the
+        closed form, False when it ends above it (a non-global critical point, or not run to
+        convergence: ``warnings`` says so), None without a closed form.
+    warnings : messages about this solve (also issued as RuntimeWarning).
+    start : how the kept restart started: "aligned" or "random" (L-BFGS), "random" (GD).
     """
 
     problem: UFMProblem
@@ -79,6 +92,9 @@ class UFMSolution:
     converged: bool
     restart_objectives: list[float] = field(default_factory=list)
     trajectory: list[dict] = field(default_factory=list)
+    reached_global_minimum: bool | None = None
+    warnings: list[str] = field(default_factory=list)
+    start: str = "random"
 
     @property
     def objective(self) -> float:
@@ -117,6 +133,9 @@ class UFMSolution:
             "gram_weights": m.gram_weights.tolist(),
             "bias": None if self.bias is None else self.bias.tolist(),
             "restart_objectives": self.restart_objectives,
+            "reached_global_minimum": self.reached_global_minimum,
+            "warnings": self.warnings,
+            "start": self.start,
         }
 
 
@@ -151,6 +170,8 @@ def solve_gd(
     init_scale: float = 1.0,
     tol_gap: float | None = None,
     progress: bool = False,
+    reference: TheoryResult | None = None,
+    gap_tol: float = GAP_TOL,
 ) -> UFMSolution:
     """Full-batch gradient descent ``x <- x - lr grad f(x)`` on all variables at once.
 
@@ -165,6 +186,9 @@ def solve_gd(
     init_scale : scale of the start.
     tol_gap : stop once the relative gap to theory is at most this (needs a closed form).
     progress : show a tqdm bar.
+    reference : the closed form to compare with (default :func:`theory`; e.g.
+        :func:`~neuralcollapse.ufm.theory.imbalanced_mse_theory` for unequal class sizes).
+    gap_tol : a final relative gap above this sets ``reached_global_minimum=False`` and warns.
 
     Returns
     -------
@@ -176,7 +200,7 @@ def solve_gd(
         raise ValueError(f"lr must be a finite number > 0; got {lr!r}")
     _check_positive_int("steps", steps)
     _check_positive_int("record_every", record_every)
-    reference = theory_or_none(problem)
+    reference = theory_or_none(problem) if reference is None else reference
     if tol_gap is not None and not reference.available:
         raise ValueError(f"tol_gap needs a closed form, and there is none: {reference.reason}")
     batch = ProblemBatch([problem])
@@ -187,7 +211,10 @@ def solve_gd(
             problem, batch, x, reference, lr, steps, record_every, tol_gap, progress
         )
     params = batch.unflatten(x.detach())
-    return _solution(problem, params, reference, "gd", step, True, [], trajectory)
+    solution = _solution(problem, params, reference, "gd", step, True, [], trajectory)
+    # gradient descent has no convergence test of its own: a gap is the iteration limit's
+    tolerance = gap_tol if tol_gap is None else max(gap_tol, tol_gap)
+    return check_global(solution, tolerance, converged_note=True)
 
 
 def _gd_loop(
@@ -268,6 +295,48 @@ def _solution(
     )
 
 
+def check_global(
+    solution: UFMSolution, gap_tol: float = GAP_TOL, *, converged_note: bool = False
+) -> UFMSolution:
+    """Set ``reached_global_minimum`` from the gap to the closed form; warn when above it."""
+    gap = solution.rel_gap
+    if gap is None:
+        return solution
+    solution.reached_global_minimum = gap <= gap_tol
+    if not solution.reached_global_minimum:
+        reference = solution.theory
+        why = (
+            "the solver stopped at its iteration limit"
+            if converged_note or not solution.converged
+            else "a critical point that is not the global minimum (for depth >= 2 typically "
+            "rank-deficient: some singular directions stuck at zero)"
+        )
+        solution.warnings.append(
+            f"NOT THE GLOBAL MINIMUM: the solve ended at objective {solution.objective:.10g}, "
+            f"above the closed form f* = {reference.f_star:.10g} (relative gap {gap:.3e} > "
+            f"tolerance {gap_tol:g}): {why}. Use more restarts, init='aligned' (the default "
+            "'auto' aligns restart 0), or more iterations"
+        )
+    for message in solution.warnings:
+        warnings.warn(message, RuntimeWarning, stacklevel=3)
+    return solution
+
+
+def _references(problems: list[UFMProblem], reference) -> list[TheoryResult]:
+    if reference is None:
+        return [theory_or_none(p) for p in problems]
+    if isinstance(reference, TheoryResult):
+        return [reference] * len(problems)
+    references = list(reference)
+    if len(references) != len(problems):
+        raise ValueError(
+            f"reference needs one TheoryResult per problem ({len(problems)}); got {len(references)}"
+        )
+    return [
+        theory_or_none(p) if r is None else r for p, r in zip(problems, references, strict=True)
+    ]
+
+
 def solve_lbfgs(
     problems: UFMProblem | Sequence[UFMProblem],
     restarts: int = 3,
@@ -279,21 +348,34 @@ def solve_lbfgs(
     memory: int = 10,
     chunk_size: int | None = None,
     progress: bool = False,
+    init: str = "auto",
+    reference: TheoryResult | Sequence[TheoryResult | None] | None = None,
+    gap_tol: float = GAP_TOL,
 ) -> UFMSolution | list[UFMSolution]:
     """Minimise one problem, or many sharing their sizes, with batched L-BFGS.
 
     All problems x restarts form one batch (one tensor program); each keeps the restart
-    with the lowest objective. Restart r starts from a Gaussian draw at scale
-    ``init_scales[r % len(init_scales)]``.
+    with the lowest objective. A Gaussian restart r starts at scale
+    ``init_scales[r % len(init_scales)]``; an aligned restart is a random rotation of a
+    balanced orthogonal frame at the closed form's scale, with noise
+    (:mod:`neuralcollapse.ufm.init`). By default restart 0 is aligned and the others are
+    Gaussian: near the depth >= 2 threshold Gaussian starts alone miss the global minimum
+    most of the time (docs/ufm.md, "Reaching the global minimum").
 
     Parameters
     ----------
     problems : one problem, or a sequence of problems differing only in lam_w, lam_h, lam_b.
-    restarts : random restarts per problem (>= 1).
-    seed : seed of the starting points.
+    restarts : restarts per problem (>= 1).
+    seed : seed of the starting points (Gaussian starts are the same draws as before the
+        aligned start existed, so ``init="random"`` reproduces earlier results).
     max_iter, tol_grad, memory : L-BFGS settings (:func:`batched_lbfgs`).
-    chunk_size : solve at most this many (problem, restart) pairs at once (bounds memory).
+    chunk_size : solve at most this many (problem, restart) pairs at once (bounds memory;
+        the memory estimate is checked first and a solve that cannot fit is refused).
     progress : show a tqdm bar over chunks.
+    init : "auto", "aligned" or "random" (see above); problems with d or a hidden width < K
+        have no aligned start and use Gaussian ones.
+    reference : closed form(s) to compare with (default :func:`theory` of each problem).
+    gap_tol : a relative gap above this sets ``reached_global_minimum=False`` and warns.
 
     Returns
     -------
@@ -305,18 +387,33 @@ def solve_lbfgs(
     _check_positive_int("max_iter", max_iter)
     if not init_scales or any(not (s > 0) for s in init_scales):
         raise ValueError(f"init_scales must be positive numbers; got {init_scales!r}")
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
     ProblemBatch(problem_list)  # validates that they can be batched together
     jobs = [(index, r) for r in range(restarts) for index in range(len(problem_list))]
     chunk = len(jobs) if chunk_size is None else max(1, int(chunk_size))
-    best: dict[int, tuple[float, UFMParameters, int, bool, list[float]]] = {}
+    check_solve_memory(problem_list[0], min(chunk, len(jobs)), memory)
+    references = _references(problem_list, reference)
+    best: dict[int, tuple[float, UFMParameters, int, bool, list[float], str]] = {}
     restart_values: dict[int, list[float]] = {i: [] for i in range(len(problem_list))}
     generator = torch.Generator().manual_seed(seed)
+    # a second stream, so the Gaussian starts stay the draws they always were
+    aligned_generator = torch.Generator().manual_seed(seed + 1_000_003)
     starts = range(0, len(jobs), chunk)
     for start in tqdm(starts, disable=not progress, desc="UFM L-BFGS"):
         part = jobs[start : start + chunk]
         batch = ProblemBatch([problem_list[i] for i, _ in part])
         scales = torch.tensor([init_scales[r % len(init_scales)] for _, r in part], dtype=DTYPE)
         x0 = batch.flatten(batch.initial_parameters(generator, scales))
+        kinds = []
+        for row, (index, r) in enumerate(part):
+            problem = problem_list[index]
+            aligned = (init == "aligned" or (init == "auto" and r == 0)) and can_align(problem)
+            kinds.append("aligned" if aligned else "random")
+            if aligned:
+                value = start_singular_value(problem, references[index])
+                params0 = aligned_parameters(problem, aligned_generator, value)
+                x0[row] = ProblemBatch([problem]).flatten(params0)[0]
         with _threads_for(x0.numel()):
             result = batched_lbfgs(
                 lambda x, rows, batch=batch: batch.objective(batch.unflatten(x), rows),
@@ -337,25 +434,26 @@ def solve_lbfgs(
                     int(result.iterations[row]),
                     bool(result.converged[row]),
                     history[row].tolist(),
+                    kinds[row],
                 )
     solutions = []
     for index, problem in enumerate(problem_list):
-        _, params, iterations, converged, values = best[index]
-        reference = theory_or_none(problem)
+        _, params, iterations, converged, values, kind = best[index]
+        reference = references[index]
         trajectory = [
             {"iteration": i, "objective": v, "rel_gap": relative_gap(v, reference)}
             for i, v in enumerate(values[: iterations + 1])
         ]
-        solutions.append(
-            _solution(
-                problem,
-                params,
-                reference,
-                "lbfgs",
-                iterations,
-                converged,
-                restart_values[index],
-                trajectory,
-            )
+        solution = _solution(
+            problem,
+            params,
+            reference,
+            "lbfgs",
+            iterations,
+            converged,
+            restart_values[index],
+            trajectory,
         )
+        solution.start = kind
+        solutions.append(check_global(solution, gap_tol))
     return solutions[0] if single else solutions

@@ -37,6 +37,7 @@ COLUMNS: tuple[str, ...] = (
     "global_mean_ratio",
     "nc1",
     "converged",
+    "reached_global_minimum",
 )
 
 
@@ -79,6 +80,7 @@ def sweep(
     max_iter: int = 3000,
     chunk_size: int | None = None,
     progress: bool = True,
+    init: str = "auto",
 ) -> SweepResult:
     """Solve ``base`` over the product grid of the given penalties.
 
@@ -87,7 +89,7 @@ def sweep(
     base : the problem whose other fields stay fixed. A value of lam_w applies to every
         layer. Sweeping lam_b makes the bias regularised.
     lam_w, lam_h, lam_b : grid values (> 0) for each swept penalty; None keeps the base.
-    restarts, seed, max_iter, chunk_size : passed to :func:`solve_lbfgs`.
+    restarts, seed, max_iter, chunk_size, init : passed to :func:`solve_lbfgs`.
     progress : tqdm bar over chunks.
 
     Returns
@@ -95,7 +97,8 @@ def sweep(
     SweepResult whose rows hold the grid values, theory (``control`` vs ``threshold``,
     ``f_star``, ``theory_zero``, ``theory_geometry``), the solution (``objective``,
     ``rel_gap``, measured ``geometry``, ``of_gap_means``, ``etf_gap_means``,
-    ``global_mean_ratio``, ``nc1``) and ``converged``.
+    ``global_mean_ratio``, ``nc1``), ``converged`` and ``reached_global_minimum`` (False where
+    the solve ended above the closed form: the CLI lists those rows).
     """
     axes = {
         name: _grid_values(name, values)
@@ -117,6 +120,7 @@ def sweep(
         max_iter=max_iter,
         chunk_size=chunk_size,
         progress=progress,
+        init=init,
     )
     rows = []
     for problem, solution in zip(problems, solutions, strict=True):
@@ -141,6 +145,7 @@ def sweep(
                 "global_mean_ratio": metrics.get("global_mean_ratio"),
                 "nc1": metrics.get("nc1"),
                 "converged": solution.converged,
+                "reached_global_minimum": solution.reached_global_minimum,
             }
         )
     return SweepResult(rows=rows, axes=axes, base=base)

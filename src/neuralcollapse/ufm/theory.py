@@ -1,4 +1,4 @@
-"""Closed-form global minimisers of the unconstrained features model (shared/THEORY.md).
+"""Closed-form global minimisers of the unconstrained features model (docs/ufm.md).
 
 Notation: K classes, n samples per class, N = K n, ``mu = sqrt(n lam_W lam_H)``,
 ``J = 11^T/K``. Tirer & Bruna's normalised penalties ``lam'_W = K lam_W`` and
@@ -134,9 +134,12 @@ def theory(problem: UFMProblem) -> TheoryResult:
         width < K.
     """
     if not problem.balanced:
+        # kept unavailable here (the solvers' default reference); the bias-free MSE depth-1
+        # case has its own closed form, passed explicitly: imbalanced_mse_theory
         return _unavailable(
-            "imbalanced classes: no closed form is known (minority collapse changes the "
-            "geometry); solve numerically"
+            "imbalanced classes: theory() covers balanced classes only; for MSE, depth 1, no "
+            "bias use imbalanced_mse_theory(problem) (pass it as reference= to the solvers); "
+            "otherwise solve numerically"
         )
     if problem.depth == 1:
         if problem.loss == "mse":
@@ -446,3 +449,85 @@ def _mse_deep(problem: UFMProblem) -> TheoryResult:
         geometry_features="of",
         extra={"rho": rho},
     )
+
+
+def imbalanced_mse_theory(problem: UFMProblem) -> TheoryResult:
+    """MSE, depth 1, no bias, any class sizes n_k (Dang et al., ICML 2023, treat this model).
+
+    Derivation. By fact 1 every minimiser collapses, ``h_{k,i} = hbar_k``, so with
+    ``D = diag(n_k)`` the objective is ``1/(2N) ||(W Hbar - I) D^{1/2}||^2 +
+    lam_W/2 ||W||^2 + lam_H/2 ||Hbar D^{1/2}||^2``. Put ``G = Hbar D^{1/2}``: by fact 2
+    (AM-GM) the penalties are at least ``c ||W G||_*`` with ``c = sqrt(lam_W lam_H)``, with
+    equality for balanced factors, so over ``Z = W G`` the problem is
+    ``min_Z 1/(2N) ||Z - D^{1/2}||_F^2 + c ||Z||_*``: the proximal map of the nuclear norm at
+    the diagonal ``D^{1/2}``, i.e. soft-thresholding of its singular values ``sqrt(n_k)`` at
+    ``t = N c``. Hence ``Z = diag(s_k)`` with ``s_k = max(sqrt(n_k) - N sqrt(lam_W lam_H), 0)``
+    (unique: a proximal map is single-valued), and
+
+    - class k's mean and classifier row are exactly zero iff ``n_k <= N^2 lam_W lam_H``
+      (control ``N sqrt(lam_W lam_H / n_k) >= 1``); the smallest classes vanish first;
+    - ``W W^T = sqrt(lam_H/lam_W) diag(s_k)``, ``Hbar^T Hbar = sqrt(lam_W/lam_H)
+      diag(s_k/n_k)``, ``W Hbar = diag(s_k / sqrt(n_k))``: an orthogonal frame with unequal
+      norms (``||w_k||^2`` proportional to s_k, ``||hbar_k||^2`` to s_k/n_k);
+    - ``f* = sum_{active} (c sqrt(n_k) - N c^2/2) + sum_{zero} n_k/(2N)``.
+
+    For equal n_k this is :func:`theory`'s balanced result (``t/sqrt(n) = K mu``). Needs
+    d >= the number of nonzero classes (the rank of Z).
+    """
+    if problem.loss != "mse" or problem.bias != "none" or problem.depth != 1:
+        return _unavailable(
+            "imbalanced_mse_theory covers MSE, depth 1, bias='none' only; other imbalanced "
+            "models have no closed form here: solve numerically"
+        )
+    counts = torch.tensor(problem.class_counts, dtype=DTYPE)
+    total = float(counts.sum())
+    lam_w, lam_h = problem.layer_lams[0], problem.lam_h
+    c = math.sqrt(lam_w * lam_h)
+    root = counts.sqrt()
+    s = (root - total * c).clamp_min(0.0)
+    active = s > 0
+    rank = int(active.sum())
+    if problem.dim < rank:
+        raise NoClosedFormError(
+            f"no closed form for d={problem.dim} < {rank} (the number of nonzero classes): "
+            f"W Hbar = diag(s_k) needs rank {rank}. Use dim >= {rank}, or solve numerically"
+        )
+    f_star = float(torch.where(active, c * root - total * c * c / 2, counts / (2 * total)).sum())
+    controls = (total * c / root).tolist()
+    zero = not bool(active.any())
+    zero_classes = [k for k, on in enumerate(active.tolist()) if not on]
+    gram_means = math.sqrt(lam_w / lam_h) * torch.diag(s / counts)
+    return TheoryResult(
+        available=True,
+        f_star=f_star,
+        is_zero=zero,
+        control=total * c / float(root.max()),
+        threshold=1.0,
+        control_name="N sqrt(lam_W lam_H / max n_k)",
+        s_star=None,
+        gram_means=gram_means,
+        gram_features=gram_means,
+        gram_weights=math.sqrt(lam_h / lam_w) * torch.diag(s),
+        bias=None,
+        geometry="zero" if zero else "orthogonal",
+        geometry_features="zero" if zero else "orthogonal",
+        extra={
+            "class_singular_values": s.tolist(),
+            "class_controls": controls,
+            "class_thresholds_lam": (counts / total**2).tolist(),
+            "zero_classes": zero_classes,
+            "note": "class k is zero iff N sqrt(lam_W lam_H / n_k) >= 1, i.e. "
+            "lam_W lam_H >= n_k / N^2 (class_thresholds_lam)",
+        },
+    )
+
+
+def closed_form(problem: UFMProblem) -> TheoryResult:
+    """The closed form the project knows for ``problem``, balanced or not (None-safe:
+    ``available=False`` when there is none or the dimensions are too small)."""
+    try:
+        if not problem.balanced:
+            return imbalanced_mse_theory(problem)
+        return theory(problem)
+    except NoClosedFormError as error:
+        return _unavailable(str(error))
