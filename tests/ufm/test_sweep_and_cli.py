@@ -8,8 +8,9 @@ import pytest
 
 from neuralcollapse.cli import main
 from neuralcollapse.ufm import UFMProblem
-from neuralcollapse.ufm.plots import plot_sweep
 from neuralcollapse.ufm.sweep import sweep
+from neuralcollapse.viz.style import save_figure
+from neuralcollapse.viz.ufm_solution_figures import plot_sweep
 
 
 def test_lam_b_sweep_moves_class_means_from_etf_to_orthogonal_frame(tmp_path):
@@ -23,7 +24,7 @@ def test_lam_b_sweep_moves_class_means_from_etf_to_orthogonal_frame(tmp_path):
     ratios = [row["global_mean_ratio"] for row in rows]
     assert ratios[0] < 1e-6 and ratios[-1] == pytest.approx(0.5, abs=1e-3)  # 1/sqrt(K)
     assert max(abs(row["rel_gap"]) for row in rows) < 1e-6
-    assert plot_sweep(result, tmp_path / "bias.png").stat().st_size > 0
+    assert save_figure(plot_sweep(result), tmp_path / "bias.png").stat().st_size > 0
 
 
 def test_two_dimensional_sweep_marks_the_zero_phase_like_theory(tmp_path):
@@ -38,7 +39,7 @@ def test_two_dimensional_sweep_marks_the_zero_phase_like_theory(tmp_path):
     with path.open() as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == 16 and float(table[5]["lam_h"]) == pytest.approx(grid[1])
-    assert plot_sweep(result, tmp_path / "grid.png").stat().st_size > 0
+    assert save_figure(plot_sweep(result), tmp_path / "grid.png").stat().st_size > 0
 
 
 def test_sweep_without_a_grid_is_an_error():

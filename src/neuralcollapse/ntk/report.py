@@ -13,14 +13,14 @@
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from neuralcollapse import schema
 from neuralcollapse.ntk.compare import (
     SmoothnessRow,
     compare_smoothness,
@@ -44,9 +44,11 @@ class NTKReport:
     ----------
     figures : dict[str, Path]
         ``{"profiles", "interpolants", "kinks", "convergence"}`` -> PNG path
-        (``convergence`` is absent when no widths were asked for).
+        (``convergence`` is absent when no widths were asked for; empty without ``out_dir``).
+    figure_objects : dict[str, Figure]
+        The same figures as matplotlib Figures (for embedding without files).
     tables : dict[str, Path]
-        ``{"csv", "markdown", "json"}`` -> file path.
+        ``{"csv", "markdown", "json"}`` -> file path (empty without ``out_dir``).
     rows : list[SmoothnessRow]
         The comparison table (``row.to_dict()`` for plain dicts).
     convergence : list[ConvergencePoint]
@@ -56,6 +58,7 @@ class NTKReport:
     """
 
     figures: dict[str, Path] = field(default_factory=dict)
+    figure_objects: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, Path] = field(default_factory=dict)
     rows: list[SmoothnessRow] = field(default_factory=list)
     convergence: list[ConvergencePoint] = field(default_factory=list)
@@ -74,7 +77,7 @@ def _convergence_inputs(count: int = 8, dim: int = 4, seed: int = 0) -> torch.Te
 
 
 def ntk_report_figures(
-    out_dir: str | Path,
+    out_dir: str | Path | None,
     depth: int = 5,
     alphas: Sequence[float] = (0.1, 0.5, 1.0, 2.0),
     quick: bool = True,
@@ -88,8 +91,9 @@ def ntk_report_figures(
 
     Parameters
     ----------
-    out_dir : str or Path
-        Folder for the figures and tables (created if missing).
+    out_dir : str or Path, or None
+        Folder for the figures and tables (created if missing); None writes nothing and
+        returns the figures as objects only.
     depth : int
         Hidden layers of the MLP and blocks of the ResNet.
     alphas : sequence of float
@@ -116,10 +120,9 @@ def ntk_report_figures(
     alphas = check_alphas(alphas)
     widths = list(QUICK_WIDTHS if quick else FULL_WIDTHS) if widths is None else list(widths)
     widths = [check_width(width) for width in widths]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     # plotting is imported here so that the numeric API never pays for matplotlib
-    from neuralcollapse.ntk.plots import (
+    from neuralcollapse.viz.ntk_figures import (
+        TIGHT_FIGURES,
         plot_interpolants,
         plot_kernel_profiles,
         plot_kinks_vs_alpha,
@@ -131,7 +134,8 @@ def ntk_report_figures(
     rows = compare_smoothness(depth, alphas, num_train=num_train, random_seeds=random_seeds)
     kernels = comparison_kernels(depth, alphas)
     report = NTKReport(rows=rows, markdown=rows_to_markdown(rows))
-    report.figures["profiles"] = plot_kernel_profiles(kernels, out / "ntk_profiles.png")
+    figures = report.figure_objects
+    figures["profiles"] = plot_kernel_profiles(kernels)
     training_sets = [
         (f"{num_train} equispaced points", training_angles(num_train, "equispaced")),
         (
@@ -139,10 +143,8 @@ def ntk_report_figures(
             training_angles(num_train, "random", seed=seed),
         ),
     ]
-    report.figures["interpolants"] = plot_interpolants(
-        kernels, training_sets, out / "ntk_interpolants.png"
-    )
-    report.figures["kinks"] = plot_kinks_vs_alpha(rows, out / "ntk_kinks.png")
+    figures["interpolants"] = plot_interpolants(kernels, training_sets)
+    figures["kinks"] = plot_kinks_vs_alpha(rows)
 
     if widths:
         seeds = [seed, seed + 1] if quick else [seed, seed + 1, seed + 2]
@@ -160,10 +162,17 @@ def ntk_report_figures(
             seeds=seeds,
             progress=progress,
         )
-        report.figures["convergence"] = plot_ntk_convergence(
-            report.convergence, out / "ntk_convergence.png"
-        )
+        figures["convergence"] = plot_ntk_convergence(report.convergence)
+    if out_dir is None:
+        return report
 
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for key, figure in figures.items():
+        path = out / f"ntk_{key}.png"
+        # a tight bounding box costs a second draw: only where the legend is outside the axes
+        figure.savefig(path, dpi=110, bbox_inches="tight" if key in TIGHT_FIGURES else None)
+        report.figures[key] = path
     report.tables["csv"] = out / "ntk_table.csv"
     report.tables["csv"].write_text(rows_to_csv(rows))
     report.tables["markdown"] = out / "ntk_table.md"
@@ -177,16 +186,5 @@ def ntk_report_figures(
         "rows": report.table(),
         "convergence": [point.to_dict() for point in report.convergence],
     }
-    report.tables["json"].write_text(json.dumps(_finite_or_none(summary), indent=2))
+    report.tables["json"].write_text(schema.dumps(summary, indent=2))
     return report
-
-
-def _finite_or_none(value: object) -> object:
-    """JSON has no NaN: write None instead."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite_or_none(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite_or_none(item) for item in value]
-    return value

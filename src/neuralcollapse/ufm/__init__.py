@@ -21,9 +21,9 @@ from neuralcollapse.ufm.theory import TheoryResult, closed_form, imbalanced_mse_
 def __getattr__(name: str):
     # figures load matplotlib, so they are imported only when asked for
     if name in ("plot_sweep", "plot_solution"):
-        from neuralcollapse.ufm import plots
+        from neuralcollapse.viz import ufm_solution_figures
 
-        return getattr(plots, name)
+        return getattr(ufm_solution_figures, name)
     raise AttributeError(f"module 'neuralcollapse.ufm' has no attribute {name!r}")
 
 

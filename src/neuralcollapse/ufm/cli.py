@@ -217,9 +217,10 @@ def run_ufm(args: argparse.Namespace) -> int:
         for message in solution.warnings:
             print(f"WARNING: {message}")
     if args.plot:
-        from neuralcollapse.ufm.plots import plot_solution
+        from neuralcollapse.viz.style import save_figure
+        from neuralcollapse.viz.ufm_solution_figures import plot_solution
 
-        print(f"figure: {plot_solution(solution, args.plot)}")
+        print(f"figure: {save_figure(plot_solution(solution), args.plot)}")
     return 0
 
 
@@ -235,8 +236,9 @@ def _range(values: list[float] | None, name: str) -> list[float] | None:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from neuralcollapse.ufm.plots import plot_sweep
     from neuralcollapse.ufm.sweep import sweep
+    from neuralcollapse.viz.style import save_figure
+    from neuralcollapse.viz.ufm_solution_figures import plot_sweep
 
     grids = {
         f"lam_{name}": _range(getattr(args, f"lambda_{name}_range"), name)
@@ -255,7 +257,7 @@ def run_sweep(args: argparse.Namespace) -> int:
             _problem(args), restarts=args.restarts, seed=args.seed, init=args.init, **grids
         )
     csv_path = result.to_csv(f"{args.out}.csv")
-    png_path = plot_sweep(result, f"{args.out}.png")
+    png_path = save_figure(plot_sweep(result), f"{args.out}.png")
     worst = max((abs(r["rel_gap"]) for r in result.rows if r["rel_gap"] is not None), default=None)
     failed = [row for row in result.rows if row["reached_global_minimum"] is False]
     if failed:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from neuralcollapse.geometry import of_etf_distance
 from neuralcollapse.viz.html import HtmlReport
 from neuralcollapse.viz.report import add_training_sections
 from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, load_runs
+from neuralcollapse.viz.style import figure_png
 from neuralcollapse.viz.ufm_figures import plot_bias_path, plot_gd_trajectories, plot_phase_diagram
 
 # Tirer & Bruna's Figure 1 sizes; lambdas well inside the collapsing (nonzero) phase
@@ -475,12 +475,12 @@ def _ntk_section(report: HtmlReport, settings: DemoSettings, seed: int) -> None:
         "convergence": "Look at: the empirical NTK of finite networks approaching the analytic "
         "kernel as the width grows (relative error against width, log-log).",
     }
-    with torch_threads(1), tempfile.TemporaryDirectory(prefix="nc-demo-ntk-") as scratch:
+    with torch_threads(1):
         result = ntk_report_figures(
-            scratch, quick=settings.ntk_quick, widths=settings.ntk_widths, seed=seed
+            None, quick=settings.ntk_quick, widths=settings.ntk_widths, seed=seed
         )
-        for key, path in result.figures.items():
-            section.add_figure(f"ntk_{key}", Path(path).read_bytes(), captions.get(key, key))
+    for key, figure in result.figure_objects.items():
+        section.add_figure(f"ntk_{key}", figure_png(figure), captions.get(key, key))
     section.add_table(
         "ntk_smoothness",
         result.table(),

@@ -1,8 +1,8 @@
 """Shared look of every figure: backend, colours, axis helpers.
 
 Figures are built as :class:`matplotlib.figure.Figure` objects without pyplot, so no window
-opens and nothing global accumulates across figures; the Agg backend is selected so that code
-which does reach for pyplot still works on a machine without a display.
+opens, nothing global accumulates across figures, and no backend is chosen for the user:
+``Figure.savefig`` renders with Agg whatever the interactive backend is.
 """
 
 from __future__ import annotations
@@ -10,16 +10,13 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
-import matplotlib
 import matplotlib.ticker
-
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, NullFormatter  # noqa: E402
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 #: colour-blind-safe palette (Okabe & Ito) used for runs, in order
 RUN_COLOURS: tuple[str, ...] = (
@@ -157,6 +154,13 @@ def figure_png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI)
     return buffer.getvalue()
+
+
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Write the figure as PNG to ``path`` (folders created), atomically; returns the path."""
+    from neuralcollapse.atomic import atomic_write_bytes
+
+    return atomic_write_bytes(path, figure_png(figure))
 
 
 def nice_number(value: float | int | None, digits: int = 3) -> str:

@@ -1,34 +1,24 @@
-"""Matplotlib figures of the NTK comparison (Agg backend: files only, no display needed)."""
+"""Figures of the NTK comparison (Tirer, Bruna & Giryes 2021): each function returns a Figure.
+
+Built on :class:`matplotlib.figure.Figure` without pyplot, so nothing global changes (no
+backend switch, no open figures); :func:`neuralcollapse.ntk.report.ntk_report_figures` saves
+them for the CLI and the demo embeds them.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
-import matplotlib
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import torch  # noqa: E402
+from neuralcollapse.ntk.compare import SmoothnessRow
+from neuralcollapse.ntk.empirical import ConvergencePoint
+from neuralcollapse.ntk.smoothness import Kernel, fit_ridgeless, kernel_profile, paper_target
 
-from neuralcollapse.ntk.compare import SmoothnessRow  # noqa: E402
-from neuralcollapse.ntk.empirical import ConvergencePoint  # noqa: E402
-from neuralcollapse.ntk.smoothness import (  # noqa: E402
-    Kernel,
-    fit_ridgeless,
-    kernel_profile,
-    paper_target,
-)
-
-
-def _save(figure: plt.Figure, path: Path, *, tight: bool = False) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a tight bounding box costs a second draw: only for figures with a legend outside the axes
-    figure.savefig(path, dpi=110, bbox_inches="tight" if tight else None)
-    plt.close(figure)
-    return path
+#: figures whose legend sits outside the axes are saved with a tight bounding box
+TIGHT_FIGURES = ("interpolants",)
 
 
 def _style(label: str) -> dict[str, object]:
@@ -36,9 +26,10 @@ def _style(label: str) -> dict[str, object]:
     return {"color": "black", "linestyle": "--"} if label.startswith("MLP") else {}
 
 
-def plot_kernel_profiles(kernels: Sequence[Kernel], path: Path) -> Path:
+def plot_kernel_profiles(kernels: Sequence[Kernel]) -> Figure:
     """Normalised profiles ``k(gamma)/k(0)`` on the circle, full range and zoom near 0."""
-    figure, (full, zoom) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    full, zoom = figure.subplots(1, 2)
     gammas = torch.linspace(-math.pi, math.pi, 721, dtype=torch.float64)
     near = torch.linspace(-0.3, 0.3, 301, dtype=torch.float64)
     for kernel in kernels:
@@ -50,22 +41,16 @@ def plot_kernel_profiles(kernels: Sequence[Kernel], path: Path) -> Path:
     full.legend(fontsize=8)
     for axis in (full, zoom):
         axis.grid(alpha=0.3)
-    return _save(figure, path)
+    return figure
 
 
 def plot_interpolants(
     kernels: Sequence[Kernel],
     training_sets: Sequence[tuple[str, torch.Tensor]],
-    path: Path,
-) -> Path:
+) -> Figure:
     """Ridgeless interpolants of ``0.5 cos t + sin 4t``, one panel per training set."""
-    figure, axes = plt.subplots(
-        1,
-        len(training_sets),
-        figsize=(5.5 * len(training_sets), 4),
-        squeeze=False,
-        layout="constrained",
-    )
+    figure = Figure(figsize=(5.5 * len(training_sets), 4), layout="constrained")
+    axes = figure.subplots(1, len(training_sets), squeeze=False)
     grid = torch.linspace(0.0, 2.0 * math.pi, 1201, dtype=torch.float64)
     for axis, (title, angles) in zip(axes[0], training_sets, strict=True):
         axis.plot(grid, paper_target(grid), color="grey", linewidth=3, alpha=0.4, label="target")
@@ -80,15 +65,16 @@ def plot_interpolants(
     # one legend under the panels, so that no curve is hidden behind it
     handles, labels = axes[0][0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, -0.2), ncol=4)
-    return _save(figure, path, tight=True)
+    return figure
 
 
-def plot_kinks_vs_alpha(rows: Sequence[SmoothnessRow], path: Path) -> Path:
+def plot_kinks_vs_alpha(rows: Sequence[SmoothnessRow]) -> Figure:
     """Mean |kink| of the interpolants and profile slope against alpha (MLP as a line)."""
     resnets = [row for row in rows if row.alpha is not None]
     mlps = [row for row in rows if row.alpha is None]
     alphas = [row.alpha for row in resnets]
-    figure, (kinks, slopes) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    kinks, slopes = figure.subplots(1, 2)
     kinks.plot(alphas, [r.equispaced_kink for r in resnets], "o-", label="ResNet, equispaced")
     kinks.plot(alphas, [r.random_kink for r in resnets], "s-", label="ResNet, random (mean)")
     slopes.plot(alphas, [-r.profile_slope for r in resnets], "o-", label="ResNet")
@@ -102,12 +88,13 @@ def plot_kinks_vs_alpha(rows: Sequence[SmoothnessRow], path: Path) -> Path:
         axis.set_xscale("log")
         axis.grid(alpha=0.3)
         axis.legend(fontsize=7)
-    return _save(figure, path)
+    return figure
 
 
-def plot_ntk_convergence(points: Sequence[ConvergencePoint], path: Path) -> Path:
+def plot_ntk_convergence(points: Sequence[ConvergencePoint]) -> Figure:
     """Relative error of the empirical NTK against width, with a ``1/sqrt(m)`` guide."""
-    figure, axis = plt.subplots(figsize=(5.5, 4), layout="constrained")
+    figure = Figure(figsize=(5.5, 4), layout="constrained")
+    axis = figure.subplots()
     groups: dict[str, list[ConvergencePoint]] = {}
     for point in points:
         name = "MLP" if point.alpha is None else f"ResNet, alpha={point.alpha:g}"
@@ -137,4 +124,4 @@ def plot_ntk_convergence(points: Sequence[ConvergencePoint], path: Path) -> Path
     )
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=7)
-    return _save(figure, path)
+    return figure
