@@ -140,8 +140,6 @@ def test_ufm_sweep_command_writes_csv_and_png(tmp_path, capsys):
     [
         (["ufm", "--K", "1"], "num_classes must be >= 2"),
         (["ufm", "--lambda-h", "0"], "lam_h must be a finite number > 0"),
-        (["ufm", "--loss", "hinge"], "unknown loss"),
-        (["ufm", "--activation", "tanh"], "unknown activation"),
         (["ufm", "--solver", "gd", "--lr", "1e6", "--steps", "100"], "diverged"),
         (["ufm-sweep"], "give at least one of --lambda-w-range"),
     ],
@@ -149,3 +147,24 @@ def test_ufm_sweep_command_writes_csv_and_png(tmp_path, capsys):
 def test_bad_command_line_input_gives_a_clean_error(arguments, message, capsys):
     assert main(arguments) == 2
     assert message in capsys.readouterr().err
+
+
+def test_ufm_uses_the_same_flag_names_as_measure_and_train_and_keeps_the_old_ones(capsys):
+    new = ["ufm", "--num-classes", "3", "--per-class", "2", "--dim", "4", "--json"]
+    old = ["ufm", "--K", "3", "--n", "2", "--d", "4", "--json"]
+    assert main(new) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(old) == 0
+    assert json.loads(capsys.readouterr().out)["objective"] == first["objective"]
+
+
+def test_ufm_loss_and_activation_have_choices_and_help_shows_defaults(capsys):
+    # an unknown loss or activation is refused by the parser, which lists the choices
+    for flag, value in (("--loss", "hinge"), ("--activation", "tanh")):
+        with pytest.raises(SystemExit) as stop:
+            main(["ufm", flag, value])
+        assert stop.value.code == 2
+        assert f"invalid choice: '{value}'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["ufm", "--help"])
+    assert "(default: mse)" in capsys.readouterr().out

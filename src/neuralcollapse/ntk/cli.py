@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-from neuralcollapse.ntk.report import ntk_report_figures
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``ntk`` sub-command."""
@@ -51,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the comparison and print the table and the files written."""
+    from neuralcollapse.ntk.report import ntk_report_figures  # torch: only when running
+
     report = ntk_report_figures(
         args.out,
         depth=args.depth,

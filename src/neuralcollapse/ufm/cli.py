@@ -8,10 +8,9 @@ import math
 import sys
 import warnings
 
-import numpy as np
-
 from neuralcollapse import schema
-from neuralcollapse.ufm.problem import UFMProblem
+
+# numpy, torch and the solvers are imported inside the commands: `--help` stays instant
 
 
 def _bias(text: str) -> str | float:
@@ -26,23 +25,28 @@ def _bias(text: str) -> str | float:
 
 
 def _add_problem_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--loss", default="mse", help="mse or ce (default mse)")
+    parser.add_argument("--loss", choices=("mse", "ce"), default="mse", help="loss")
     parser.add_argument(
         "--bias",
         type=_bias,
         default="none",
         help="none, free, or a number lam_b > 0 (regularised bias)",
     )
-    parser.add_argument("--K", type=int, default=4, help="number of classes")
+    # the same flag names as `measure` and `train`; the short paper-style ones stay as aliases
     parser.add_argument(
+        "--num-classes", "--K", dest="K", type=int, default=4, help="number of classes K"
+    )
+    parser.add_argument(
+        "--per-class",
         "--n",
+        dest="n",
         type=int,
         nargs="+",
         default=[5],
         help="samples per class: one value, or K class sizes (imbalanced; MSE without bias "
         "at depth 1 then has a closed form too)",
     )
-    parser.add_argument("--d", type=int, default=20, help="feature dimension")
+    parser.add_argument("--dim", "--d", dest="d", type=int, default=20, help="feature dimension d")
     parser.add_argument(
         "--lambda-w",
         type=float,
@@ -52,7 +56,9 @@ def _add_problem_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--lambda-h", type=float, default=1e-2, help="feature decay")
     parser.add_argument("--depth", type=int, default=1, help="number of weight layers L")
-    parser.add_argument("--activation", default="linear", help="linear or relu")
+    parser.add_argument(
+        "--activation", choices=("linear", "relu"), default="linear", help="between the layers"
+    )
     parser.add_argument(
         "--hidden",
         type=int,
@@ -68,10 +74,12 @@ def _add_problem_arguments(parser: argparse.ArgumentParser) -> None:
         help="L-BFGS starts: auto (restart 0 aligned to a balanced frame at theory's scale, "
         "the rest Gaussian; default), aligned, or random (Gaussian only)",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the starts")
 
 
-def _problem(args: argparse.Namespace) -> UFMProblem:
+def _problem(args: argparse.Namespace):
+    from neuralcollapse.ufm.problem import UFMProblem
+
     lam_w = args.lambda_w[0] if len(args.lambda_w) == 1 else tuple(args.lambda_w)
     return UFMProblem(
         num_classes=args.K,
@@ -93,9 +101,10 @@ def register(subparsers) -> None:
         "ufm",
         help="solve an unconstrained features model and compare with theory",
         description="Solve a UFM numerically and print theory next to the solution.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _add_problem_arguments(ufm)
-    ufm.add_argument("--solver", choices=("lbfgs", "gd"), default="lbfgs")
+    ufm.add_argument("--solver", choices=("lbfgs", "gd"), default="lbfgs", help="solver")
     ufm.add_argument("--lr", type=float, default=1.0, help="GD step size")
     ufm.add_argument("--steps", type=int, default=5000, help="GD steps")
     ufm.add_argument("--record-every", type=int, default=50, help="GD recording interval")
@@ -108,6 +117,7 @@ def register(subparsers) -> None:
         help="phase diagram of a UFM over a grid of penalties (CSV + PNG)",
         description="Solve a grid of UFMs with batched L-BFGS; each range is LO HI NUM "
         "(log-spaced). Sweep one or two penalties.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     _add_problem_arguments(grid)
     for name in ("w", "h", "b"):
@@ -232,6 +242,8 @@ def _range(values: list[float] | None, name: str) -> list[float] | None:
         raise ValueError(f"--lambda-{name}-range NUM must be a positive integer; got {count}")
     if not (low > 0 and high > 0):
         raise ValueError(f"--lambda-{name}-range bounds must be > 0; got {low}, {high}")
+    import numpy as np
+
     return np.logspace(math.log10(low), math.log10(high), int(count)).tolist()
 
 
