@@ -18,7 +18,7 @@ from neuralcollapse.robustness import (
     seconds_per_image,
     subset_indices,
 )
-from neuralcollapse.robustness.deepfool import ROW_KEYS, _class_gradients
+from neuralcollapse.robustness.deepfool_attack import ROW_KEYS, _class_gradients
 from neuralcollapse.train.nets import build_net
 
 

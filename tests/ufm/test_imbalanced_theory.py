@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from neuralcollapse.ufm import UFMProblem, solve_lbfgs, theory
-from neuralcollapse.ufm.theory import closed_form, imbalanced_mse_theory
+from neuralcollapse.ufm.closed_forms import closed_form, imbalanced_mse_theory
 
 COUNTS = (6, 3, 1)  # N = 10; thresholds on lam_W lam_H: 0.06, 0.03, 0.01
 

@@ -8,7 +8,7 @@ import pytest
 
 from neuralcollapse.cli import main
 from neuralcollapse.ufm import UFMProblem
-from neuralcollapse.ufm.sweep import sweep
+from neuralcollapse.ufm.sweeps import sweep
 from neuralcollapse.viz.style import save_figure
 from neuralcollapse.viz.ufm_solution_figures import plot_sweep
 

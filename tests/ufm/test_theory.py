@@ -3,7 +3,7 @@
 import pytest
 
 from neuralcollapse.ufm import UFMProblem, theory
-from neuralcollapse.ufm.theory import deep_linear_singular_value
+from neuralcollapse.ufm.closed_forms import deep_linear_singular_value
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Each closed form of neuralcollapse.ufm.theory confirmed by the L-BFGS solver at small sizes,
+"""Each closed form of neuralcollapse.ufm.closed_forms confirmed by L-BFGS at small sizes,
 on both sides of each threshold (relative objective gap < 1e-6, Gram structure to 1e-5)."""
 
 import math

@@ -3,7 +3,7 @@ import torch
 
 from neuralcollapse.cli import main
 from neuralcollapse.metrics import measure
-from neuralcollapse.viz.per_class_figure import per_class_figure
+from neuralcollapse.viz.per_class_figures import per_class_figure
 
 
 def imbalanced_problem(with_weights: bool):

@@ -15,7 +15,7 @@ docs/integrations.md has a runnable example of each.
 
 from neuralcollapse.integrations.capture import ModelBatch, split_batch
 from neuralcollapse.integrations.features import IGNORE_INDEX
-from neuralcollapse.integrations.measure_model import ModelCollapse, measure_model
+from neuralcollapse.integrations.model_metrics import ModelCollapse, measure_model
 from neuralcollapse.integrations.tracker import CollapseTracker
 
 __all__ = [

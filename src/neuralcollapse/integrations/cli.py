@@ -172,7 +172,7 @@ def format_table(results: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> int:
     from neuralcollapse import schema
     from neuralcollapse.atomic import atomic_write_bytes
-    from neuralcollapse.integrations.measure_model import ModelCollapse
+    from neuralcollapse.integrations.model_metrics import ModelCollapse
     from neuralcollapse.integrations.tracker import CollapseTracker
     from neuralcollapse.viz.report import build_run_report
 

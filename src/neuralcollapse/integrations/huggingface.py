@@ -2,7 +2,7 @@
 
 Needs the ``transformers`` package (``pip install 'neuralcollapse[transformers]'``). At each
 evaluation of a ``Trainer`` it measures the chosen layers with
-:func:`~neuralcollapse.integrations.measure_model` and logs the scalars under
+:func:`~neuralcollapse.integrations.model_metrics` and logs the scalars under
 ``nc/<split>/<layer>/<key>``. Attached with :meth:`NeuralCollapseCallback.attach` (or given the
 trainer as ``trainer=``) they go through ``Trainer.log``: into ``state.log_history`` and
 to every reporter the trainer has (TensorBoard, W&B, ...). Without the trainer they are
@@ -31,7 +31,7 @@ except ModuleNotFoundError as error:  # pragma: no cover - exercised without the
 from torch import nn
 
 from neuralcollapse import schema
-from neuralcollapse.integrations.measure_model import Data, ModelCollapse
+from neuralcollapse.integrations.model_metrics import Data, ModelCollapse
 from neuralcollapse.integrations.shards import shard_loader, world_and_rank
 from neuralcollapse.integrations.tracker import CollapseTracker
 

@@ -3,7 +3,7 @@
 Needs the ``lightning`` package (``pip install 'neuralcollapse[lightning]'``). At the end
 of every ``every_n_epochs``-th validation epoch (or training epoch, when the trainer runs
 no validation) it measures the chosen layers of the LightningModule with
-:func:`~neuralcollapse.integrations.measure_model` and logs every scalar through
+:func:`~neuralcollapse.integrations.model_metrics` and logs every scalar through
 ``LightningModule.log_dict`` -- so TensorBoard, CSVLogger, W&B and any other logger of the
 trainer get them -- under ``nc/<split>/<layer>/<key>`` (:func:`neuralcollapse.schema.scalar_logs`).
 
@@ -30,7 +30,7 @@ except ModuleNotFoundError as error:  # pragma: no cover - exercised without the
 from torch import nn
 
 from neuralcollapse import schema
-from neuralcollapse.integrations.measure_model import Data, ModelCollapse
+from neuralcollapse.integrations.model_metrics import Data, ModelCollapse
 from neuralcollapse.integrations.shards import shard_loader, world_and_rank
 from neuralcollapse.integrations.tracker import CollapseTracker
 

@@ -1,7 +1,7 @@
 """``CollapseTracker``: neural collapse through training, from any hand-written loop.
 
 Call it once per epoch (or every ``every`` epochs); it measures the chosen layers with
-:func:`~neuralcollapse.integrations.measure_model` and appends to a run directory in the
+:func:`~neuralcollapse.integrations.model_metrics` and appends to a run directory in the
 format ``neuralcollapse train`` writes (docs/training.md), so ``neuralcollapse report RUN``
 draws it unchanged:
 
@@ -28,7 +28,7 @@ from torch import nn
 
 from neuralcollapse import schema
 from neuralcollapse.integrations.capture import BatchFn, resolve_classifier
-from neuralcollapse.integrations.measure_model import (
+from neuralcollapse.integrations.model_metrics import (
     Data,
     ModelCollapse,
     _check_layers,

@@ -28,7 +28,7 @@ from neuralcollapse.measures.lowrank import (
     subspace_alignment,
     ufm_rank_profile,
 )
-from neuralcollapse.measures.mse_decomposition import (
+from neuralcollapse.measures.mse_terms import (
     MSEDecomposition,
     decompose,
     mse_decomposition,

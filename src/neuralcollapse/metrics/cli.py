@@ -99,7 +99,7 @@ def run_measure(args: argparse.Namespace) -> int:
         result.per_class.write_csv(args.per_class)
     if args.per_class_figure:
         # matplotlib only when a figure is asked for: the metrics need none of it
-        from neuralcollapse.viz.per_class_figure import per_class_figure
+        from neuralcollapse.viz.per_class_figures import per_class_figure
 
         per_class_figure(result.per_class, title=f"Per-class collapse: {args.file}").savefig(
             args.per_class_figure

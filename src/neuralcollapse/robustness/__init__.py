@@ -10,7 +10,7 @@ The implicit bias of unregularised cross-entropy on the UFM is in
 :mod:`neuralcollapse.ufm.implicit_bias`. Docs: docs/robustness.md.
 """
 
-from neuralcollapse.robustness.deepfool import (
+from neuralcollapse.robustness.deepfool_attack import (
     ROW_KEYS,
     DeepFoolResult,
     RobustnessResult,

@@ -9,13 +9,13 @@
   relaxation and non-convex route), and :func:`imbalanced_mse_theory` (docs/imbalance.md).
 """
 
+from neuralcollapse.ufm.closed_forms import TheoryResult, closed_form, imbalanced_mse_theory, theory
 from neuralcollapse.ufm.evaluate import Measurement, geometry_verdict, measure_solution
 from neuralcollapse.ufm.lpm import LPMProblem, LPMSolution, solve_lpm_nonconvex
 from neuralcollapse.ufm.lpm_convex import LPMSolverError, solve_lpm, solve_lpm_convex
 from neuralcollapse.ufm.problem import ProblemBatch, UFMProblem, from_normalized_penalties
 from neuralcollapse.ufm.solve import SolverDivergedError, UFMSolution, solve_gd, solve_lbfgs
-from neuralcollapse.ufm.sweep import SweepResult, sweep
-from neuralcollapse.ufm.theory import TheoryResult, closed_form, imbalanced_mse_theory, theory
+from neuralcollapse.ufm.sweeps import SweepResult, sweep
 
 
 def __getattr__(name: str):

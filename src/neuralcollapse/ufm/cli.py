@@ -148,9 +148,9 @@ def _banner(messages: list[str]) -> None:
 
 
 def run_ufm(args: argparse.Namespace) -> int:
+    from neuralcollapse.ufm.closed_forms import closed_form
     from neuralcollapse.ufm.memory import check_solve_memory, solve_bytes
     from neuralcollapse.ufm.solve import solve_gd, solve_lbfgs
-    from neuralcollapse.ufm.theory import closed_form
 
     problem = _problem(args)
     jobs = 1 if args.solver == "gd" else args.restarts
@@ -248,7 +248,7 @@ def _range(values: list[float] | None, name: str) -> list[float] | None:
 
 
 def run_sweep(args: argparse.Namespace) -> int:
-    from neuralcollapse.ufm.sweep import sweep
+    from neuralcollapse.ufm.sweeps import sweep
     from neuralcollapse.viz.style import save_figure
     from neuralcollapse.viz.ufm_solution_figures import plot_sweep
 

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import torch
 
 from neuralcollapse.metrics import measure
+from neuralcollapse.ufm.closed_forms import TheoryResult
 from neuralcollapse.ufm.problem import ProblemBatch, UFMParameters, UFMProblem
-from neuralcollapse.ufm.theory import TheoryResult
 
 #: class means with mean norm below this count as the zero solution (their NC metrics are
 #: undefined: there is no between-class spread to compare with)

@@ -12,7 +12,7 @@ The aligned start. Class means ``Hbar = sqrt(rho) Q_0`` with ``Q_0`` a random d 
 orthonormal frame; ``W_l = a_l P_l P_{l-1}^T`` with ``P_0 = Q_0`` and ``P_l`` (l < L) K
 random coordinate axes of layer l (non-negative, so a ReLU passes them), ``P_L = I_K``; the
 factors are balanced (``n lam_H rho = lam_l a_l^2``, facts 1-2 of
-:mod:`neuralcollapse.ufm.theory`) with ``Z = s I``, where s is theory's singular value s*
+:mod:`neuralcollapse.ufm.closed_forms`) with ``Z = s I``, where s is theory's singular value s*
 when a closed form gives a nonzero one, 1e-3 when theory says the minimiser is zero, and 1
 without a closed form. Then ``rho = (s^2 lam_1...lam_L / (n lam_H)^L)^{1/(L+1)}``. Gaussian
 noise of relative size ``noise`` is added to every factor, so the solver still has to find
@@ -26,8 +26,8 @@ import math
 
 import torch
 
+from neuralcollapse.ufm.closed_forms import TheoryResult
 from neuralcollapse.ufm.problem import DTYPE, UFMParameters, UFMProblem
-from neuralcollapse.ufm.theory import TheoryResult
 
 #: relative Gaussian noise on an aligned start (in a first measurement on 26 near-threshold
 #: problems, noise 0 and 0.3 reached every global minimum, 1.0 only 7-18 of them)

@@ -26,7 +26,7 @@ which depends on the sizes only through the weights n_k/N. Two routes solve it:
   :mod:`neuralcollapse.ufm.lbfgs` -- many problems (an R-sweep) in one tensor program.
 
 Balanced classes give the simplex ETF (Fang et al., Thm 3; the CE theory of
-:mod:`neuralcollapse.ufm.theory`). Step imbalance (K_A classes of n_A, K_B of n_A/R) makes
+:mod:`neuralcollapse.ufm.closed_forms`). Step imbalance (K_A classes of n_A, K_B of n_A/R) makes
 the minority classifiers merge as R grows (minority collapse, their Thm 5), measured by
 :func:`neuralcollapse.metrics.minority.minority_cosine`. See docs/imbalance.md.
 """

@@ -8,7 +8,7 @@
   precise way to confirm a closed form.
 
 Every solution is measured by :func:`neuralcollapse.ufm.evaluate.measure_solution` (the
-project's metrics engine) and compared with :func:`neuralcollapse.ufm.theory.theory`.
+project's metrics engine) and compared with :func:`neuralcollapse.ufm.closed_forms.theory`.
 """
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from neuralcollapse.ufm.closed_forms import TheoryResult, theory_or_none
 from neuralcollapse.ufm.evaluate import Measurement, measure_solution, relative_gap
 from neuralcollapse.ufm.init import aligned_parameters, can_align, start_singular_value
 from neuralcollapse.ufm.lbfgs import batched_lbfgs
 from neuralcollapse.ufm.memory import check_solve_memory
 from neuralcollapse.ufm.problem import DTYPE, ProblemBatch, UFMParameters, UFMProblem
-from neuralcollapse.ufm.theory import TheoryResult, theory_or_none
 
 #: initial scales cycled through by the restarts: the origin is a local minimum for depth >= 2,
 #: so some starts must be large enough to reach the nonzero basin
@@ -187,7 +187,7 @@ def solve_gd(
     tol_gap : stop once the relative gap to theory is at most this (needs a closed form).
     progress : show a tqdm bar.
     reference : the closed form to compare with (default :func:`theory`; e.g.
-        :func:`~neuralcollapse.ufm.theory.imbalanced_mse_theory` for unequal class sizes).
+        :func:`~neuralcollapse.ufm.closed_forms.imbalanced_mse_theory` for unequal class sizes).
     gap_tol : a final relative gap above this sets ``reached_global_minimum=False`` and warns.
 
     Returns

@@ -2,14 +2,14 @@
 
 - :mod:`neuralcollapse.viz.runs`: read a training run directory;
 - :mod:`neuralcollapse.viz.training_figures`: Papyan-style panels, ETF-vs-OF gaps, depth profile;
-- :mod:`neuralcollapse.viz.per_class_figure`: the per-class table against class size;
+- :mod:`neuralcollapse.viz.per_class_figures`: the per-class table against class size;
 - :mod:`neuralcollapse.viz.html`: the self-contained HTML report builder;
 - :mod:`neuralcollapse.viz.report`: ``neuralcollapse report``;
 - :mod:`neuralcollapse.viz.demo`: ``neuralcollapse demo``.
 """
 
 from neuralcollapse.viz.html import HtmlReport
-from neuralcollapse.viz.per_class_figure import per_class_figure
+from neuralcollapse.viz.per_class_figures import per_class_figure
 from neuralcollapse.viz.report import build_run_report
 from neuralcollapse.viz.runs import TrainingRun, load_run, load_runs
 from neuralcollapse.viz.training_figures import (

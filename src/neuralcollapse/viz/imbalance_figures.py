@@ -6,7 +6,7 @@ panel, the penalised bias-free MSE UFM with class sizes n_k: the closed form (th
 rows are orthogonal to everything, cosine 0, until their soft threshold removes them; a
 vanished group counts as merged, cosine 1) with the solver's points and the closed-form
 threshold R* marked. Numbers come from :mod:`neuralcollapse.ufm.lpm`,
-:func:`neuralcollapse.ufm.theory.imbalanced_mse_theory` and the solvers; this module only
+:func:`neuralcollapse.ufm.closed_forms.imbalanced_mse_theory` and the solvers; this module only
 draws (docs/imbalance.md).
 """
 
