@@ -168,3 +168,25 @@ def test_ufm_loss_and_activation_have_choices_and_help_shows_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["ufm", "--help"])
     assert "(default: mse)" in capsys.readouterr().out
+
+
+def test_zero_decay_ce_with_gd_reports_the_direction_against_the_max_margin(capsys):
+    arguments = ["ufm", "--loss", "ce", "--solver", "gd", "--lambda-w", "0", "--lambda-h", "0"]
+    assert main([*arguments, "--steps", "3000", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    # gamma* = 1 / ((K - 1) sqrt(n)) for the default K = 4, n = 5
+    assert summary["theory_margin"] == pytest.approx(1 / (3 * math.sqrt(5)))
+    assert 0.9 < summary["margin_ratio"] <= 1.0
+    assert summary["etf_gap_means"] < 0.05 and "objective" not in summary
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--loss", "mse", "--solver", "gd"], "needs --loss ce --solver gd"),
+        (["--loss", "ce"], "'lbfgs' has nothing to converge to"),
+    ],
+)
+def test_zero_decay_elsewhere_names_gd_and_ce(extra, message, capsys):
+    assert main(["ufm", "--lambda-w", "0", "--lambda-h", "0", *extra]) == 2
+    assert message in capsys.readouterr().err

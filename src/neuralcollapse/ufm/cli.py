@@ -147,7 +147,32 @@ def _banner(messages: list[str]) -> None:
         print(f"{'!' * 78}\nWARNING: {message}\n{'!' * 78}", file=sys.stderr)
 
 
+def _run_implicit_bias(args: argparse.Namespace) -> int:
+    """lambda_W = lambda_H = 0: no minimiser; report the GD direction, not an objective."""
+    from neuralcollapse.ufm.implicit_bias import describe, implicit_bias_gd, validate_zero_decay
+
+    validate_zero_decay(
+        loss=args.loss,
+        solver=args.solver,
+        bias=args.bias,
+        depth=args.depth,
+        balanced=len(args.n) == 1,
+    )
+    result = implicit_bias_gd(
+        args.K, args.n[0], args.d, steps=args.steps, lr=args.lr, seed=args.seed
+    )
+    print(schema.dumps(result.summary(), indent=2) if args.json else describe(result))
+    if args.plot:
+        from neuralcollapse.viz.robustness_figures import plot_implicit_bias
+        from neuralcollapse.viz.style import save_figure
+
+        print(f"figure: {save_figure(plot_implicit_bias(result), args.plot)}", file=sys.stderr)
+    return 0
+
+
 def run_ufm(args: argparse.Namespace) -> int:
+    if args.lambda_h == 0 and all(value == 0 for value in args.lambda_w):
+        return _run_implicit_bias(args)
     from neuralcollapse.ufm.closed_forms import closed_form
     from neuralcollapse.ufm.memory import check_solve_memory, solve_bytes
     from neuralcollapse.ufm.solve import solve_gd, solve_lbfgs

@@ -163,7 +163,11 @@ class UFMProblem:
                 )
         else:
             lam_w = (lam_w,) * self.depth
-        hint = "Weight decay must be positive for the minimiser to exist and be bounded."
+        hint = (
+            "Weight decay must be positive for the minimiser to exist and be bounded "
+            "(zero decay on both W and H is the implicit-bias experiment: CE with gradient "
+            "descent, `neuralcollapse ufm --loss ce --solver gd --lambda-w 0 --lambda-h 0`)."
+        )
         lam_w = tuple(_positive(f"lam_w (layer {i + 1})", v, hint) for i, v in enumerate(lam_w))
         set_(self, "lam_w", lam_w[0] if len(set(lam_w)) == 1 else lam_w)
         set_(self, "lam_h", _positive("lam_h", self.lam_h, "Feature decay must be positive."))
