@@ -100,3 +100,12 @@ def test_measure_json_output_is_strict_with_an_infinite_metric(tmp_path, capsys)
     assert main(["measure", str(tmp_path / "f.npz"), "--json"]) == 0
     parsed = _strict_loads(capsys.readouterr().out)
     assert parsed["unc3_cv"] == "Infinity"
+
+
+def test_every_extra_run_column_has_a_schema_entry():
+    from neuralcollapse.robustness import ROW_KEYS
+    from neuralcollapse.train.epoch_measures import GROUP_KEYS, MINORITY_KEYS, MSE_KEYS
+
+    for key in (*ROW_KEYS, *MSE_KEYS, *GROUP_KEYS, *MINORITY_KEYS):
+        assert key in schema.RUN_COLUMNS, key
+    assert not set(schema.RUN_COLUMNS) & set(schema.METRICS)  # one owner per column

@@ -240,6 +240,73 @@ METRICS: dict[str, MetricSpec] = {
     )
 }
 
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """A run-log column that is not a CollapseMetrics field (losses, robustness, MSE terms)."""
+
+    key: str
+    label: str
+    description: str
+    lower_is_better: bool | None = None
+
+
+#: every other column ``neuralcollapse train`` writes into epochs.jsonl / metrics.jsonl
+RUN_COLUMNS: dict[str, ColumnSpec] = {
+    spec.key: spec
+    for spec in (
+        ColumnSpec("train_loss", "train loss", "mean training loss", True),
+        ColumnSpec("train_error", "train error", "training error (fraction)", True),
+        ColumnSpec("test_loss", "test loss", "mean test loss", True),
+        ColumnSpec("test_error", "test error", "test error (fraction)", True),
+        ColumnSpec("lr", "learning rate", "learning rate of the epoch"),
+        ColumnSpec(
+            "deepfool_ratio",
+            "DeepFool ‖r‖/‖x‖",
+            "mean minimal DeepFool perturbation relative to the image norm",
+            False,
+        ),
+        ColumnSpec(
+            "deepfool_ratio_correct",
+            "DeepFool ‖r‖/‖x‖ (correct)",
+            "the same over correctly classified images only",
+            False,
+        ),
+        ColumnSpec(
+            "deepfool_failed_fraction",
+            "DeepFool not fooled",
+            "fraction of images the attack did not fool within its step limit",
+        ),
+        ColumnSpec("deepfool_count", "DeepFool images", "images attacked"),
+        ColumnSpec("deepfool_succeeded", "DeepFool fooled", "images fooled"),
+        ColumnSpec("deepfool_accuracy", "subset accuracy", "accuracy on the attacked subset"),
+        ColumnSpec("deepfool_mean_steps", "DeepFool steps", "mean steps to fool"),
+        ColumnSpec("deepfool_seconds", "DeepFool time", "seconds of the measurement"),
+        ColumnSpec("mse_loss", "MSE loss", "MSE loss of the network's classifier", True),
+        ColumnSpec("mse_nc1", "L_NC1", "Han et al.'s within-class term", True),
+        ColumnSpec("mse_nc2_3", "L_NC2/3", "Han et al.'s class-mean term", True),
+        ColumnSpec("mse_ls_perp", "L_LS⊥", "distance of the classifier from least squares", True),
+        ColumnSpec("mse_loss_ls", "L_LS", "loss of the least-squares classifier", True),
+        ColumnSpec("mse_ridge", "ridge λ", "ridge penalty of the least-squares classifier"),
+        ColumnSpec(
+            "accuracy_majority", "accuracy (majority)", "accuracy over the majority classes", False
+        ),
+        ColumnSpec(
+            "accuracy_minority", "accuracy (minority)", "accuracy over the minority classes", False
+        ),
+        ColumnSpec(
+            "minority_cosine_weights",
+            "minority cosine (W)",
+            "mean pairwise cosine of the minority classifier rows (Fang et al. 2021)",
+        ),
+        ColumnSpec(
+            "minority_cosine_means",
+            "minority cosine (means)",
+            "mean pairwise cosine of the minority centred class means",
+        ),
+    )
+}
+
 #: the metrics that describe the data rather than its collapse (no figure draws them)
 SIZE_KEYS = ("num_classes", "num_samples", "dim")
 
@@ -350,6 +417,8 @@ def scalar_logs(
 
 __all__ = [
     "METRICS",
+    "RUN_COLUMNS",
+    "ColumnSpec",
     "MetricSpec",
     "NOT_COMPUTED",
     "PENULTIMATE",

@@ -1,0 +1,135 @@
+"""The per-epoch measures that ride along the NC metrics in ``neuralcollapse train``.
+
+Each function returns the columns it adds to a log row (names owned by
+:data:`neuralcollapse.schema.RUN_COLUMNS`), so the loop stays a list of calls:
+
+- :func:`robustness_columns`: DeepFool robustness on a seeded test subset (issue 17;
+  Moosavi-Dezfooli et al. 2016, Papyan et al. 2020), epoch rows;
+- :func:`mse_columns`: Han, Papyan & Donoho's MSE decomposition of the classifier input
+  (MSE runs), metric rows of the penultimate layer;
+- :func:`group_columns`, :func:`minority_columns`: majority/minority test accuracy and the
+  minority cosine of the classifier rows and of the training class means (imbalanced runs;
+  Fang et al., PNAS 2021).
+
+A measure that cannot be computed gives its columns as None with the reason under
+``not_computed``; it never stops training.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from neuralcollapse.schema import NOT_COMPUTED
+
+
+def _not_computed(keys: tuple[str, ...], reason: str) -> dict[str, Any]:
+    return {**dict.fromkeys(keys), NOT_COMPUTED: dict.fromkeys(keys, reason)}
+
+
+def robustness_columns(
+    net: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    subset: int,
+    seed: int,
+    measure_now: bool,
+) -> dict[str, Any]:
+    """``deepfool_*`` columns: measured at tracked epochs, None at the others, {} when off."""
+    if not subset:
+        return {}
+    from neuralcollapse.robustness import empty_row, robustness
+
+    if not measure_now:
+        return empty_row()
+    row = robustness(net, images, labels, subset=subset, seed=seed).to_row()
+    reasons = row.pop("deepfool_not_computed", None)
+    if reasons:
+        row[NOT_COMPUTED] = reasons
+    return row
+
+
+MSE_KEYS = ("mse_loss", "mse_nc1", "mse_nc2_3", "mse_ls_perp", "mse_loss_ls", "mse_ridge")
+
+
+def mse_columns(
+    make_batches: Callable,
+    *,
+    num_classes: int,
+    weights: torch.Tensor,
+    bias: torch.Tensor | None,
+    ridge: float,
+    target_scale: float,
+    label_smoothing: float,
+    distributed: bool,
+) -> dict[str, Any]:
+    """``mse_*`` columns: L_NC1, L_NC2/3 and L_LS-perp of the classifier input (Han et al. 2022).
+
+    ``ridge`` is the classifier's weight decay (the least-squares classifier they compare with
+    is ridge-regularised the same way).
+    """
+    from neuralcollapse.measures.mse_terms import mse_decomposition_batches
+
+    try:
+        terms = mse_decomposition_batches(
+            make_batches,
+            num_classes=num_classes,
+            weights=weights,
+            bias=bias,
+            ridge=ridge,
+            target_scale=target_scale,
+            label_smoothing=label_smoothing,
+            distributed=distributed,
+        )
+    except ValueError as error:
+        return _not_computed(MSE_KEYS, str(error))
+    return terms.to_dict(prefix="mse_")
+
+
+GROUP_KEYS = ("accuracy_majority", "accuracy_minority")
+
+
+def group_columns(
+    correct_per_class: torch.Tensor, count_per_class: torch.Tensor, minority_classes: int
+) -> dict[str, Any]:
+    """Accuracy over the majority classes and over the last ``minority_classes`` classes.
+
+    The mean of the per-class accuracies within each group (the test split is balanced, so
+    this is also the sample accuracy of the group).
+    """
+    accuracy = correct_per_class.to(torch.float64) / count_per_class.clamp_min(1)
+    split = len(accuracy) - minority_classes
+    return {
+        "accuracy_majority": float(accuracy[:split].mean()),
+        "accuracy_minority": float(accuracy[split:].mean()),
+    }
+
+
+MINORITY_KEYS = ("minority_cosine_weights", "minority_cosine_means")
+
+
+def minority_columns(
+    weights: torch.Tensor, class_stats: Any, minority_classes: int
+) -> dict[str, Any]:
+    """Mean pairwise cosine within the minority classes of the classifier rows and the
+    centred class means (-1/(K-1) for an ETF, 1 when they have merged)."""
+    from neuralcollapse.metrics.minority import minority_cosine
+
+    num_classes = weights.shape[0]
+    group = list(range(num_classes - minority_classes, num_classes))
+    row: dict[str, Any] = {}
+    reasons = {}
+    for key, source in zip(MINORITY_KEYS, (weights, class_stats), strict=True):
+        if minority_classes < 2:
+            row[key], reasons[key] = None, "needs at least 2 minority classes"
+            continue
+        try:
+            row[key] = minority_cosine(source, group)
+        except ValueError as error:  # a minority row that vanished: its direction is undefined
+            row[key], reasons[key] = None, str(error)
+    if reasons:
+        row[NOT_COMPUTED] = reasons
+    return row
