@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "neuralcollapse.metrics.cli",  # measure
     "neuralcollapse.ufm.cli",  # ufm, ufm-sweep
     "neuralcollapse.train.cli",  # train
+    "neuralcollapse.integrations.cli",  # probe
     "neuralcollapse.ntk.cli",  # ntk
     "neuralcollapse.viz.cli",  # report, demo
 )
@@ -43,6 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(error: OSError) -> str:
+    """One line naming the path and what is wrong with it, and what to do."""
+    path = error.filename if error.filename is not None else "a path"
+    reason = error.strerror or str(error) or type(error).__name__
+    hints = {
+        NotADirectoryError: "a file stands where a folder is needed; choose another --out",
+        IsADirectoryError: "a folder stands where a file is needed; choose another name",
+        PermissionError: "no permission to write there; choose a writable --out",
+        FileExistsError: "remove it or choose another name",
+    }
+    hint = next((text for kind, text in hints.items() if isinstance(error, kind)), "")
+    return f"cannot use {path}: {reason}" + (f" ({hint})" if hint else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and run the chosen command."""
     parser = build_parser()
@@ -55,6 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as error:
         # bad input is the user's to fix: show the message, not a traceback
         print(f"neuralcollapse {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        # an output path that is a file, a read-only folder, a full disk: the user's to fix
+        print(f"neuralcollapse {args.command}: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     return int(status or 0)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,25 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
-    with np.load(path, allow_pickle=False) as archive:
+    # an .npz is a zip archive of .npy arrays: anything else (an empty or text file, a
+    # pickle) would fail inside np.load with a misleading "contains pickled data" or an
+    # EOFError / BadZipFile traceback (issue 16)
+    with open(path, "rb") as stream:
+        magic = stream.read(4)
+    if magic != b"PK\x03\x04":
+        what = "empty" if not magic else "not a zip archive"
+        raise ValueError(
+            f"{path} is not an .npz file ({what}); write one with "
+            "np.savez(path, features=..., labels=...)"
+        )
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (EOFError, OSError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{path} is not a readable .npz file (truncated or damaged: {error}); "
+            "write it again with np.savez(path, features=..., labels=...)"
+        ) from None
+    with archive:
         missing = [key for key in ("features", "labels") if key not in archive.files]
         if missing:
             raise ValueError(
@@ -82,7 +101,17 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
                 f"(M, d); found "
                 f"{archive.files}. Save with np.savez(path, features=..., labels=...)"
             )
-        return {key: archive[key] for key in archive.files}
+        try:
+            return {key: archive[key] for key in archive.files}
+        except (EOFError, OSError, zipfile.BadZipFile) as error:
+            raise ValueError(
+                f"{path}: an array in the archive cannot be read (truncated or damaged: "
+                f"{error}); write it again with np.savez(path, features=..., labels=...)"
+            ) from None
+        except ValueError as error:  # an object array needs pickle, which is never used
+            raise ValueError(
+                f"{path}: {error}; save plain numeric arrays (not object arrays)"
+            ) from None
 
 
 def run_measure(args: argparse.Namespace) -> int:

@@ -85,7 +85,13 @@ from neuralcollapse.metrics.pairwise import (
     rowwise_dot,
 )
 from neuralcollapse.metrics.per_class import PerClassTable
-from neuralcollapse.metrics.stats import CentredStats, ClassStats, MeanGeometry
+from neuralcollapse.metrics.stats import (
+    CentredStats,
+    ClassStats,
+    MeanGeometry,
+    peak_magnitude,
+    power_of_two_scale,
+)
 from neuralcollapse.metrics.validation import ArrayLike, check_classifier
 
 
@@ -137,8 +143,21 @@ class CollapseMetrics:
     per_class: PerClassTable | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, float | int | None]:
-        """Plain dict of every scalar metric (JSON-serialisable); ``per_class`` is left out."""
+        """Plain dict of every scalar metric (Python numbers; None = not computed).
+
+        Values may be ``inf`` (e.g. ``cdnv`` of two coincident means), which ``json.dumps``
+        writes as the invalid token ``Infinity``: serialise with :meth:`to_json` (or
+        :func:`neuralcollapse.schema.dumps`), which writes the strict form of the metric
+        contract. ``per_class`` is left out.
+        """
         return {name: getattr(self, name) for name in self.keys()}
+
+    def to_json(self, **kwargs) -> str:
+        """Strict JSON of :meth:`to_dict`: non-finite values as ``"Infinity"`` / ``"NaN"``
+        strings, ``null`` for not computed (:func:`neuralcollapse.schema.dumps`)."""
+        from neuralcollapse import schema  # schema imports nothing of the metrics
+
+        return schema.dumps(self.to_dict(), **kwargs)
 
     @classmethod
     def keys(cls) -> list[str]:
@@ -147,6 +166,14 @@ class CollapseMetrics:
 
 
 DEFAULT_UNIFORMITY_KERNELS: tuple[str, ...] = UNIFORMITY_KERNELS
+
+
+def _times(value, *factors: float):
+    """``value`` times each factor in turn: a product of the factors first could overflow
+    (2^700 x 2^700) and turn a 0 into NaN, while 0 x 2^700 x 2^700 stays 0."""
+    for factor in factors:
+        value = value * factor
+    return value
 
 
 def _duality_gap(
@@ -222,13 +249,18 @@ def compute_metrics(
     else:
         if class_stats is None:
             raise ValueError("compute_metrics needs class_stats, centred_stats or both")
-        geometry = MeanGeometry.from_means(class_stats.means())
+        geometry = MeanGeometry.from_means(class_stats.means(), input_eps=class_stats.input_eps)
         weights, bias = check_classifier(weights, bias, *geometry.shape)
         counts = class_stats.counts
     num_classes, dim = geometry.shape
     device = geometry.centred.device
     ood_centre = None if ood_features is None else ood_mean(ood_features, dim, device)
+    if ood_centre is not None:  # only its direction matters: bring it to ~1 (exact)
+        ood_centre = ood_centre / power_of_two_scale(peak_magnitude(ood_centre))
     num_samples = int(counts.sum())
+    # the geometry (and pass 2) hold the data divided by the power of two ``scale`` (1 but for
+    # extreme magnitudes): quadratic quantities are multiplied back by scale^2 at the end
+    scale = geometry.scale
     centred = geometry.centred
     between = float(torch.linalg.vector_norm(centred) ** 2 / num_classes)
 
@@ -240,6 +272,7 @@ def compute_metrics(
         nc1 = float(centred_stats.projected_ss.sum() / num_samples)
         trace_ratio = within / between
         class_variances = centred_stats.within_ss / counts.to(torch.float64)
+        within = _times(within, scale, scale)
         if centred_stats.nearest_centre:
             ncc_accuracy = int(centred_stats.ncc_correct) / num_samples
         if weights is not None:
@@ -266,8 +299,13 @@ def compute_metrics(
 
     weight_frame = None
     self_duality = self_duality_uncentred = unc3 = unc3_cv = similarities = None
+    weight_norms = None
     if weights is not None:
         weights = weights.to(device)
+        # the rows of W divided by a power of two as well, when extreme (1e155 squares to inf)
+        weight_scale = power_of_two_scale(peak_magnitude(weights))
+        if weight_scale != 1.0:
+            weights = weights * (1.0 / weight_scale)
         weight_frame = frame_statistics(weights, etf_gap=True, of_gap=True, tile_size=tile_size)
         self_duality = _duality_gap(weights, centred, None, means_frame.norms, tile_size)
         self_duality_uncentred = _duality_gap(
@@ -275,6 +313,19 @@ def compute_metrics(
         )
         similarities = rowwise_dot(weights, centred, tile_size)
         unc3, unc3_cv = _uniform_duality(similarities)
+        weight_norms = weight_frame.norms
+        if scale != 1.0 or weight_scale != 1.0:
+            # <w_k, m_k> scales with both; its variance with their squares
+            similarities = _times(similarities, scale, weight_scale)
+            unc3 = _times(unc3, scale, scale, weight_scale, weight_scale)
+            weight_norms = _times(weight_norms, weight_scale)
+
+    mean_norms = means_frame.norms
+    if scale != 1.0:
+        between = _times(between, scale, scale)
+        mean_norms = _times(mean_norms, scale)
+        if class_variances is not None:
+            class_variances = _times(class_variances, scale, scale)
 
     def from_weights(name: str) -> float | None:
         return None if weight_frame is None else getattr(weight_frame, name)
@@ -282,8 +333,8 @@ def compute_metrics(
     per_class = PerClassTable.from_tensors(
         count=counts,
         within_variance=class_variances,
-        mean_norm=means_frame.norms,
-        weight_norm=None if weight_frame is None else weight_frame.norms,
+        mean_norm=mean_norms,
+        weight_norm=weight_norms,
         duality=similarities,
         cdnv=means_frame.class_cdnv,
     )

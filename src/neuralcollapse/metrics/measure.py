@@ -23,6 +23,7 @@ from neuralcollapse.metrics.stats import (
     CentredStats,
     ClassStats,
     MeanGeometry,
+    check_device,
     default_chunk_rows,
 )
 from neuralcollapse.metrics.validation import (
@@ -103,7 +104,17 @@ def measure(
     if num_classes is None:
         if labels_tensor.numel() == 0:
             raise ValueError("labels is empty; nothing to measure")
+        # the values first: max() of labels with NaN fails as "cannot convert float NaN"
+        labels_tensor = check_labels(labels_tensor, features.shape[0], None, labels_tensor.device)
         num_classes = int(labels_tensor.max()) + 1
+        if num_classes > labels_tensor.shape[0]:
+            # more classes than samples means empty classes, an error anyway: say so now,
+            # before allocating K x d sums (a stray label 2**40 asked for 8.8 TB)
+            raise ValueError(
+                f"the largest label is {num_classes - 1}, so K = {num_classes:,} classes would "
+                f"be inferred from only {labels_tensor.shape[0]:,} samples (every class needs "
+                "one); remap the labels to 0..K-1, or pass num_classes"
+            )
     num_classes = check_num_classes(num_classes)
     labels_tensor = check_labels(labels_tensor, features.shape[0], num_classes, features.device)
     # one batch: the statistics chunk it internally, and error messages keep global indices
@@ -169,6 +180,7 @@ def measure_batches(
             "distributed=True but torch.distributed is not initialised; call "
             "torch.distributed.init_process_group first (torchrun does the rendezvous)"
         )
+    device = check_device(device)
     class_stats = ClassStats(num_classes, device=device, chunk_rows=chunk_rows)
     for batch_features, batch_labels in make_batches():
         class_stats.update(batch_features, batch_labels)
@@ -177,6 +189,7 @@ def measure_batches(
     if distributed:
         class_stats.all_reduce()
     dim = class_stats.dim
+    input_eps = class_stats.input_eps
     _check_reference(reference, num_classes, dim)
     if ood_features is not None:
         check_ood_dimension(ood_features, dim)
@@ -191,9 +204,16 @@ def measure_batches(
         reference=reference is not None,
         chunk_rows=chunk_rows or default_chunk_rows(max(dim, num_classes)),
     )
-    geometry = MeanGeometry.from_means(means, overwrite=True)
+    geometry = MeanGeometry.from_means(means, overwrite=True, input_eps=input_eps)
     reference_geometry = (
-        None if reference is None else MeanGeometry.from_means(reference.means(), overwrite=True)
+        None
+        if reference is None
+        else MeanGeometry.from_means(
+            reference.means(),
+            overwrite=True,
+            input_eps=reference.input_eps,
+            scale=geometry.scale,  # the NCC rule compares both sets' means: one unit
+        )
     )
     counts = class_stats.counts
     del class_stats, means

@@ -21,7 +21,10 @@ Two passes (class means first):
 
 from __future__ import annotations
 
+import math
 import os
+import pickle
+import zipfile
 from dataclasses import dataclass
 
 import torch
@@ -35,7 +38,16 @@ from neuralcollapse.metrics.validation import (
     check_finite_chunk,
     check_labels,
     check_num_classes,
+    input_epsilon,
 )
+
+#: float64's machine epsilon: the precision of statistics whose inputs were all float64
+FLOAT64_EPS = torch.finfo(torch.float64).eps
+
+# the class means are rescaled by a power of two (exact) when their largest entry lies
+# outside [2^-SAFE, 2^SAFE]: every metric squares them, and tile sums of Gram entries take
+# fourth powers, which overflow float64 from ~1e77 and underflow below ~1e-77 (issue 16)
+_SAFE_EXPONENT = 128
 
 # index_put_(accumulate=True) is the scatter-add used throughout: on CPU it measured 3-10x
 # faster than index_add_ for (8192 x d) float64 chunks (benchmarks/bench_metrics.py cases)
@@ -81,17 +93,64 @@ def _float64_workspace(
     return torch.empty(rows, features.shape[1], dtype=torch.float64, device=device)
 
 
+def check_device(device: torch.device | str | None) -> torch.device | None:
+    """``device`` as a torch.device, refused with a message when this machine lacks it."""
+    if device is None:
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(f"device {device!r} is not a torch device name ({error})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {str(device)!r} requested but no CUDA GPU is available (torch "
+            f"{torch.__version__}, CUDA build: {torch.version.cuda is not None}); use device='cpu'"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {str(device)!r} requested but this machine has only "
+            f"{torch.cuda.device_count()} CUDA GPU(s); use device='cuda:0' or device='cpu'"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(
+            f"device {str(device)!r} requested but Apple's MPS is not available; use device='cpu'"
+        )
+    return device
+
+
+def power_of_two_scale(peak: float) -> float:
+    """1.0 when ``peak`` (a largest absolute value) lies in [2^-128, 2^128], else the power of
+    two just above it: dividing by a power of two is exact, and brings the data to ~1."""
+    if peak == 0.0 or not math.isfinite(peak):
+        return 1.0
+    exponent = math.frexp(peak)[1]  # peak = m 2^e with 0.5 <= m < 1
+    if -_SAFE_EXPONENT <= exponent <= _SAFE_EXPONENT:
+        return 1.0
+    # 2^1024 is not a float and 1 / 2^-1074 overflows: stay where both are representable
+    return math.ldexp(1.0, max(-1020, min(1020, exponent)))
+
+
+def peak_magnitude(tensor: torch.Tensor) -> float:
+    """``max |x|`` over a tensor, without the |x| temporary (aminmax reads it once)."""
+    if tensor.numel() == 0:
+        return 0.0
+    low, high = torch.aminmax(tensor)
+    return max(-float(low), float(high))
+
+
 def _distributed_ready() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
-def _all_reduce_sum(tensor: torch.Tensor, group: object | None) -> torch.Tensor:
-    """Sum ``tensor`` over all processes in place, on a device the backend supports."""
+def _all_reduce_sum(
+    tensor: torch.Tensor, group: object | None, op: object | None = None
+) -> torch.Tensor:
+    """Sum (or ``op``) ``tensor`` over all processes in place, on a device the backend supports."""
     backend = torch.distributed.get_backend(group)
     # gloo reduces CPU tensors, nccl CUDA tensors; move there and back when needed
     device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else "cpu"
     staged = tensor.to(device)
-    torch.distributed.all_reduce(staged, op=torch.distributed.ReduceOp.SUM, group=group)
+    torch.distributed.all_reduce(staged, op=op or torch.distributed.ReduceOp.SUM, group=group)
     tensor.copy_(staged.to(tensor.device))
     return tensor
 
@@ -166,7 +225,10 @@ class ClassStats(_SumState):
         self.num_classes = check_num_classes(num_classes)
         self.chunk_rows = _check_chunk_rows(chunk_rows)
         self.dim = dim
-        self.device = torch.device(device) if device is not None else None
+        self.device = check_device(device)
+        # machine epsilon of the least precise features seen: their rounding bounds how
+        # well the class means are known, hence the rank cut-off of their span (MeanGeometry)
+        self.input_eps = FLOAT64_EPS
         self.counts: torch.Tensor
         self.sums: torch.Tensor
         if dim is not None:
@@ -186,18 +248,30 @@ class ClassStats(_SumState):
         self._require_data()
         return super()._tensors()
 
+    def all_reduce(self, group: object | None = None) -> ClassStats:
+        """Sum the statistics over all processes; ``input_eps`` becomes the largest of any."""
+        super().all_reduce(group)
+        if _distributed_ready():
+            eps = torch.tensor([self.input_eps], dtype=torch.float64)
+            self.input_eps = float(_all_reduce_sum(eps, group, torch.distributed.ReduceOp.MAX))
+        return self
+
     def merge(self, other: ClassStats) -> ClassStats:
         """Add the statistics of a disjoint shard (exact: every state is a sum).
 
         An empty ``ClassStats`` adopts the other's dimension, so shards can be folded into
         ``ClassStats(K)`` one after another.
         """
-        if isinstance(other, ClassStats) and other.initialised and not self.initialised:
-            self._allocate(other.dim, self.device or other.device)
         if isinstance(other, ClassStats) and other.num_classes != self.num_classes:
             raise ValueError(
                 f"cannot merge statistics of {other.num_classes} classes into {self.num_classes}"
             )
+        if isinstance(other, ClassStats) and not other.initialised:
+            return self  # an empty shard adds nothing
+        if isinstance(other, ClassStats) and not self.initialised:
+            self._allocate(other.dim, self.device or other.device)
+        if isinstance(other, ClassStats):
+            self.input_eps = max(self.input_eps, other.input_eps)
         return super().merge(other)
 
     def _require_data(self) -> None:
@@ -217,6 +291,7 @@ class ClassStats(_SumState):
                 f"features have dimension {features.shape[1]} but earlier batches had {self.dim}"
             )
         labels = check_labels(labels, features.shape[0], self.num_classes, self.device)
+        self.input_eps = max(self.input_eps, input_epsilon(features))
         rows = self.chunk_rows or default_chunk_rows(self.dim, self.device)
         workspace = _float64_workspace(features, rows, self.device)
         for start in range(0, features.shape[0], rows):
@@ -261,17 +336,52 @@ class ClassStats(_SumState):
             "num_classes": self.num_classes,
             "counts": self.counts.cpu(),
             "sums": self.sums.cpu(),
+            "input_eps": self.input_eps,
         }
 
     @classmethod
     def from_state_dict(cls, state: dict, device: torch.device | str | None = None) -> ClassStats:
-        if state.get("kind") != "ClassStats":
+        """Rebuild from :meth:`state_dict`, checking every entry (a file may be damaged)."""
+        if not isinstance(state, dict) or state.get("kind") != "ClassStats":
             raise ValueError("not a ClassStats state (missing kind='ClassStats')")
-        stats = cls(state["num_classes"])
-        target = torch.device(device) if device is not None else torch.device("cpu")
-        stats._allocate(state["sums"].shape[1], target)
-        stats.counts.copy_(state["counts"])
-        stats.sums.copy_(state["sums"])
+        missing = [key for key in ("num_classes", "counts", "sums") if key not in state]
+        if missing:
+            raise ValueError(
+                f"the ClassStats state lacks {', '.join(missing)}; it was not written by "
+                "ClassStats.save / state_dict (or is damaged): save the statistics again"
+            )
+        num_classes, counts, sums = state["num_classes"], state["counts"], state["sums"]
+        if not isinstance(counts, torch.Tensor) or not isinstance(sums, torch.Tensor):
+            raise ValueError("the ClassStats state's counts and sums must be tensors")
+        stats = cls(num_classes)
+        if counts.shape != (stats.num_classes,) or sums.ndim != 2:
+            raise ValueError(
+                f"the ClassStats state has counts of shape {tuple(counts.shape)} and sums of "
+                f"shape {tuple(sums.shape)}; expected ({stats.num_classes},) and "
+                f"({stats.num_classes}, d): the file is damaged, save the statistics again"
+            )
+        if sums.shape[0] != stats.num_classes or sums.shape[1] < 1:
+            raise ValueError(
+                f"the ClassStats state's sums have shape {tuple(sums.shape)} but "
+                f"num_classes={stats.num_classes}; the file is damaged, save the statistics again"
+            )
+        if counts.is_floating_point() or counts.is_complex() or bool((counts < 0).any()):
+            raise ValueError(
+                "the ClassStats state's counts must be non-negative integers; the file is "
+                "damaged, save the statistics again"
+            )
+        if not sums.is_floating_point() or not bool(torch.isfinite(sums).all()):
+            raise ValueError("the ClassStats state's sums must be finite floats")
+        target = check_device(device) or torch.device("cpu")
+        stats._allocate(sums.shape[1], target)
+        stats.counts.copy_(counts)
+        stats.sums.copy_(sums)
+        input_eps = state.get("input_eps", FLOAT64_EPS)  # states saved before issue 16 lack it
+        if not isinstance(input_eps, float) or not 0 < input_eps < 1:
+            raise ValueError(
+                f"the ClassStats state's input_eps must lie in (0, 1); got {input_eps!r}"
+            )
+        stats.input_eps = input_eps
         return stats
 
     def save(self, path: str | os.PathLike) -> None:
@@ -280,7 +390,19 @@ class ClassStats(_SumState):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: torch.device | str | None = None) -> ClassStats:
-        return cls.from_state_dict(torch.load(path, weights_only=True), device)
+        """Read a file written by :meth:`save` (restricted unpickler: no code runs)."""
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no such ClassStats file: {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (EOFError, RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+            # an empty or truncated file raises EOFError with no message at all
+            detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ValueError(
+                f"{path} is not a ClassStats file written by ClassStats.save (empty, truncated "
+                f"or of another kind: {detail}); save the statistics again"
+            ) from None
+        return cls.from_state_dict(state, device)
 
 
 @dataclass(frozen=True)
@@ -292,19 +414,29 @@ class MeanGeometry:
     spanning the centred means) and ``singular_values = S_r``. Since
     ``Sigma_B = centred^T centred / K``, its pseudo-inverse is ``K basis diag(S_r^-2) basis^T``.
 
+    ``scale`` is 1 unless the means' largest entry lies outside [2^-128, 2^128]; then it is
+    the power of two just above that entry, and ``global_mean``, ``centred`` and
+    ``singular_values`` are stored divided by it (exactly: a power of two). Every metric
+    squares the features and the tiled sums take fourth powers, which would overflow or
+    underflow float64 far inside its range (from ~1e77 / below ~1e-77); the scale-invariant
+    metrics come out the same, and the others are multiplied back (``CentredStats`` divides
+    each chunk by the same scale). ``means`` is in the original units.
+
     Only the centred means are stored (one K x d array: at K = 50,257 and d = 768 each such
     array is 309 MB); the uncentred ``means`` are ``centred + global_mean`` on request.
     """
 
-    global_mean: torch.Tensor  # (d,): mean of the class means
-    centred: torch.Tensor  # (K, d)
+    global_mean: torch.Tensor  # (d,): mean of the class means, divided by scale
+    centred: torch.Tensor  # (K, d), divided by scale
     basis: torch.Tensor  # (d, r)
-    singular_values: torch.Tensor  # (r,)
+    singular_values: torch.Tensor  # (r,), divided by scale
+    scale: float = 1.0
 
     @property
     def means(self) -> torch.Tensor:
-        """The class means ``mu_k = m_k + mu_G`` (a new K x d tensor)."""
-        return self.centred + self.global_mean
+        """The class means ``mu_k = m_k + mu_G`` (a new K x d tensor), in the input's units."""
+        means = self.centred + self.global_mean
+        return means if self.scale == 1.0 else means.mul_(self.scale)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -312,35 +444,92 @@ class MeanGeometry:
         return tuple(self.centred.shape)
 
     def centred_coordinates(self) -> torch.Tensor:
-        """(K, r): the coordinates ``V^T m_k`` of the centred means in the basis."""
+        """(K, r): the coordinates ``V^T m_k`` of the (scaled) centred means in the basis."""
         return self.centred @ self.basis
 
+    def rescaled(self, scale: float) -> MeanGeometry:
+        """The same geometry stored divided by ``scale`` instead (a power of two)."""
+        if scale == self.scale:
+            return self
+        # back to the input's units (representable: they were the input), then down: exact
+        return MeanGeometry(
+            global_mean=self.global_mean * self.scale / scale,
+            centred=self.centred * self.scale / scale,
+            basis=self.basis,
+            singular_values=self.singular_values * self.scale / scale,
+            scale=scale,
+        )
+
     @classmethod
-    def from_means(cls, means: torch.Tensor, *, overwrite: bool = False) -> MeanGeometry:
+    def from_means(
+        cls,
+        means: torch.Tensor,
+        *,
+        overwrite: bool = False,
+        input_eps: float | None = None,
+        scale: float | None = None,
+    ) -> MeanGeometry:
         """Centre the (K, d) float64 ``means`` and find the basis of their span.
 
         ``overwrite=True`` centres ``means`` in place (saves a K x d copy when the caller
         has no further use for them).
+
+        ``input_eps``: machine epsilon of the features the means came from
+        (``ClassStats.input_eps``; default float64's). The rank cut-off keeps a singular
+        value ``s_i`` of the centred means when both
+
+        - ``s_i^2 > max(K, d) eps_64 s_0^2``: the cut-off ``torch.linalg.pinv`` applies to
+          ``Sigma_B`` (eigenvalues ``s^2 / K``), so NC1 equals the dense route's, and
+        - ``s_i > max(K, d) eps_in s_0``: numpy's ``matrix_rank`` tolerance with the input's
+          epsilon. Means of float16 features are known only to ~``eps_16 |h|``: a rank-2 set
+          of means acquires singular values ~1e-5 s_0 from rounding, and dividing by them
+          made NC1 724,286 instead of 4.5e-4 (issue 16). For float64 input the first
+          condition implies the second.
+
+        ``scale``: the power of two to store the means divided by; default automatic (see
+        the class docstring).
         """
+        peak = peak_magnitude(means)
+        if not math.isfinite(peak):
+            raise ValueError(
+                "the class means are not finite: summing the features overflowed float64 "
+                "(entries near 1e308 are outside the supported range); divide the features "
+                "by a constant first — every metric but the variances is scale invariant"
+            )
+        if scale is None:
+            scale = power_of_two_scale(peak)
+        if scale != 1.0:
+            means = means.mul_(1.0 / scale) if overwrite else means * (1.0 / scale)
+            overwrite = True  # the scaled copy is ours
         global_mean = means.mean(dim=0)
         centred = means.sub_(global_mean) if overwrite else means - global_mean
         num_classes, dim = centred.shape
         singular, right = _singular_values_and_right_vectors(centred)
-        # the rank cut-off torch.linalg.pinv uses for Sigma_B (d x d): rtol = d * eps on its
-        # eigenvalues, which are singular**2 / K
-        rtol = max(num_classes, dim) * torch.finfo(torch.float64).eps
-        keep = singular**2 > rtol * singular[0] ** 2 if singular.numel() else singular > 0
-        if singular.numel() == 0 or not bool(keep.any()) or float(singular[0]) == 0.0:
-            raise ValueError(
-                "all class means coincide (between-class scatter Sigma_B = 0): NC metrics are "
-                "undefined — are the features constant, or all zero?"
-            )
+        if singular.numel() == 0 or float(singular[0]) == 0.0:
+            raise _coincident_means()
+        # ratios, not squares: s^2 under- or overflows float64 long before s does
+        relative = singular / singular[0]
+        size = max(num_classes, dim)
+        keep = relative**2 > size * FLOAT64_EPS
+        data_eps = FLOAT64_EPS if input_eps is None else float(input_eps)
+        if data_eps > FLOAT64_EPS:
+            keep &= relative > size * data_eps
+        if not bool(keep.any()):
+            raise _coincident_means()
         return cls(
             global_mean=global_mean,
             centred=centred,
             basis=right[keep].T.contiguous(),
             singular_values=singular[keep],
+            scale=scale,
         )
+
+
+def _coincident_means() -> ValueError:
+    return ValueError(
+        "all class means coincide (between-class scatter Sigma_B = 0): NC metrics are "
+        "undefined — are the features constant, or all zero?"
+    )
 
 
 def _singular_values_and_right_vectors(centred: torch.Tensor):
@@ -380,6 +569,12 @@ class CentredStats(_SumState):
 
     ``reference``: the MeanGeometry of another set (the training data) whose means decide
     the nearest-class-centre rule, for NCC accuracy and NC4 on held-out data.
+
+    Units: each chunk is divided by ``geometry.scale`` (1 except for extreme magnitudes, see
+    :class:`MeanGeometry`), so ``within_ss`` is in units of ``scale^2``; ``projected_ss``
+    and the counts do not depend on it. The classifier decides with ``W / t`` and
+    ``b / (scale t)`` (``t`` the power of two for W's own range): the same argmax, without
+    the overflow of ``h W^T`` at ~1e154 x 1e154.
     """
 
     _fields = (
@@ -417,15 +612,26 @@ class CentredStats(_SumState):
         self.classifier_correct = torch.zeros((), dtype=torch.int64, device=device)
         self.classifier_ncc_agree = torch.zeros((), dtype=torch.int64, device=device)
         self._scaled_basis = geometry.basis / geometry.singular_values
+        self._inverse_scale = 1.0 / geometry.scale  # a power of two: exact
+        self._logit_weights = self._logit_bias = None
         if self.weights is not None:
             self.weights = self.weights.to(device)
             self.bias = None if self.bias is None else self.bias.to(device)
+            weight_scale = power_of_two_scale(peak_magnitude(self.weights))
+            self._logit_weights, self._logit_bias = self.weights, self.bias
+            if weight_scale != 1.0:
+                self._logit_weights = self.weights * (1.0 / weight_scale)
+            if self.bias is not None and weight_scale * geometry.scale != 1.0:
+                # one factor at a time: 2^665 / 2^-500 as one number would overflow
+                self._logit_bias = self.bias * self._inverse_scale / weight_scale
         if reference is not None and tuple(reference.centred.shape) != (num_classes, dim):
             raise ValueError(
                 f"the reference means have shape {tuple(reference.centred.shape)} but the "
                 f"measured data has (K, d) = ({num_classes}, {dim}); the reference must be "
                 "statistics of the same classes in the same feature space"
             )
+        if reference is not None:
+            reference = reference.rescaled(geometry.scale)  # both in the same units
         self.reference = reference
         self._rule = None
         if nearest_centre:
@@ -460,11 +666,13 @@ class CentredStats(_SumState):
             # copy (converting to float64, across devices if need be) into the reused buffer:
             # a mixed-dtype subtraction would allocate a converted temporary per chunk
             chunk = workspace[:size].copy_(part)
+            if self._inverse_scale != 1.0:
+                chunk.mul_(self._inverse_scale)
             prediction = None
-            if self.weights is not None:
-                logits = chunk @ self.weights.T
-                if self.bias is not None:
-                    logits += self.bias
+            if self._logit_weights is not None:
+                logits = chunk @ self._logit_weights.T
+                if self._logit_bias is not None:
+                    logits += self._logit_bias
                 prediction = logits.argmax(dim=1)
                 del logits
                 self.classifier_correct += (prediction == chunk_labels).sum()

@@ -75,9 +75,19 @@ def check_features(
         raise ValueError(f"{name} must be real numbers; got dtype {tensor.dtype}")
     if not tensor.is_floating_point():
         tensor = tensor.to(torch.float64)
+    # features straight from a network may carry the autograd graph: the metrics need no
+    # gradients, and in-place work on such a tensor is an error (issue 16); no copy is made
+    tensor = tensor.detach()
     if check_values:
         check_finite(tensor, name)
     return tensor
+
+
+def input_epsilon(features: torch.Tensor) -> float:
+    """Machine epsilon of the features' dtype (float64's for integers, which are exact)."""
+    if features.is_floating_point():
+        return float(torch.finfo(features.dtype).eps)
+    return float(torch.finfo(torch.float64).eps)
 
 
 def check_finite_chunk(chunk: torch.Tensor, name: str = "features", offset: int = 0) -> None:
@@ -101,7 +111,14 @@ def check_labels(
             "they must match one to one"
         )
     if tensor.is_floating_point():
-        if not bool(torch.isfinite(tensor).all()) or not bool((tensor == tensor.round()).all()):
+        finite = torch.isfinite(tensor)
+        if not bool(finite.all()):
+            index = int(torch.nonzero(~finite)[0, 0])
+            raise ValueError(
+                f"labels must be integer class indices; got {float(tensor[index])} at index "
+                f"{index} — labels (not features) contain NaN or inf"
+            )
+        if not bool((tensor == tensor.round()).all()):
             raise ValueError("labels must be integer class indices; got non-integer values")
         tensor = tensor.round()
     elif tensor.dtype == torch.bool or tensor.is_complex():

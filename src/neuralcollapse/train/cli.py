@@ -199,6 +199,14 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         "--progress",
         {"action": argparse.BooleanOptionalAction, "help": "show the progress bar (default on)"},
     ),
+    (
+        "--tensorboard",
+        {
+            "action": argparse.BooleanOptionalAction,
+            "help": "also write every epoch's losses and tracked metrics as TensorBoard "
+            "scalars into RUN/tensorboard/ (needs `pip install tensorboard`)",
+        },
+    ),
 ]
 
 

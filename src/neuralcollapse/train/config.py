@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import re
 import typing
 from dataclasses import dataclass
@@ -79,6 +80,7 @@ class TrainConfig:
     stop_after_epoch: int | None = None
     overwrite: bool = False
     progress: bool = True
+    tensorboard: bool = False
 
     def run_dir(self) -> Path:
         """``out``, or ``runs/<dataset>-<arch>-<loss>-seed<seed>`` when it is not set."""
@@ -99,6 +101,7 @@ RESUMABLE_OVERRIDES = frozenset(
         "data_dir",
         "download",
         "overwrite",
+        "tensorboard",
     }
 )
 
@@ -180,6 +183,11 @@ def validate(config: TrainConfig) -> TrainConfig:
     """Check every option; raise ValueError naming the option, the value and the fix."""
     for name, annotation in field_types().items():
         _coerce(name, getattr(config, name), annotation)
+        value = getattr(config, name)
+        # NaN passes every comparison below (nan < 0 is False) and inf trains until the loss
+        # is "diverged": refuse both before any work (issue 16)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number; got {value}")
 
     def choice(name: str, options: tuple[str, ...]) -> None:
         if getattr(config, name) not in options:

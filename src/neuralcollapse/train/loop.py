@@ -21,9 +21,10 @@ checkpoint atomically. A non-finite loss stops the run and keeps the last good c
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
-import shutil
+import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -35,7 +36,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from neuralcollapse.metrics import ClassStats, measure_batches
+from neuralcollapse import schema
+from neuralcollapse.metrics import ClassStats, CollapseMetrics, measure_batches
 from neuralcollapse.train import runlog
 from neuralcollapse.train.config import (
     RESUMABLE_OVERRIDES,
@@ -197,7 +199,13 @@ def evaluate_split(
     processes: Processes,
     reference: dict[str, ClassStats] | None = None,
     keep_class_stats: bool = False,
-) -> tuple[float, float, dict[str, dict[str, Any]], dict[str, ClassStats]]:
+) -> tuple[
+    float,
+    float,
+    dict[str, dict[str, Any]],
+    dict[str, ClassStats],
+    dict[str, CollapseMetrics | None],
+]:
     """Mean loss, error and (if ``measure_now``) NC metrics per layer of one split.
 
     One no-grad pass in eval mode over this process's shard (every ``world``-th sample)
@@ -208,6 +216,13 @@ def evaluate_split(
     training split can serve as the ``reference`` of the test split: there, as in Papyan
     et al., the nearest-class-centre rule (NCC accuracy, NC4) decides with the training
     means.
+
+    A layer whose metrics cannot be computed at this epoch (its features became constant,
+    so all class means coincide; or they are not finite) gets the row
+    :func:`neuralcollapse.schema.metric_row` ``(None, reason)``: every metric null and the
+    reason under ``not_computed["*"]``; training goes on (issue 16). Returns the loss, the
+    error, the rows, the class statistics and each layer's CollapseMetrics (None where not
+    computed).
     """
     net.eval()
     shard_images = images[processes.rank :: processes.world]
@@ -229,43 +244,73 @@ def evaluate_split(
     loss, error = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
     metrics: dict[str, dict[str, Any]] = {}
     class_stats: dict[str, ClassStats] = {}
+    results: dict[str, CollapseMetrics | None] = {}
     for name in names:
         features = torch.cat(captured[name])
         is_classifier_input = name == PENULTIMATE_POST
         weights = net.classifier.weight.detach() if is_classifier_input else None
         bias = net.classifier.bias
         bias = bias.detach() if (is_classifier_input and bias is not None) else None
-        if keep_class_stats:
-            class_stats[name] = ClassStats(num_classes).update(features, shard_labels)
-            if processes.distributed:
-                class_stats[name].all_reduce()
-        metrics[name] = measure_batches(
-            lambda f=features: [(f, shard_labels)],
-            num_classes=num_classes,
-            weights=weights,
-            bias=bias,
-            distributed=processes.distributed,
-            reference=None if reference is None else reference[name],
-        ).to_dict()
-    return loss, error, metrics, class_stats
+        # the geometry comes from all-reduced statistics, so a degenerate layer fails alike on
+        # every rank (NaN features fail before the all-reduce, but a NaN loss stops first)
+        try:
+            if reference is not None and name not in reference:
+                raise ValueError(
+                    "the training split's statistics of this layer could not be gathered, "
+                    "so the nearest-class-centre rule has no training means"
+                )
+            if keep_class_stats:
+                class_stats[name] = ClassStats(num_classes).update(features, shard_labels)
+                if processes.distributed:
+                    class_stats[name].all_reduce()
+            result = measure_batches(
+                lambda f=features: [(f, shard_labels)],
+                num_classes=num_classes,
+                weights=weights,
+                bias=bias,
+                distributed=processes.distributed,
+                reference=None if reference is None else reference[name],
+            )
+        except ValueError as problem:  # not ``error``: that is the split's error rate
+            results[name] = None
+            metrics[name] = schema.metric_row(None, str(problem))
+            continue
+        results[name] = result
+        metrics[name] = result.to_dict()
+    return loss, error, metrics, class_stats, results
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """``--out`` must be a folder (or not exist yet): say so before any work."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ValueError(f"--out {run_dir} is a file, not a folder; choose another --out")
 
 
 def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
-    """Fresh run: refuse to clobber an existing run unless ``overwrite``; write config.json."""
-    owned = ["config.json", "epochs.jsonl", "metrics.jsonl", "metrics.csv", "summary.json"]
+    """Fresh run: refuse to clobber an existing run unless ``overwrite``; write config.json.
+
+    ``--overwrite`` deletes only the files a run writes (:func:`runlog.run_files`), and
+    only when ``config.json`` says the folder holds a run of ours: anything else in
+    ``--out`` (another model's ``checkpoints/``, notes) is kept (issue 16).
+    """
     if resume:
         return
-    existing = [name for name in owned if (run_dir / name).exists()]
-    if (run_dir / "checkpoints").exists():
-        existing.append("checkpoints/")
+    check_run_dir(run_dir)
+    existing = runlog.run_files(run_dir)
     if existing and not config.overwrite:
+        names = ", ".join(str(path.relative_to(run_dir)) for path in existing)
         raise ValueError(
-            f"{run_dir} already holds a run ({', '.join(existing)}); pass --resume to "
+            f"{run_dir} already holds a run ({names}); pass --resume to "
             "continue it, --overwrite to replace it, or choose another --out"
         )
-    for name in owned:
-        (run_dir / name).unlink(missing_ok=True)
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+    if existing and not runlog.is_run_dir(run_dir):
+        names = ", ".join(str(path.relative_to(run_dir)) for path in existing)
+        raise ValueError(
+            f"{run_dir} holds files named like a run's ({names}) but no config.json written "
+            "by neuralcollapse train, so --overwrite will not delete them; choose another "
+            "--out or remove them yourself"
+        )
+    runlog.remove_run_files(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     runlog.write_json(
         run_dir / "config.json", {**config_to_dict(config), "version": RUN_FORMAT_VERSION}
@@ -313,6 +358,84 @@ def _restore_rng(state: dict[str, Any], device: torch.device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
+def has_batch_norm(net: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in net.modules())
+
+
+def check_batch_size(batch_size: int, world: int, batch_norm: bool) -> int:
+    """The smallest global batch that is trained on; refuse a batch size that trains nothing.
+
+    A global batch smaller than ``2 * world`` is skipped (BatchNorm needs 2 samples per
+    process in training mode): with ``--batch-size 1`` every batch was skipped and the run
+    "finished" untrained (issue 16). Batch sizes of at least ``2 * world`` keep that rule
+    (only a short last batch is skipped, as before). A smaller one is refused for a network
+    with batch norm and, without batch norm, trains on every batch that gives each process
+    at least one sample.
+    """
+    if batch_size >= 2 * world:
+        return 2 * world
+    if batch_norm:
+        raise ValueError(
+            f"--batch-size {batch_size} with batch norm: BatchNorm needs at least 2 samples "
+            f"per process in each batch, so every batch would be skipped; use --batch-size "
+            f">= {2 * world}, or --no-batch-norm (mlp and cnn; vgg and resnet always have it)"
+        )
+    if batch_size < world:
+        raise ValueError(
+            f"--batch-size {batch_size} is smaller than the {world} processes: each needs at "
+            f"least one sample per batch; use --batch-size >= {world}"
+        )
+    return world
+
+
+def require_tensorboard() -> None:
+    """``--tensorboard`` needs the tensorboard package: say so before any work."""
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ValueError(
+            "--tensorboard needs the tensorboard package, which is not installed: "
+            "pip install tensorboard (or the extra: pip install 'neuralcollapse[tensorboard]')"
+        )
+
+
+class TensorBoardLog:
+    """Every epoch's losses, errors and lr, and every tracked metric, as TensorBoard scalars.
+
+    Written with :class:`torch.utils.tensorboard.SummaryWriter` into ``RUN/tensorboard/``;
+    the step is the epoch. Metric names are :func:`neuralcollapse.schema.scalar_logs`'s
+    ``nc/<split>/<layer>/<key>`` (a layer not computed at an epoch is left out there);
+    the losses are ``train/loss``, ``train/error``, ``test/loss``, ``test/error``, ``lr``.
+    A resumed run purges the events after its checkpoint's epoch, as it does its logs.
+    """
+
+    def __init__(self, run_dir: Path, start_epoch: int) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(
+            log_dir=str(run_dir / runlog.TENSORBOARD_DIR),
+            purge_step=start_epoch + 1 if start_epoch else None,
+        )
+
+    def write(
+        self,
+        epoch: int,
+        epoch_row: dict[str, Any],
+        results: dict[str, dict[str, CollapseMetrics | None]],
+    ) -> None:
+        for split in ("train", "test"):
+            for part in ("loss", "error"):
+                value = epoch_row.get(f"{split}_{part}")
+                if value is not None:
+                    self.writer.add_scalar(f"{split}/{part}", value, epoch)
+        self.writer.add_scalar("lr", epoch_row["lr"], epoch)
+        for split, by_layer in results.items():
+            for name, value in schema.scalar_logs(by_layer, split=split).items():
+                self.writer.add_scalar(name, value, epoch)
+        self.writer.flush()  # an epoch's scalars survive a kill, as its log rows do
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 # ----------------------------------------------------------------------------- the loop
 
 
@@ -340,6 +463,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     """
     config = validate(config)
     run_dir = config.run_dir()
+    if config.tensorboard:
+        require_tensorboard()
+    if not resume:
+        check_run_dir(run_dir)
     processes = start_processes(config)
     try:
         return _train(config, run_dir, resume, processes)
@@ -381,6 +508,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         stem=config.stem,
     ).to(device)
     layers = _resolve_layers(net, config.layers)
+    smallest_batch = check_batch_size(config.batch_size, world, has_batch_norm(net))
     classifier_decay = (
         config.weight_decay
         if config.classifier_weight_decay is None
@@ -412,11 +540,22 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         start_epoch, tpt_epoch = checkpoint["epoch"], checkpoint["tpt_epoch"]
         if is_main:  # drop log rows written after the checkpoint: they are recomputed
             for name in ("epochs.jsonl", "metrics.jsonl"):
-                runlog.truncate_jsonl(run_dir / name, start_epoch)
+                torn = runlog.truncate_jsonl(run_dir / name, start_epoch)
+                if torn is not None:
+                    shown = torn if len(torn) <= 60 else torn[:57] + "..."
+                    print(
+                        f"resume: dropped the torn last line of {run_dir / name} (a run killed "
+                        f"while writing leaves one; its epoch is recomputed): {shown}",
+                        file=sys.stderr,
+                    )
     elif is_main:
         _prepare_run_dir(run_dir, config, resume)
+    if is_main:
+        for path in runlog.remove_orphaned_temporaries(run_dir):
+            print(f"removed {path}, left by a run killed while writing it", file=sys.stderr)
     if processes.distributed:
         torch.distributed.barrier()
+    board = TensorBoardLog(run_dir, start_epoch) if (config.tensorboard and is_main) else None
 
     tracked = set(tracking_epochs(config.epochs, config.track, config.track_points))
     last_epoch_row: dict[str, Any] = {}
@@ -437,8 +576,6 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         dynamic_ncols=True,
     )
     n_train = len(train_y)
-    # a final global batch smaller than this is dropped: BatchNorm needs 2 samples per process
-    smallest_batch = 2 * world
 
     epoch = checkpoint_epoch = start_epoch
     for epoch in range(start_epoch + 1, stop_epoch + 1):
@@ -471,6 +608,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         running_loss = _all_reduce(running_loss, processes)
         scheduler.step()
         if not math.isfinite(running_loss.item()):
+            if board is not None:
+                board.close()
             _stop_diverged(
                 run_dir, epoch, lr, is_main, tpt_epoch, last_epoch_row, checkpoint_epoch, bar
             )
@@ -502,9 +641,11 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
                 processes=processes,
                 reference=split_results["train"][3],  # NCC on test with the training means
             )
-        train_loss, train_error, _, _ = split_results["train"]
-        test_loss, test_error, _, _ = split_results.get("test", (None, None, None, None))
+        train_loss, train_error = split_results["train"][:2]
+        test_loss, test_error = split_results["test"][:2] if has_test else (None, None)
         if not math.isfinite(train_loss):
+            if board is not None:
+                board.close()
             _stop_diverged(
                 run_dir, epoch, lr, is_main, tpt_epoch, last_epoch_row, checkpoint_epoch, bar
             )
@@ -528,16 +669,19 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         }
         rows = [
             {"epoch": epoch, "split": split, "layer": layer, **losses_part, **values}
-            for split, (_, _, by_layer, _) in split_results.items()
+            for split, (_, _, by_layer, _, _) in split_results.items()
             for layer, values in by_layer.items()
         ]
         metrics_rows += rows
         if measure_now:
-            latest_nc1 = split_results["train"][2][PENULTIMATE_POST]["nc1"]
+            latest = split_results["train"][2][PENULTIMATE_POST]["nc1"]
+            latest_nc1 = float("nan") if latest is None else latest  # None: not computed
         if is_main:
             runlog.append_jsonl(run_dir / "epochs.jsonl", epoch_row)
             for row in rows:
                 runlog.append_jsonl(run_dir / "metrics.jsonl", row)
+        if board is not None:
+            board.write(epoch, epoch_row, {split: part[4] for split, part in split_results.items()})
 
         # ---- checkpoint (atomic), then summary
         if is_main and (epoch % config.checkpoint_every == 0 or epoch == stop_epoch):
@@ -559,6 +703,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         bar.update(1)
         bar.set_postfix(loss=f"{train_loss:.3g}", err=f"{train_error:.3g}", nc1=f"{latest_nc1:.3g}")
     bar.close()
+    if board is not None:
+        board.close()
 
     epochs_done = max(epoch, start_epoch)
     finished = epochs_done >= config.epochs

@@ -8,6 +8,7 @@ Layout (the contract with the report; see docs/training.md)::
     RUN/metrics.csv            the same rows as metrics.jsonl
     RUN/summary.json           tpt_epoch, epochs_done, final, finished
     RUN/checkpoints/last.pt    written atomically (temporary file + os.replace)
+    RUN/tensorboard/           event files, with --tensorboard
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from neuralcollapse import schema
 from neuralcollapse.atomic import atomic_write, atomic_write_bytes
 
 CHECKPOINT_NAME = "last.pt"
+#: the files in RUN/ that a run writes (and that --overwrite may delete)
+LOG_NAMES = ("config.json", "epochs.jsonl", "metrics.jsonl", "metrics.csv", "summary.json")
+TENSORBOARD_DIR = "tensorboard"
 
 
 def append_jsonl(path: Path, row: dict[str, Any]) -> None:
@@ -33,12 +37,40 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
         stream.write(schema.dumps(row) + "\n")
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The rows of a JSONL log as written (non-finite values still as their strings)."""
+def _parse_jsonl(path: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """The rows, and the text of a torn final line (None when the file ends cleanly).
+
+    Rows are appended one write at a time, so a crash mid-write can only tear the *last*
+    line; an invalid line before it means the file was edited or damaged: an error that
+    names the file and the line.
+    """
     if not path.is_file():
-        return []
+        return [], None
     with open(path) as stream:
-        return [json.loads(line) for line in stream if line.strip()]
+        lines = [(number, line) for number, line in enumerate(stream, 1) if line.strip()]
+    rows: list[dict[str, Any]] = []
+    for index, (number, line) in enumerate(lines):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            if index == len(lines) - 1:
+                return rows, line.strip()
+            raise ValueError(
+                f"{path}, line {number}: not valid JSON ({error}); only the last line can be "
+                "torn by a crash, so the file was edited or damaged: fix or delete that line"
+            ) from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}, line {number}: expected a JSON object, got {line[:60]!r}")
+        rows.append(row)
+    return rows, None
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """The rows of a JSONL log as written (non-finite values still as their strings).
+
+    A torn final line (a crash mid-write) is left out; :func:`truncate_jsonl` removes it.
+    """
+    return _parse_jsonl(path)[0]
 
 
 def write_json(path: Path, content: dict[str, Any]) -> None:
@@ -46,10 +78,64 @@ def write_json(path: Path, content: dict[str, Any]) -> None:
     atomic_write_bytes(path, (schema.dumps(content, indent=2) + "\n").encode())
 
 
-def truncate_jsonl(path: Path, last_epoch: int) -> None:
-    """Keep the rows with epoch <= last_epoch (a resumed run rewrites what came after)."""
-    rows = [row for row in read_jsonl(path) if row["epoch"] <= last_epoch]
+def truncate_jsonl(path: Path, last_epoch: int) -> str | None:
+    """Keep the rows with epoch <= last_epoch (a resumed run rewrites what came after).
+
+    Returns the text of a torn final line that was dropped (None when there was none), so
+    the caller can say so.
+    """
+    rows, torn = _parse_jsonl(path)
+    rows = [row for row in rows if row["epoch"] <= last_epoch]
     atomic_write_bytes(path, "".join(schema.dumps(row) + "\n" for row in rows).encode())
+    return torn
+
+
+def run_files(run_dir: Path) -> list[Path]:
+    """The files of ``run_dir`` that a run writes and that exist (orphaned temporaries too)."""
+    found = [run_dir / name for name in LOG_NAMES]
+    found.append(run_dir / "checkpoints" / CHECKPOINT_NAME)
+    found += orphaned_temporaries(run_dir)
+    found += sorted((run_dir / TENSORBOARD_DIR).glob("events.out.tfevents.*"))
+    return [path for path in found if path.is_file()]
+
+
+def is_run_dir(run_dir: Path) -> bool:
+    """Whether ``run_dir/config.json`` was written by ``neuralcollapse train``."""
+    try:
+        config = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and {"version", "dataset", "arch", "seed"} <= set(config)
+
+
+def remove_run_files(run_dir: Path) -> None:
+    """Delete the files a run writes (:func:`run_files`), and its folders if left empty."""
+    for path in run_files(run_dir):
+        path.unlink()
+    for folder in (run_dir / "checkpoints", run_dir / TENSORBOARD_DIR):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def orphaned_temporaries(run_dir: Path) -> list[Path]:
+    """Temporary files of atomic writes to the run's files that a kill left behind.
+
+    :func:`neuralcollapse.atomic.atomic_write` names them ``.<name>.<random>.tmp`` beside
+    the target; a kill during the write (before ``os.replace``) leaves them (issue 16).
+    """
+    found = []
+    for name in LOG_NAMES:
+        found += run_dir.glob(f".{name}.*.tmp")
+    found += (run_dir / "checkpoints").glob(f".{CHECKPOINT_NAME}.*.tmp")
+    return sorted(path for path in found if path.is_file())
+
+
+def remove_orphaned_temporaries(run_dir: Path) -> list[Path]:
+    """Delete :func:`orphaned_temporaries` (only one writer, rank 0, may call this)."""
+    removed = orphaned_temporaries(run_dir)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
 
 
 def write_csv_from_jsonl(jsonl_path: Path, csv_path: Path) -> None:

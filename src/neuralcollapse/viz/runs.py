@@ -124,6 +124,19 @@ class TrainingRun:
         values = np.array([_as_float(row.get(key)) for row in rows], dtype=float)
         return epochs, values
 
+    def not_computed(
+        self, key: str = "nc1", *, layer: str = PENULTIMATE_POST, split: str = "train"
+    ) -> dict[int, str]:
+        """``{epoch: reason}`` for the rows where ``key`` was not computed and the row says why
+        (its ``"not_computed"`` object, :data:`neuralcollapse.schema.NOT_COMPUTED`, under the
+        key or ``"*"``): e.g. a layer whose features became constant at that epoch."""
+        reasons = {}
+        for row in self.rows(layer=layer, split=split):
+            why = row.get(schema.NOT_COMPUTED) or {}
+            if row.get(key) is None and isinstance(why, dict) and (key in why or "*" in why):
+                reasons[int(row["epoch"])] = str(why.get(key, why.get("*")))
+        return reasons
+
     def last_row(self, *, layer: str = PENULTIMATE_POST, split: str = "train") -> dict | None:
         rows = self.rows(layer=layer, split=split)
         return rows[-1] if rows else None
