@@ -262,3 +262,19 @@ def test_a_loader_that_changes_its_samples_between_passes_is_caught():
 
     with pytest.raises(ValueError, match="two passes over data saw different samples"):
         measure_model(model, drifting, classifier="2")
+
+
+def test_a_float16_model_gets_the_float16_rank_cut_off():
+    # rank-2 centred means in d = 20 for K = 6, noise inside their span: float16 rounding of
+    # the other directions must be cut off as float16 noise, not read as signal
+    torch.manual_seed(7)
+    basis = torch.linalg.qr(torch.randn(20, 2, dtype=torch.float64))[0].T
+    means = torch.randn(6, 2, dtype=torch.float64)
+    labels = torch.arange(6).repeat(20)
+    inputs = (means[labels] + 0.05 * torch.randn(120, 2, dtype=torch.float64)) @ basis + 3.0
+    model = nn.Sequential(nn.Identity(), nn.Linear(20, 6))
+    exact = measure(inputs, labels).nc1
+    half = measure_model(model.half(), [(inputs, labels)], layers=["0"], num_classes=6)["0"]
+    assert half.nc1 == pytest.approx(exact, rel=0.05)
+    # the same as the engine's own float16 route
+    assert half.nc1 == pytest.approx(measure(inputs.half(), labels).nc1, rel=1e-9)

@@ -206,6 +206,7 @@ def _restrict(stats: ClassStats, present: torch.Tensor) -> ClassStats:
     restricted._allocate(stats.dim, stats.device)
     restricted.counts.copy_(stats.counts[present])
     restricted.sums.copy_(stats.sums[present])
+    restricted.input_eps = stats.input_eps
     return restricted
 
 
@@ -379,12 +380,15 @@ def measure_model(
                 reference=reference is not None and name in reference,
                 chunk_rows=default_chunk_rows(max(layer_stats.dim, measured_classes)),
             )
-            geometry = MeanGeometry.from_means(means, overwrite=not keep_class_stats)
+            # the rank cut-off follows the precision of the features (float16 carries less)
+            geometry = MeanGeometry.from_means(
+                means, overwrite=not keep_class_stats, input_eps=layer_stats.input_eps
+            )
             weights, bias = check_classifier(weights, bias, measured_classes, layer_stats.dim)
             reference_geometry = None
             if reference is not None and name in reference:
                 reference_geometry = MeanGeometry.from_means(
-                    reference[name].means(), overwrite=True
+                    reference[name].means(), overwrite=True, input_eps=reference[name].input_eps
                 )
             centred[name] = CentredStats(
                 geometry,

@@ -6,7 +6,7 @@ mergeable sufficient statistics underneath. Definitions: :mod:`.collapse` and do
 """
 
 from neuralcollapse.metrics.collapse import CollapseMetrics, compute_metrics
-from neuralcollapse.metrics.measure import measure, measure_batches
+from neuralcollapse.metrics.measuring import measure, measure_batches
 from neuralcollapse.metrics.stats import CentredStats, ClassStats, MeanGeometry
 
 __all__ = [

@@ -11,7 +11,7 @@ import numpy as np
 
 from neuralcollapse import schema
 from neuralcollapse.metrics.collapse import CollapseMetrics
-from neuralcollapse.metrics.measure import measure
+from neuralcollapse.metrics.measuring import measure
 
 # (key, what it means) in the order the table shows them
 TABLE_ROWS: tuple[tuple[str, str], ...] = (
