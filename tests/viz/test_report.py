@@ -1,9 +1,13 @@
 import csv
 import re
 
+import pytest
+
 from neuralcollapse.cli import main
+from neuralcollapse.viz.report import build_run_report
 
 TRAINING_SECTIONS = (
+    "Summary",
     "Neural collapse over training",
     "ETF or orthogonal frame: pre- and post-ReLU features",
     "Depth-wise NC1 profile",
@@ -58,3 +62,26 @@ def test_report_command_on_a_missing_run_is_a_clean_error(tmp_path, capsys):
     assert status == 2
     error = capsys.readouterr().err
     assert "does not exist" in error and "Traceback" not in error
+
+
+def test_report_command_takes_a_linear_epoch_axis(built_report, tmp_path):
+    runs = [str(path) for path in built_report["runs"]]
+    status = main(["report", *runs, "--out", str(tmp_path / "out"), "--epoch-axis", "linear"])
+    assert status == 0
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "Epochs on a linear axis." in page and "symmetric-log" not in page
+    # the same data on another axis: every epoch-axis figure differs from the log one
+    for name in ("training_panels", "training_panels_test", "frame_gaps"):
+        linear = (tmp_path / "out" / "figures" / f"{name}.png").read_bytes()
+        assert linear != (built_report["out"] / "figures" / f"{name}.png").read_bytes()
+
+
+def test_report_command_refuses_an_unknown_epoch_axis(built_report, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["report", str(built_report["runs"][0]), "--out", str(tmp_path), "--epoch-axis", "x"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_build_run_report_refuses_an_unknown_epoch_axis(built_report, tmp_path):
+    with pytest.raises(ValueError, match=r"epoch_axis must be one of \('log', 'linear'\)"):
+        build_run_report(built_report["runs"], tmp_path, epoch_axis="loglog")

@@ -17,6 +17,14 @@ def register(subparsers) -> None:
     report.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories")
     report.add_argument("--out", type=Path, required=True, help="output directory")
     report.add_argument("--title", default=None, help="page title")
+    report.add_argument(
+        "--epoch-axis",
+        choices=("log", "linear"),
+        default="log",
+        help="scale of the epoch axes: log (symmetric-log when epoch 0 is measured; the "
+        "early decades) or linear (the late, terminal-phase epochs at their real share) "
+        "(default: %(default)s)",
+    )
     report.set_defaults(func=_run_report)
 
     demo = subparsers.add_parser(
@@ -37,7 +45,7 @@ def register(subparsers) -> None:
 def _run_report(args: argparse.Namespace) -> int:
     from neuralcollapse.viz.report import build_run_report
 
-    path = build_run_report(args.runs, args.out, title=args.title)
+    path = build_run_report(args.runs, args.out, title=args.title, epoch_axis=args.epoch_axis)
     print(f"wrote {path}")
     return 0
 

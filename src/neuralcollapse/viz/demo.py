@@ -36,6 +36,9 @@ from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, load_runs
 from neuralcollapse.viz.style import figure_png
 from neuralcollapse.viz.ufm_figures import plot_bias_path, plot_gd_trajectories, plot_phase_diagram
 
+#: a class-mean norm below this counts as the zero minimiser (captions; the tests use it too)
+_ZERO_NORM = 1e-4
+
 # Tirer & Bruna's Figure 1 sizes; lambdas well inside the collapsing (nonzero) phase
 UFM_CLASSES, UFM_PER_CLASS, UFM_DIM = 4, 5, 20
 UFM_LAM_W, UFM_LAM_H = 5e-3, 1e-2
@@ -221,12 +224,7 @@ def _ufm_gd_section(report: HtmlReport, settings: DemoSettings, seed: int) -> No
     section.add_figure(
         "ufm_gd_trajectories",
         plot_gd_trajectories(solutions, num_classes=UFM_CLASSES),
-        "Look at: NC1 falling by many decades for every model while the objective reaches "
-        "the closed-form minimum f*; the OF gap (right) going to 0 for MSE without bias and "
-        "the depth-2 models (orthogonal frame, Tirer & Bruna Thm 3.1 and its extension) and "
-        "to the simplex-ETF level for MSE with a free bias and for CE. For the depth-2 ReLU "
-        "model the features entering the last layer are the post-ReLU ones; its gap to the "
-        "linear-model optimum closes more slowly.",
+        _gd_caption(solutions),
     )
     rows = []
     for label, solution in solutions.items():
@@ -252,6 +250,162 @@ def _ufm_gd_section(report: HtmlReport, settings: DemoSettings, seed: int) -> No
         "theory ('of': orthogonal frame, 'etf': simplex ETF), and the relative gap "
         "(f − f*)/|f*| after the last step.",
     )
+
+
+def _gd_caption(solutions: dict) -> str:
+    """Caption of the GD trajectories from the solutions: NC1's fall, the final gap to f*,
+    and the measured geometry against the theory's, per model."""
+    parts = [
+        "Look at: NC1 (left), the relative gap (f − f*)/|f*| to the closed-form minimum "
+        "(middle) and the OF gap (right; 0 for an orthogonal frame, "
+        f"√(2−2√((K−1)/K)) = {of_etf_distance(UFM_CLASSES):.3g} for a simplex ETF) over the "
+        "steps. At the last recorded step:"
+    ]
+    for label, solution in solutions.items():
+        nc1 = [row["nc1"] for row in solution.trajectory if row.get("nc1")]
+        theory = solution.theory.geometry_features or solution.theory.geometry
+        measured = solution.measurement.geometry_features
+        sentence = f"{label}:"
+        if len(nc1) >= 2 and nc1[-1] > 0:
+            decades = math.log10(nc1[0] / nc1[-1])
+            direction = "falls" if decades > 0 else "rises"
+            sentence += f" NC1 {direction} {abs(decades):.1f} decades"
+        if solution.rel_gap is not None:
+            sentence += f", gap to f* {solution.rel_gap:.2g}"
+        of_gap = (solution.metrics or {}).get("of_gap_means")
+        if of_gap is not None:
+            sentence += f", OF gap {of_gap:.3g}"
+        agreement = "as theory predicts" if measured == theory else f"theory predicts '{theory}'"
+        sentence += f"; last-layer input '{measured}' ({agreement})"
+        parts.append(sentence + ".")
+    parts.append(
+        "('of': orthogonal frame, 'etf': simplex ETF; Tirer & Bruna Thm 3.1 and its "
+        "extension; for the depth-2 ReLU model the last-layer input is post-ReLU.)"
+    )
+    return " ".join(parts)
+
+
+def _phase_caption(measured: list, solutions: list) -> str:
+    """Caption of the phase diagram: how many solver markers agree with the closed form."""
+    agree = sum(
+        (norm < _ZERO_NORM) == bool(s.theory.is_zero)
+        for (_, _, norm), s in zip(measured, solutions, strict=True)
+    )
+    return (
+        "Look at: the boundary K√(n λ_W λ_H) = 1 (white line) separating collapse to an "
+        "orthogonal frame (coloured by the closed-form class-mean norm, shrinking towards the "
+        "line) from the all-zero minimiser (grey). L-BFGS markers are filled where the solver's "
+        f"class means are non-zero (norm ≥ {_ZERO_NORM:g}) and hollow where they vanish: "
+        f"{agree} of {len(solutions)} markers agree with the side of the line they sit on."
+    )
+
+
+def _phase_points_caption(measured: list, solutions: list, k: int, n: int) -> str:
+    """Caption of the phase-point table: theory_zero against the control and the solver."""
+    control_agrees = sum(
+        bool(s.theory.is_zero) == (k * math.sqrt(n * w * h) >= 1)
+        for (w, h, _), s in zip(measured, solutions, strict=True)
+    )
+    zero = [
+        (norm, s) for (_, _, norm), s in zip(measured, solutions, strict=True) if s.theory.is_zero
+    ]
+    vanished = sum(norm < _ZERO_NORM for norm, _ in zero)
+    return (
+        f"Look at: theory_zero is True where the control K√(nλ_Wλ_H) ≥ 1 at {control_agrees} of "
+        f"{len(solutions)} points; where theory says zero, the solver's class-mean norm is below "
+        f"{_ZERO_NORM:g} at {vanished} of {len(zero)} points."
+    )
+
+
+def _bias_path_caption(
+    lam_b: np.ndarray,
+    gap: list,
+    ratio: list,
+    solved_lam_b,
+    solved_gap,
+    solved_ratio,
+    closed_gap,
+    closed_ratio,
+) -> str:
+    """Caption of the bias path: the end points of the closed form and the solver's distance."""
+    k = UFM_CLASSES
+    deviation = max(
+        max(abs(a - b) for a, b in zip(solved_gap, closed_gap, strict=True)),
+        max(abs(a - b) for a, b in zip(solved_ratio, closed_ratio, strict=True)),
+    )
+    return (
+        f"Look at: as the bias penalty λ_b grows from {lam_b[0]:g} to {lam_b[-1]:g} the "
+        f"closed-form class means move from OF gap {gap[0]:.3g}, global-mean ratio "
+        f"{ratio[0]:.3g} (simplex ETF: {of_etf_distance(k):.3g} and 0) to OF gap {gap[-1]:.3g}, "
+        f"ratio {ratio[-1]:.3g} (orthogonal frame: 0 and 1/√K = {1 / math.sqrt(k):.3g}). The "
+        f"{len(solved_lam_b)} L-BFGS solutions are at most {deviation:.2g} from the closed form "
+        "at their λ_b (in OF gap or ratio)."
+    )
+
+
+def _frame_predictions_caption(runs) -> str:
+    """Caption of the frame table: each run's measured frame against the prediction."""
+    from neuralcollapse.viz.report import (
+        frame_verdict,
+        measured_frame,
+        predicted_frame,
+        run_loss_and_bias,
+    )
+
+    parts = [
+        "Look at: the measured frame of the penultimate class means at the last epoch next to "
+        "what theory predicts (Tirer & Bruna 2022; the summary's tolerance)."
+    ]
+    for run in runs:
+        predicted, expected = predicted_frame(*run_loss_and_bias(run))
+        frame = measured_frame(run)
+        if frame is None:
+            parts.append(f"{run.name}: not computed.")
+            continue
+        verdict = frame_verdict(predicted, frame)
+        parts.append(f"{run.name}: {frame.describe()}; the prediction ({expected}) {verdict}.")
+    parts.append("A network only approaches these values in a long terminal phase.")
+    return " ".join(parts)
+
+
+def _ntk_captions(rows: list[dict]) -> dict[str, str]:
+    """Captions of the NTK figures from the smoothness table: which kernels are smoother."""
+    mlp = next((row for row in rows if row.get("alpha") is None), None)
+    resnets = sorted(
+        (row for row in rows if row.get("alpha") is not None), key=lambda r: r["alpha"]
+    )
+    captions = {
+        "convergence": "Look at: the relative error of the empirical NTK of finite networks "
+        "against the analytic kernel, by width (log-log).",
+    }
+    if mlp is None or not resnets:
+        return captions
+
+    def compare(column: str, what: str) -> str:
+        below = [r for r in resnets if abs(r[column]) < abs(mlp[column])]
+        values = ", ".join(f"α = {r['alpha']:g}: {abs(r[column]):.3g}" for r in resnets)
+        return (
+            f"{what}: MLP {abs(mlp[column]):.3g}; ResNet {values}; {len(below)} of "
+            f"{len(resnets)} ResNet kernels below the MLP"
+        )
+
+    slopes = [abs(r["profile_slope"]) for r in resnets]
+    order = "smoother the smaller α" if slopes == sorted(slopes) else "not ordered by α"
+    captions["profiles"] = (
+        "Look at: the kernel profile k(γ)/k(0) near γ = 0 (a sharper cusp is less smooth). "
+        + compare("profile_slope", "Slope at 0 (size)")
+        + f"; the ResNet kernels are {order}."
+    )
+    captions["interpolants"] = (
+        "Look at: ridgeless kernel regression of 0.5 cos x + sin 4x from equispaced points, and "
+        "the kinks at the training points. " + compare("equispaced_kink", "Mean kink") + "."
+    )
+    captions["kinks"] = (
+        "Look at: the mean kink size and profile slope against α, the MLP as a horizontal line. "
+        + compare("random_kink", "Mean kink over random training sets")
+        + "."
+    )
+    return captions
 
 
 def _mean_norm_from_gram(gram: torch.Tensor | None) -> float:
@@ -306,10 +460,7 @@ def _phase_section(report: HtmlReport, settings: DemoSettings, seed: int) -> Non
     section.add_figure(
         "ufm_phase_diagram",
         plot_phase_diagram(lam_grid, lam_grid, theory_norms, measured, num_classes=k, per_class=n),
-        "Look at: the boundary K√(n λ_W λ_H) = 1 (white line) separating collapse to an "
-        "orthogonal frame (coloured; the class means shrink towards the line) from the "
-        "all-zero minimiser (grey); the solver's markers are filled on the coloured side and "
-        "hollow on the grey side.",
+        _phase_caption(measured, solutions),
     )
     lam_b_dense = np.geomspace(1e-3, 1e3, 80)
     theory_gap, theory_ratio = [], []
@@ -322,6 +473,13 @@ def _phase_section(report: HtmlReport, settings: DemoSettings, seed: int) -> Non
         theory_ratio.append(metrics["global_mean_ratio"])
     solved_gap = [s.metrics["of_gap_means"] for s in bias_solutions]
     solved_ratio = [s.metrics["global_mean_ratio"] for s in bias_solutions]
+    # the closed form at the solved λ_b, for the caption's distance
+    closed_at_solved = [
+        measure(_means_from_gram(theory(_ufm_problem(bias=float(lam_b))).gram_means), labels)
+        for lam_b in lam_b_solved
+    ]
+    closed_gap = [float(m.to_dict()["of_gap_means"]) for m in closed_at_solved]
+    closed_ratio = [float(m.to_dict()["global_mean_ratio"]) for m in closed_at_solved]
     section.add_figure(
         "ufm_bias_path",
         plot_bias_path(
@@ -333,9 +491,16 @@ def _phase_section(report: HtmlReport, settings: DemoSettings, seed: int) -> Non
             solved_ratio,
             num_classes=k,
         ),
-        "Look at: as the bias penalty λ_b grows the class means move continuously from the "
-        "simplex ETF (OF gap √(2−2√((K−1)/K)), global-mean ratio 0) to the orthogonal frame "
-        "(gap 0, ratio 1/√K); the L-BFGS solutions sit on the closed-form curves.",
+        _bias_path_caption(
+            lam_b_dense,
+            theory_gap,
+            theory_ratio,
+            lam_b_solved,
+            solved_gap,
+            solved_ratio,
+            closed_gap,
+            closed_ratio,
+        ),
     )
     section.add_table(
         "ufm_phase_points",
@@ -350,8 +515,7 @@ def _phase_section(report: HtmlReport, settings: DemoSettings, seed: int) -> Non
             }
             for (w, h, norm), s in zip(measured, solutions, strict=True)
         ],
-        "Look at: theory_zero is True exactly where the control K√(nλ_Wλ_H) ≥ 1, and there "
-        "the solver's class means have (numerically) zero norm.",
+        _phase_points_caption(measured, solutions, k, n),
     )
     section.add_table(
         "ufm_bias_path",
@@ -448,9 +612,7 @@ def _training_sections(report: HtmlReport, out: Path) -> None:
     tables.add_table(
         "mlp_frame_predictions",
         rows,
-        "Look at: the measured frame of the penultimate class means at the last epoch next "
-        "to what the extended UFM predicts (Tirer & Bruna 2022). A network only approaches "
-        "these values in a long terminal phase; the demo's short run shows the direction.",
+        _frame_predictions_caption(runs),
     )
 
 
@@ -465,20 +627,11 @@ def _ntk_section(report: HtmlReport, settings: DemoSettings, seed: int) -> None:
         "Analytic neural tangent kernels of a ReLU MLP and of a ResNet with residual scale α "
         "(Tirer, Bruna & Giryes 2021), on inputs on the unit circle.",
     )
-    captions = {
-        "profiles": "Look at: the kernel profile k(γ)/k(0) near γ = 0: the MLP kernel has the "
-        "sharper cusp; the ResNet kernels are smoother, the more so the smaller α.",
-        "interpolants": "Look at: ridgeless kernel regression of 0.5 cos x + sin 4x from a few "
-        "points: the ResNet interpolants have smaller kinks at the training points.",
-        "kinks": "Look at: the mean kink size and profile slope against α, the MLP as a "
-        "horizontal line: the residual kernels stay below it.",
-        "convergence": "Look at: the empirical NTK of finite networks approaching the analytic "
-        "kernel as the width grows (relative error against width, log-log).",
-    }
     with torch_threads(1):
         result = ntk_report_figures(
             None, quick=settings.ntk_quick, widths=settings.ntk_widths, seed=seed
         )
+    captions = _ntk_captions(result.table())
     for key, figure in result.figure_objects.items():
         section.add_figure(f"ntk_{key}", figure_png(figure), captions.get(key, key))
     section.add_table(

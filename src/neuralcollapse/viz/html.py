@@ -4,6 +4,16 @@ The page needs nothing but itself: figures are embedded as base64 PNG ``<img>`` 
 the style sheet is inline, so report.html opens offline in any browser and can be mailed as one
 file. Beside it, :meth:`HtmlReport.write` saves every figure as ``figures/NAME.png`` and every
 table as ``tables/NAME.csv`` for papers and spreadsheets.
+
+On a narrow screen every figure is scaled to the width of the page; clicking it (or pressing
+space on it) shows it at full size in a box that scrolls sideways, and clicking again scales it
+back. This is done with a hidden checkbox and CSS alone: the page has no script, and no copy of
+the image (a second data URI would double the page's size).
+
+Tables keep their data in the CSV (column keys, full precision, fractions as fractions); the
+HTML shows them through :class:`Column` (a readable header, a tooltip, percentages) and writes
+non-finite numbers as ``∞``/``−∞``/``NaN``, ``None`` as ``—`` and :class:`NotComputed` cells as
+"not computed".
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,20 +40,38 @@ body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; mar
        max-width: 1500px; padding: 1.5em 2em; color: #222; line-height: 1.45; }
 h1 { margin-bottom: 0.2em; } h2 { border-bottom: 2px solid #ddd; padding-bottom: 0.2em;
 margin-top: 2em; }
+p, figcaption, li, h1, h2 { overflow-wrap: anywhere; }
 .subtitle { color: #555; margin-top: 0; }
 .intro { max-width: 60em; }
-figure { margin: 1.2em 0; } figure img { max-width: 100%; height: auto;
-border: 1px solid #eee; }
+figure { margin: 1.2em 0; }
+.scroll-x { display: block; max-width: 100%; overflow-x: auto; }
+figure img { display: block; box-sizing: border-box; max-width: 100%; height: auto;
+             border: 1px solid #eee;
+             cursor: zoom-in; }
+.zoom { position: absolute; opacity: 0; width: 1px; height: 1px; margin: 0; }
+.zoom:checked + label img { max-width: none; cursor: zoom-out; }
+.zoom:focus-visible + label img { outline: 2px solid #0072B2; }
 figcaption { max-width: 60em; font-size: 0.95em; color: #333; }
 figcaption b { color: #000; }
-.table { overflow-x: auto; }
+.hint { color: #777; font-size: 0.85em; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.6em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+td.text, th.text { text-align: left; }
+td.holds { background: #e3f4ea; } td.fails { background: #fbe3dc; }
+td.unknown { background: #f3f3f3; } td.nc { color: #777; }
+td.holds, td.fails, td.unknown { text-align: left; white-space: nowrap; }
 .table-caption { max-width: 60em; font-size: 0.95em; }
 nav ol { columns: 2; max-width: 50em; }
 footer { margin-top: 3em; color: #777; font-size: 0.85em; }
+@media (max-width: 700px) {
+  body { padding: 0.8em 0.7em; } nav ol { columns: 1; padding-left: 1.4em; }
+  table { font-size: 0.8em; } th, td { padding: 0.2em 0.35em; }
+}
 """
+
+#: verdict words of a "verdict" column and their cell classes (coloured in the style sheet)
+VERDICT_CLASSES = {"holds": "holds", "does not hold": "fails", "unknown": "unknown"}
 
 
 def _check_name(name: str) -> None:
@@ -51,6 +80,48 @@ def _check_name(name: str) -> None:
             f"figure/table name {name!r} must be a file-name stem of letters, digits, '_', '-', "
             "'.' (it becomes figures/NAME.png or tables/NAME.csv); rename it"
         )
+
+
+@dataclass(frozen=True)
+class NotComputed:
+    """A table cell whose value was not computed, and why (shown as "not computed").
+
+    The CSV writes it as an empty cell, as it writes ``None``: both are missing values.
+    """
+
+    reason: str = ""
+
+    def __str__(self) -> str:
+        return "not computed"
+
+
+@dataclass(frozen=True)
+class Column:
+    """How a table column is shown in the page (the CSV keeps ``key`` and the raw value).
+
+    key : the key of the rows (the CSV header).
+    header : the header shown (default: ``key``); " (%)" is added when ``percent``.
+    note : a tooltip on the header (what the column is).
+    percent : the values are fractions, shown times 100.
+    kind : "number" (right-aligned), "text" (left-aligned) or "verdict" (holds / does not
+        hold / unknown, coloured).
+    """
+
+    key: str
+    header: str = ""
+    note: str = ""
+    percent: bool = False
+    kind: str = "number"
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("number", "text", "verdict"):
+            raise ValueError(f"kind must be 'number', 'text' or 'verdict'; got {self.kind!r}")
+
+    @property
+    def title(self) -> str:
+        """The header as shown."""
+        head = self.header or self.key
+        return f"{head} (%)" if self.percent else head
 
 
 @dataclass(frozen=True)
@@ -70,6 +141,8 @@ class ReportTable:
     columns: tuple[str, ...]
     rows: tuple[Mapping[str, object], ...]
     caption: str
+    #: how each column is shown in the page, in the order of ``columns``
+    shown: tuple[Column, ...] = ()
 
 
 @dataclass
@@ -96,16 +169,32 @@ class ReportSection:
         rows: Sequence[Mapping[str, object]],
         caption: str,
         *,
-        columns: Sequence[str] | None = None,
+        columns: Sequence[str | Column] | None = None,
+        shown: Sequence[str | Column] | None = None,
     ) -> ReportTable:
-        """Add a table; ``columns`` defaults to the keys of the rows in first-seen order."""
+        """Add a table.
+
+        ``columns`` (keys or :class:`Column`) are the CSV's columns, by default the keys of the
+        rows in first-seen order. ``shown`` are the columns the page shows (default: the same);
+        e.g. the page can leave out columns that hold one value in every row while the CSV
+        keeps them.
+        """
         if columns is None:
             columns = list(dict.fromkeys(key for row in rows for key in row))
+        specs = tuple(c if isinstance(c, Column) else Column(c) for c in columns)
+        by_key = {spec.key: spec for spec in specs}
+        if shown is None:
+            shown_specs = specs
+        else:
+            shown_specs = tuple(
+                c if isinstance(c, Column) else by_key.get(c, Column(c)) for c in shown
+            )
         item = ReportTable(
             name=name,
-            columns=tuple(columns),
+            columns=tuple(spec.key for spec in specs),
             rows=tuple(dict(row) for row in rows),
             caption=caption,
+            shown=shown_specs,
         )
         self._add(item)
         return item
@@ -224,24 +313,81 @@ def _caption_html(text: str) -> str:
 def _figure_html(item: ReportFigure) -> str:
     encoded = base64.b64encode(item.png).decode("ascii")
     alt = html.escape(item.caption.partition(". ")[0], quote=True)
+    name = html.escape(item.name, quote=True)
+    # the checkbox before the label toggles the image between page width and full size
+    # (CSS ".zoom:checked + label img"); the label's box scrolls sideways when enlarged
     return (
-        f'<figure id="figure-{html.escape(item.name, quote=True)}">'
-        f'<img src="data:image/png;base64,{encoded}" alt="{alt}">'
-        f"<figcaption>{_caption_html(item.caption)}</figcaption></figure>"
+        f'<figure id="figure-{name}">'
+        f'<input type="checkbox" class="zoom" id="zoom-{name}" '
+        f'aria-label="show this figure at full size">'
+        f'<label for="zoom-{name}" class="scroll-x" title="click to enlarge or shrink">'
+        f'<img src="data:image/png;base64,{encoded}" alt="{alt}"></label>'
+        f"<figcaption>{_caption_html(item.caption)} "
+        f'<span class="hint">(Click or tap the figure for its full size.)</span>'
+        f"</figcaption></figure>"
     )
+
+
+def cell_text(value: object, column: Column | None = None) -> str:
+    """A value as a table cell shows it (before HTML escaping).
+
+    None is "—" (missing), :class:`NotComputed` "not computed", booleans "yes"/"no",
+    non-finite floats "∞", "−∞", "NaN"; fractions of a ``percent`` column times 100.
+    """
+    if value is None:
+        return "—"
+    if isinstance(value, NotComputed):
+        return str(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)) and column is not None and column.percent:
+        value = 100 * value
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("∞" if value > 0 else "−∞")
+    return nice_number(value)  # type: ignore[arg-type]
+
+
+def _cell_html(value: object, column: Column) -> str:
+    text = html.escape(cell_text(value, column))
+    classes = []
+    title = ""
+    if isinstance(value, NotComputed):
+        classes.append("nc")
+        if value.reason:
+            title = f' title="{html.escape(value.reason, quote=True)}"'
+    if column.kind == "text":
+        classes.append("text")
+    elif column.kind == "verdict":
+        classes.append(VERDICT_CLASSES.get(str(value), "unknown"))
+    attribute = f' class="{" ".join(classes)}"' if classes else ""
+    return f"<td{attribute}{title}>{text}</td>"
+
+
+def _header_html(column: Column) -> str:
+    """A header cell: the column's title, its note as a tooltip, aligned like its cells."""
+    escape = html.escape
+    attributes = ""
+    if column.note:
+        attributes += f' title="{escape(column.note, quote=True)}"'
+    if column.kind != "number":
+        attributes += ' class="text"'
+    return f"<th{attributes}>{escape(column.title)}</th>"
 
 
 def _table_html(item: ReportTable) -> str:
     escape = html.escape
-    head = "".join(f"<th>{escape(column)}</th>" for column in item.columns)
+    shown = item.shown or tuple(Column(key) for key in item.columns)
+    head = "".join(_header_html(column) for column in shown)
     body = []
     for row in item.rows:
-        cells = "".join(f"<td>{escape(nice_number(row.get(c)))}</td>" for c in item.columns)
+        cells = "".join(_cell_html(row.get(c.key), c) for c in shown)
         body.append(f"<tr>{cells}</tr>")
+    # the caption stays on the page's width; only the table scrolls sideways
     return (
         f'<div class="table" id="table-{escape(item.name, quote=True)}">'
         f'<p class="table-caption">{_caption_html(item.caption)}</p>'
-        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>"
+        f'<div class="scroll-x"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div></div>"
     )
 
 
@@ -253,6 +399,9 @@ def write_csv(
         writer = csv.DictWriter(handle, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow(
-                {column: "" if row.get(column) is None else row.get(column) for column in columns}
-            )
+            writer.writerow({column: _csv_value(row.get(column)) for column in columns})
+
+
+def _csv_value(value: object) -> object:
+    """A cell of the CSV: missing (None, not computed) is empty, anything else as is."""
+    return "" if value is None or isinstance(value, NotComputed) else value

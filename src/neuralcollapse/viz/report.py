@@ -1,22 +1,39 @@
 """``neuralcollapse report RUN_DIR... --out DIR``: the HTML report of finished (or running) runs.
 
-The report has three sections: the Papyan-style panels over epochs, the ETF-vs-orthogonal-frame
-gaps of the penultimate features before and after the final ReLU, and the depth-wise NC1 profile,
-followed by tables of the last measured epoch. The demo builds the same sections for its own
-training runs through :func:`add_training_sections`.
+The report opens with a summary computed from each run (the epoch the terminal phase starts,
+NC1 from the first to the last measured epoch, the NCC mismatch at the end, and the frame the
+theory predicts for the run's loss and bias against the frame measured, each with a verdict),
+then the Papyan-style panels over epochs, the ETF-vs-orthogonal-frame gaps of the penultimate
+features before and after the final ReLU, the depth-wise NC1 profile, and tables of the last
+measured epoch. The demo builds the same sections for its own training runs through
+:func:`add_training_sections`.
+
+Every caption is written from the run's numbers (:func:`panels_caption` and its siblings): a
+caption says NC1 falls only where it does, and mentions a TPT line only where one is drawn.
+Metric names, directions and theory values come from :mod:`neuralcollapse.schema`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from neuralcollapse.viz.html import HtmlReport
+from neuralcollapse import schema
+from neuralcollapse.viz.html import Column, HtmlReport, NotComputed, cell_text
 from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, TrainingRun, load_runs
+from neuralcollapse.viz.style import check_epoch_axis, nice_number
 from neuralcollapse.viz.training_figures import (
+    PANEL_SPECS,
+    drawn_tpt,
+    panel_epochs,
     plot_depth_profile,
     plot_frame_gaps,
     plot_training_panels,
+    profile_epochs,
+    short_layer_name,
+    tpt_epoch,
 )
 
 #: CollapseMetrics columns shown in the summary table (the CSV of all layers has every column)
@@ -32,34 +49,659 @@ SUMMARY_METRICS: tuple[str, ...] = (
     "global_mean_ratio",
 )
 
-PANELS_CAPTION = (
-    "Look at: the error reaching zero (dotted vertical line: first zero-error epoch, the start of "
-    "the terminal phase), then every collapse measure still falling on the log axes (Papyan et al. "
-    "2020, Figs. 2-7): NC1 (within-class variability against between-class), equinorm and "
-    "equiangularity of the centred class means (solid) and classifier rows (dashed), max-angle, "
-    "self-duality and the NCC mismatch. Self-duality against the uncentred means (dotted) is the "
-    "one that goes to zero when the means form an orthogonal frame (MSE, no classifier bias)."
-)
-GAPS_CAPTION = (
-    "Look at: which frame the penultimate class means approach. An orthogonal frame has OF gap 0 "
-    "and global-mean ratio 1/√K; a simplex ETF has OF gap √(2−2√((K−1)/K)) and ratio 0 (grey "
-    "lines). The extended UFM (Tirer & Bruna 2022) predicts the orthogonal frame for the post-ReLU "
-    "features (solid) under MSE without classifier bias; the pre-ReLU features (dashed) are left "
-    "free by the theory. The centred ETF gap (right) reads 0 for both frames."
-)
-DEPTH_CAPTION = (
-    "Look at: NC1 decreasing from the first layers to the penultimate features, and the deeper "
-    "layers collapsing more as training goes on (lighter lines are earlier epochs); Tirer & Bruna "
-    "(2022, Sec. 5) report this depth-wise decrease."
-)
-SUMMARY_CAPTION = (
-    "Look at: one row per run at its last measured epoch (training split, post-ReLU penultimate "
-    "features unless marked pre-ReLU). tpt_epoch is the first epoch with zero training error."
-)
-ALL_LAYERS_CAPTION = (
-    "Every CollapseMetrics field at the last measured epoch, for every split and layer "
-    "(the full table is in tables/final_metrics.csv)."
-)
+#: a measured frame matches a theory frame when each of its OF gap, global-mean ratio and
+#: centred ETF gap is within this fraction of the distance between the two frames' values
+#: (the OF gap of an ETF, √(2 − 2√((K−1)/K)), and the ratio of an OF, 1/√K)
+FRAME_TOLERANCE = 0.25
+#: the NCC mismatch (NC4, a fraction of the samples) counts as vanished at or below this
+NC4_TOLERANCE = 0.01
+
+#: the verdicts of the summary
+HOLDS, FAILS, UNKNOWN = "holds", "does not hold", "unknown"
+
+#: frames: the orthogonal frame, the simplex ETF (uncentred: the global mean vanishes), and
+#: a simplex ETF of the centred means with the global mean left free (a classifier bias
+#: absorbs it); "neither" when the measured means are close to none of them
+ORTHOGONAL, ETF, CENTRED_ETF, NEITHER = "orthogonal frame", "simplex ETF", "centred ETF", "neither"
+
+_BIAS_KEYS = ("bias", "classifier_bias", "fc_bias")
+
+#: what an empty cell of a column means when it is not "not computed"
+_MISSING_MEANS = {"tpt_epoch": "zero training error not reached"}
+
+# columns of the run files that are not metrics: how the tables name them
+_OTHER_COLUMNS: dict[str, Column] = {
+    column.key: column
+    for column in (
+        Column("run", kind="text"),
+        Column("description", "setting", kind="text"),
+        Column("split", kind="text"),
+        Column("layer", kind="text"),
+        Column("epoch"),
+        Column("epochs_done", "epochs done"),
+        Column("finished"),
+        Column("tpt_epoch", "TPT epoch", "first epoch with zero training error"),
+        Column("measured_epoch", "last measured epoch"),
+        Column("lr", "learning rate"),
+        Column("train_loss", "train loss"),
+        Column("test_loss", "test loss"),
+        Column("train_error", "train error", "fraction of misclassified samples", percent=True),
+        Column("test_error", "test error", "fraction of misclassified samples", percent=True),
+        Column(schema.NOT_COMPUTED, "not computed because", kind="text"),
+        Column("check", kind="text"),
+        Column("expected", "theory expects", kind="text"),
+        Column("measured", kind="text"),
+        Column("verdict", kind="verdict"),
+    )
+}
+
+
+def metric_unit(key: str) -> str:
+    """The unit of a metric for a table header: "%" for fractions (shown as percentages),
+    "feature units²" for variances, "" for dimensionless ones.
+
+    Read from the schema entry: its ``unit`` field when it has one, else its description.
+    """
+    spec = schema.METRICS[key]
+    unit = getattr(spec, "unit", None)
+    if unit is not None:
+        return str(unit)
+    if "fraction" in spec.description:
+        return "%"
+    if "squared feature units" in spec.description:
+        return "feature units²"
+    return ""
+
+
+def metric_column(key: str, *, suffix: str = "", table_key: str | None = None) -> Column:
+    """How a table shows a metric: the schema's label (plus ``suffix``), its unit, a tooltip."""
+    spec = schema.METRICS[key]
+    unit = metric_unit(key)
+    header = spec.label + suffix
+    if unit and unit != "%":
+        header += f" ({unit})"
+    note = spec.description
+    if spec.lower_is_better is not None:
+        note += "; lower is better" if spec.lower_is_better else "; higher is better"
+    return Column(table_key or key, header, note, percent=unit == "%")
+
+
+def table_column(key: str) -> Column:
+    """The :class:`Column` of any key of the report's tables (metric or run column)."""
+    if key in schema.METRICS:
+        return metric_column(key)
+    if key.endswith("_pre") and key[: -len("_pre")] in schema.METRICS:
+        return metric_column(key[: -len("_pre")], suffix=", pre-ReLU", table_key=key)
+    return _OTHER_COLUMNS.get(key, Column(key))
+
+
+def _value(row: Mapping[str, object] | None, key: str) -> float | None:
+    """A row's value as a float (schema strings decoded); None when absent or not computed."""
+    if row is None:
+        return None
+    value = schema.decode_value(row.get(key))
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _finite_series(
+    run: TrainingRun, key: str, *, layer: str = PENULTIMATE_POST, split: str = "train"
+) -> list[tuple[int, float]]:
+    """``(epoch, value)`` of the rows where ``key`` is a finite number, by epoch."""
+    epochs, values = run.series(key, layer=layer, split=split)
+    return [
+        (int(e), float(v))
+        for e, v in zip(epochs.tolist(), values.tolist(), strict=True)
+        if math.isfinite(v)
+    ]
+
+
+def _last_with(
+    run: TrainingRun, keys: Sequence[str], *, layer: str = PENULTIMATE_POST, split: str = "train"
+) -> dict | None:
+    """The last row (by epoch) in which every one of ``keys`` is a finite number."""
+    for row in reversed(run.rows(layer=layer, split=split)):
+        values = [_value(row, key) for key in keys]
+        if all(v is not None and math.isfinite(v) for v in values):
+            return row
+    return None
+
+
+def _num(value: float | None) -> str:
+    return "—" if value is None else nice_number(value)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{nice_number(100 * value)}%"
+
+
+def _factor(first: float, last: float) -> str:
+    """ "÷88" when ``last`` is 88 times smaller, "×2.1" when larger, "×1" when equal."""
+    if first == last:
+        return "×1"
+    if last == 0:
+        return "to 0"
+    if first == 0:
+        return "from 0"
+    ratio = first / last
+    return f"÷{nice_number(ratio)}" if ratio > 1 else f"×{nice_number(1 / ratio)}"
+
+
+def _join(parts: Sequence[str], word: str = "and") -> str:
+    parts = list(parts)
+    if len(parts) <= 1:
+        return "".join(parts)
+    return ", ".join(parts[:-1]) + f" {word} " + parts[-1]
+
+
+# ----------------------------------------------------------------------------- the summary
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the summary: what theory expects of a run, what it measured, the verdict."""
+
+    run: str
+    check: str
+    expected: str
+    measured: str
+    verdict: str
+
+    def as_row(self) -> dict[str, str]:
+        return {
+            "run": self.run,
+            "check": self.check,
+            "expected": self.expected,
+            "measured": self.measured,
+            "verdict": self.verdict,
+        }
+
+
+def run_loss_and_bias(run: TrainingRun) -> tuple[str | None, bool | None]:
+    """The run's loss ("mse", "ce", ...) and classifier bias from config.json, None if absent."""
+    loss = run.config.get("loss")
+    bias = next((run.config[key] for key in _BIAS_KEYS if key in run.config), None)
+    return (str(loss).lower() if loss is not None else None, None if bias is None else bool(bias))
+
+
+def predicted_frame(loss: str | None, bias: bool | None) -> tuple[str | None, str]:
+    """The frame theory predicts for the penultimate class means, and why (docs/theory.md).
+
+    MSE without a classifier bias: an orthogonal frame (Tirer & Bruna 2022). Cross-entropy
+    without a bias: a simplex ETF whose global mean vanishes (Zhu et al. 2021). With a bias
+    (CE or MSE): the centred means form a simplex ETF and the bias absorbs the global mean
+    (Papyan et al. 2020). None when the loss or bias is not recorded or not covered.
+    """
+    if loss is None or bias is None:
+        missing = _join([name for name, v in (("loss", loss), ("bias", bias)) if v is None])
+        return None, f"unknown: config.json does not record the {missing}"
+    if loss == "mse" and not bias:
+        return ORTHOGONAL, "orthogonal frame (MSE, no classifier bias; Tirer & Bruna 2022)"
+    if loss == "ce" and not bias:
+        return ETF, "simplex ETF, global mean 0 (CE, no classifier bias; Zhu et al. 2021)"
+    if loss in ("ce", "mse") and bias:
+        return (
+            CENTRED_ETF,
+            f"simplex ETF of the centred means ({loss.upper()} with a classifier bias, which "
+            "absorbs the global mean)",
+        )
+    return None, f"unknown: no theory here for loss {loss!r}"
+
+
+@dataclass(frozen=True)
+class FrameMeasurement:
+    """The geometry of the penultimate class means at one epoch, and the nearest frame."""
+
+    frame: str
+    epoch: int
+    num_classes: int
+    of_gap: float
+    ratio: float
+    etf_gap: float
+
+    def describe(self) -> str:
+        levels = (
+            f"OF gap {_num(self.of_gap)}, global-mean ratio {_num(self.ratio)}, "
+            f"centred ETF gap {_num(self.etf_gap)} at epoch {self.epoch}"
+        )
+        if self.frame == NEITHER:
+            return f"neither frame ({levels})"
+        if self.frame == CENTRED_ETF:
+            return f"simplex ETF after centring only ({levels})"
+        return f"{self.frame} ({levels})"
+
+
+def frame_levels(num_classes: int) -> dict[str, tuple[float, float, float]]:
+    """(OF gap, global-mean ratio, centred ETF gap) of each exact frame for K classes."""
+    return {
+        frame: tuple(  # type: ignore[misc]
+            float(schema.theory_value(key, code, num_classes) or 0.0)
+            for key in ("of_gap_means", "global_mean_ratio", "etf_gap_means")
+        )
+        for frame, code in ((ORTHOGONAL, "orthogonal"), (ETF, "etf"))
+    }
+
+
+def frame_tolerances(num_classes: int) -> tuple[float, float]:
+    """(tolerance of the two gaps, tolerance of the ratio): :data:`FRAME_TOLERANCE` of the
+    distance between the two frames' values of the OF gap and of the global-mean ratio."""
+    levels = frame_levels(num_classes)
+    gap_distance = abs(levels[ETF][0] - levels[ORTHOGONAL][0])
+    ratio_distance = abs(levels[ETF][1] - levels[ORTHOGONAL][1])
+    return FRAME_TOLERANCE * gap_distance, FRAME_TOLERANCE * ratio_distance
+
+
+def classify_frame(of_gap: float, ratio: float, etf_gap: float, num_classes: int) -> str:
+    """The frame the measured means are within tolerance of (:data:`FRAME_TOLERANCE`).
+
+    An orthogonal frame or a simplex ETF when all three values are near that frame's; a
+    centred ETF when only the centred ETF gap is near 0 (the global mean is elsewhere);
+    otherwise neither.
+    """
+    if num_classes < 2:
+        raise ValueError(f"a frame needs at least 2 classes; got K = {num_classes}")
+    gap_tol, ratio_tol = frame_tolerances(num_classes)
+    levels = frame_levels(num_classes)
+    for frame in (ORTHOGONAL, ETF):
+        of_level, ratio_level, etf_level = levels[frame]
+        if (
+            abs(of_gap - of_level) <= gap_tol
+            and abs(ratio - ratio_level) <= ratio_tol
+            and abs(etf_gap - etf_level) <= gap_tol
+        ):
+            return frame
+    if abs(etf_gap - levels[ETF][2]) <= gap_tol:
+        return CENTRED_ETF
+    return NEITHER
+
+
+def measured_frame(
+    run: TrainingRun, *, layer: str = PENULTIMATE_POST, split: str = "train"
+) -> FrameMeasurement | None:
+    """The frame of the last row of ``layer`` where the gaps and ratio were computed."""
+    keys = ("of_gap_means", "global_mean_ratio", "etf_gap_means")
+    row = _last_with(run, keys, layer=layer, split=split)
+    if row is None:
+        return None
+    k = _value(row, "num_classes") or run.num_classes
+    if k is None or k < 2:
+        return None
+    of_gap, ratio, etf_gap = (float(_value(row, key)) for key in keys)  # type: ignore[arg-type]
+    return FrameMeasurement(
+        frame=classify_frame(of_gap, ratio, etf_gap, int(k)),
+        epoch=int(row["epoch"]),
+        num_classes=int(k),
+        of_gap=of_gap,
+        ratio=ratio,
+        etf_gap=etf_gap,
+    )
+
+
+def frame_verdict(predicted: str | None, measured: FrameMeasurement | None) -> str:
+    """Whether the measured frame is the predicted one (a centred ETF prediction also holds
+    for an ETF or an orthogonal frame, whose centred means are a simplex ETF)."""
+    if predicted is None or measured is None:
+        return UNKNOWN
+    if predicted == CENTRED_ETF:
+        return HOLDS if measured.frame in (ETF, ORTHOGONAL, CENTRED_ETF) else FAILS
+    return HOLDS if measured.frame == predicted else FAILS
+
+
+def _last_train_error(run: TrainingRun) -> tuple[int, float] | None:
+    rows = [row for row in run.epochs if _value(row, "train_error") is not None]
+    if rows:
+        return int(rows[-1]["epoch"]), float(_value(rows[-1], "train_error"))  # type: ignore
+    series = _finite_series(run, "train_error")
+    return series[-1] if series else None
+
+
+def run_checks(run: TrainingRun) -> list[Check]:
+    """The summary of one run: TPT, NC1 first -> last, NC4 at the end, the frame."""
+    checks = []
+    tpt = tpt_epoch(run)
+    if tpt is not None:
+        checks.append(
+            Check(run.name, "terminal phase", "zero training error", f"epoch {tpt}", HOLDS)
+        )
+    else:
+        last = _last_train_error(run)
+        measured = (
+            "not reached"
+            if last is None
+            else f"not reached (training error {_percent(last[1])} at epoch {last[0]})"
+        )
+        checks.append(
+            Check(
+                run.name,
+                "terminal phase",
+                "zero training error",
+                measured,
+                UNKNOWN if last is None else FAILS,
+            )
+        )
+
+    nc1 = _finite_series(run, "nc1")
+    if len(nc1) >= 2:
+        (first_epoch, first), (last_epoch, last) = nc1[0], nc1[-1]
+        falls = last < first
+        measured = (
+            f"{_num(first)} (epoch {first_epoch}) → {_num(last)} (epoch {last_epoch}): "
+            f"{_factor(first, last)}"
+        )
+        checks.append(
+            Check(run.name, "NC1 over training", "falls", measured, HOLDS if falls else FAILS)
+        )
+    else:
+        measured = f"{len(nc1)} measured epoch" + ("" if len(nc1) == 1 else "s")
+        checks.append(Check(run.name, "NC1 over training", "falls", measured, UNKNOWN))
+
+    mismatch = _finite_series(run, "ncc_mismatch")
+    expected = f"→ 0 (≤ {_percent(NC4_TOLERANCE)} of samples)"
+    if mismatch:
+        epoch, value = mismatch[-1]
+        checks.append(
+            Check(
+                run.name,
+                "NC4: classifier = nearest centre",
+                expected,
+                f"{_percent(value)} at epoch {epoch}",
+                HOLDS if value <= NC4_TOLERANCE else FAILS,
+            )
+        )
+    else:
+        checks.append(
+            Check(run.name, "NC4: classifier = nearest centre", expected, "not computed", UNKNOWN)
+        )
+
+    predicted, expected = predicted_frame(*run_loss_and_bias(run))
+    frame = measured_frame(run)
+    checks.append(
+        Check(
+            run.name,
+            "frame of the penultimate means",
+            expected,
+            "not computed" if frame is None else frame.describe(),
+            frame_verdict(predicted, frame),
+        )
+    )
+    return checks
+
+
+def summary_checks(runs: Sequence[TrainingRun]) -> list[Check]:
+    """:func:`run_checks` of every run, in order."""
+    return [check for run in runs for check in run_checks(run)]
+
+
+def overview_caption(checks: Sequence[Check]) -> str:
+    """Caption of the summary: how many checks hold, which do not, and the tolerances."""
+    holds = sum(check.verdict == HOLDS for check in checks)
+    fails = [check for check in checks if check.verdict == FAILS]
+    unknown = [check for check in checks if check.verdict == UNKNOWN]
+    parts = [f"Look at: the verdicts, computed from each run's own files: {holds} of "]
+    parts.append(f"{len(checks)} checks hold")
+    if fails:
+        parts.append("; not holding: " + "; ".join(f"{c.run}: {c.check}" for c in fails))
+    if unknown:
+        parts.append("; unknown: " + "; ".join(f"{c.run}: {c.check}" for c in unknown))
+    parts.append(
+        ". Measured on the training split, post-ReLU penultimate features. NC1 holds when its "
+        "last measured value is below its first; NC4 when the last mismatch is at most "
+        f"{_percent(NC4_TOLERANCE)}. A frame is read from the last epoch where the OF gap, "
+        "global-mean ratio and centred ETF gap were computed, and matches an orthogonal frame "
+        "(0, 1/√K, 0) or a simplex ETF (√(2−2√((K−1)/K)), 0, 0) when each value is within "
+        f"{FRAME_TOLERANCE:g} of the distance between the two frames' values (a centred ETF "
+        "when only the ETF gap is)."
+    )
+    return "".join(parts)
+
+
+# ----------------------------------------------------------------------------- captions
+
+
+def _trend(series: Sequence[tuple[int, float]]) -> tuple[str, float, float] | None:
+    """("falls" | "rises" | "is flat", first, last) of a series, None with fewer than 2 points."""
+    if len(series) < 2:
+        return None
+    first, last = series[0][1], series[-1][1]
+    if last < first:
+        return "falls", first, last
+    if last > first:
+        return "rises", first, last
+    return "is flat", first, last
+
+
+def _nc1_sentence(runs: Sequence[TrainingRun], split: str) -> str:
+    """How NC1 moves from the first to the last measured epoch, grouped by direction."""
+    by_trend: dict[str, list[str]] = {}
+    for run in runs:
+        trend = _trend(_finite_series(run, "nc1", split=split))
+        if trend is None:
+            continue
+        word, first, last = trend
+        by_trend.setdefault(word, []).append(f"{run.name} ({_factor(first, last)})")
+    if not by_trend:
+        return "NC1 was measured at fewer than two epochs."
+    parts = []
+    for word, items in by_trend.items():
+        scope = " in every run" if len(items) == len(runs) > 1 else ""
+        parts.append(
+            f"{word}{scope} in {_join(items)}" if not scope else f"{word}{scope}: " + _join(items)
+        )
+    return "From the first to the last measured epoch NC1 " + "; it ".join(parts) + "."
+
+
+def _after_tpt_sentence(runs: Sequence[TrainingRun], tpts: Sequence[int | None], split: str) -> str:
+    """How NC1 moves from the first measured epoch at or after TPT to the last."""
+    parts = []
+    for run, tpt in zip(runs, tpts, strict=True):
+        if tpt is None:
+            continue
+        after = [(e, v) for e, v in _finite_series(run, "nc1", split=split) if e >= tpt]
+        trend = _trend(after)
+        if trend is None:
+            continue
+        word, first, last = trend
+        parts.append(
+            f"{word} {_factor(first, last)} in {run.name} (epoch {after[0][0]} to {after[-1][0]})"
+        )
+    if not parts:
+        return ""
+    return "After the first zero-error epoch NC1 " + "; ".join(parts) + "."
+
+
+def _other_trends_sentence(runs: Sequence[TrainingRun], split: str) -> str:
+    """Which of the other panels' measures fall in every run, which rise somewhere."""
+    falling, rising, unmeasured = [], [], []
+    for _title, columns in PANEL_SPECS:
+        for key, _, _line_label in columns:
+            if key == "nc1":
+                continue
+            label = schema.METRICS[key].label
+            trends = {
+                run.name: _trend(
+                    [(e, v) for e, v in _finite_series(run, key, split=split) if v > 0]
+                )
+                for run in runs
+            }
+            measured = {name: t for name, t in trends.items() if t is not None}
+            if not measured:
+                unmeasured.append(label)
+            elif all(t[0] == "falls" for t in measured.values()):
+                falling.append(label)
+            else:
+                not_falling = [
+                    f"{name} {t[0]} {_factor(t[1], t[2])}"
+                    for name, t in measured.items()
+                    if t[0] != "falls"
+                ]
+                rising.append(f"{label} ({', '.join(not_falling)})")
+    sentences = []
+    if falling:
+        scope = "every run" if len(runs) > 1 else "the run"
+        sentences.append(f"Falling in {scope}: {_join(falling)}.")
+    if rising:
+        sentences.append(f"Not falling: {'; '.join(rising)}.")
+    if unmeasured:
+        sentences.append(f"Not measured (panel or line left empty): {_join(unmeasured)}.")
+    return " ".join(sentences)
+
+
+def _epoch_axis_sentence(epoch_axis: str, epochs: Iterable[float]) -> str:
+    if epoch_axis == "linear":
+        return "Epochs on a linear axis."
+    finite = [e for e in epochs if math.isfinite(e)]
+    if finite and min(finite) <= 0:
+        return "Epochs on a symmetric-log axis (linear below epoch 1, as epoch 0 is measured)."
+    return "Epochs on a log axis."
+
+
+def panels_caption(
+    runs: Sequence[TrainingRun], *, split: str = "train", epoch_axis: str = "log"
+) -> str:
+    """The caption of :func:`plot_training_panels`, every claim computed from ``runs``."""
+    epochs = panel_epochs(runs, split)
+    tpts = [drawn_tpt(run, epochs, epoch_axis) for run in runs]
+    drawn = [
+        f"epoch {tpt} ({run.name})" for run, tpt in zip(runs, tpts, strict=True) if tpt is not None
+    ]
+    parts = ["Look at:"]
+    if drawn:
+        parts.append(
+            f"the dotted vertical {'line' if len(drawn) == 1 else 'lines'} at the first epoch "
+            f"with zero training error, where the terminal phase starts: {_join(drawn)}."
+        )
+    missing = [run for run, tpt in zip(runs, tpts, strict=True) if tpt is None]
+    for run in missing:
+        last = _last_train_error(run)
+        if tpt_epoch(run) is not None:
+            parts.append(f"{run.name}'s first zero-error epoch cannot be drawn on this axis.")
+        elif last is not None:
+            parts.append(
+                f"{run.name} does not reach zero training error (last {_percent(last[1])} at "
+                f"epoch {last[0]}), so no TPT line is drawn for it."
+            )
+    parts.append(_nc1_sentence(runs, split))
+    if split == "train":
+        after = _after_tpt_sentence(runs, tpts, split)
+        if after:
+            parts.append(after)
+    other = _other_trends_sentence(runs, split)
+    if other:
+        parts.append(other)
+    parts.append(
+        "Solid lines: class means; dashed: classifier rows; the dotted self-duality against the "
+        "uncentred means is the one theory sends to 0 for an orthogonal frame (MSE, no "
+        "classifier bias). Papyan et al. (2020, Figs. 2-7) see every measure fall in the "
+        "terminal phase."
+    )
+    parts.append(_epoch_axis_sentence(epoch_axis, epochs))
+    return " ".join(parts)
+
+
+def panels_test_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> str:
+    """The caption of the test-split panels: how test NC1 compares with train NC1 at the end."""
+    parts = ["Look at: the same panels measured on the test split."]
+    comparisons = []
+    for run in runs:
+        train = _finite_series(run, "nc1", split="train")
+        test = _finite_series(run, "nc1", split="test")
+        if not train or not test:
+            continue
+        relation = "above" if test[-1][1] > train[-1][1] else "not above"
+        comparisons.append(
+            f"{run.name}: test NC1 {_num(test[-1][1])} (epoch {test[-1][0]}) is {relation} "
+            f"train NC1 {_num(train[-1][1])} (epoch {train[-1][0]})"
+        )
+    if comparisons:
+        parts.append("At the last measured epoch, " + "; ".join(comparisons) + ".")
+    parts.append(
+        "Papyan et al. measure collapse on the training set; on held-out data it is "
+        "expected to be weaker."
+    )
+    parts.append(_nc1_sentence(runs, "test"))
+    parts.append(_epoch_axis_sentence(epoch_axis, panel_epochs(runs, "test")))
+    return " ".join(parts)
+
+
+def gaps_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> str:
+    """The caption of :func:`plot_frame_gaps`: each run's predicted and measured frame."""
+    parts = ["Look at: which frame the penultimate class means approach."]
+    k = next((run.num_classes for run in runs if run.num_classes), None)
+    if k and k >= 2:
+        levels = frame_levels(k)
+        parts.append(
+            f"Grey lines (K = {k}): an orthogonal frame has OF gap 0 and global-mean ratio "
+            f"1/√K = {_num(levels[ORTHOGONAL][1])}; a simplex ETF has OF gap "
+            f"√(2−2√((K−1)/K)) = {_num(levels[ETF][0])} and ratio 0. The centred ETF gap "
+            "(right) reads 0 for both."
+        )
+    for run in runs:
+        predicted, expected = predicted_frame(*run_loss_and_bias(run))
+        post = measured_frame(run)
+        sentence = f"{run.name}: theory predicts {expected}"
+        if post is None:
+            sentence += "; the post-ReLU frame was not computed"
+        else:
+            verdict = frame_verdict(predicted, post)
+            sentence += f"; post-ReLU (solid): {post.describe()}"
+            if verdict != UNKNOWN:
+                sentence += f", so the prediction {verdict}"
+        pre = measured_frame(run, layer=PENULTIMATE_PRE)
+        if pre is not None:
+            sentence += f"; pre-ReLU (dashed, left free by the theory): {pre.describe()}"
+        parts.append(sentence + ".")
+    parts.append(
+        f"Frames are matched within {FRAME_TOLERANCE:g} of the distance between the two frames' "
+        "values (the summary's rule). " + _epoch_axis_sentence(epoch_axis, _all_epochs(runs))
+    )
+    return " ".join(parts)
+
+
+def _all_epochs(runs: Sequence[TrainingRun]) -> list[float]:
+    return [float(row["epoch"]) for run in runs for row in run.metrics]
+
+
+def depth_caption(runs: Sequence[TrainingRun], *, split: str = "train", num_epochs: int = 5) -> str:
+    """The caption of :func:`plot_depth_profile`: the epochs drawn and how NC1 moves with depth."""
+    parts = [
+        "Look at: NC1 of each measured layer, input side first, one panel per run; each line "
+        "is one epoch, from dark purple (earliest drawn) to yellow (latest)."
+    ]
+    for run in runs:
+        chosen = profile_epochs(run, split=split, num_epochs=num_epochs)
+        if not chosen:
+            continue
+        last = chosen[-1]
+        values = []
+        for layer in run.layers:
+            row = next((r for r in run.rows(layer=layer, split=split) if r["epoch"] == last), None)
+            value = _value(row, "nc1")
+            if value is not None and math.isfinite(value):
+                values.append((layer, value))
+        sentence = f"{run.name}: epochs {_join([str(e) for e in chosen])}"
+        if len(values) >= 2:
+            steps = [b[1] < a[1] for a, b in zip(values, values[1:], strict=False)]
+            (first_layer, first), (last_layer, final) = values[0], values[-1]
+            if all(steps):
+                shape = "falls at every step from"
+            elif final < first:
+                shape = "is lower at the end than at the start, but not at every step, from"
+            else:
+                shape = "does not fall with depth, from"
+            sentence += (
+                f"; at epoch {last} NC1 {shape} {short_layer_name(first_layer)} ({_num(first)}) "
+                f"to {short_layer_name(last_layer)} ({_num(final)})"
+            )
+        parts.append(sentence + ".")
+    parts.append("Tirer & Bruna (2022, Sec. 5) report NC1 decreasing with depth.")
+    return " ".join(parts)
+
+
+# ----------------------------------------------------------------------------- tables
 
 
 def summary_rows(runs: Sequence[TrainingRun]) -> list[dict]:
@@ -75,29 +717,159 @@ def summary_rows(runs: Sequence[TrainingRun]) -> list[dict]:
             "description": run.describe(),
             "epochs_done": summary.get("epochs_done", final_epoch.get("epoch")),
             "finished": summary.get("finished"),
-            "tpt_epoch": summary.get("tpt_epoch"),
+            "tpt_epoch": tpt_epoch(run),
             "train_error": final_epoch.get("train_error", post.get("train_error")),
             "test_error": final_epoch.get("test_error", post.get("test_error")),
             "measured_epoch": post.get("epoch"),
         }
         for key in SUMMARY_METRICS:
-            row[key] = post.get(key)
-        row["of_gap_means_pre"] = pre.get("of_gap_means")
-        row["global_mean_ratio_pre"] = pre.get("global_mean_ratio")
+            row[key] = _table_value(post, key)
+        row["of_gap_means_pre"] = _table_value(pre, "of_gap_means")
+        row["global_mean_ratio_pre"] = _table_value(pre, "global_mean_ratio")
         rows.append(row)
     return rows
 
 
+def _not_computed_reason(row: Mapping[str, object], key: str) -> str | None:
+    why = row.get(schema.NOT_COMPUTED)
+    if isinstance(why, Mapping) and (key in why or "*" in why):
+        return str(why.get(key, why.get("*")))
+    return None
+
+
+def _table_value(row: Mapping[str, object], key: str) -> object:
+    """A row's value for a table: schema strings decoded, a null the row explains as
+    :class:`NotComputed` (with the reason)."""
+    value = schema.decode_value(row.get(key))
+    if value is None:
+        reason = _not_computed_reason(row, key)
+        if reason is not None:
+            return NotComputed(reason)
+    return value
+
+
 def final_metric_rows(runs: Sequence[TrainingRun]) -> list[dict]:
-    """The last measured row of every (run, split, layer), all columns."""
+    """The last measured row of every (run, split, layer), all columns.
+
+    Non-finite values are floats (the strings of the run files decoded), nulls a row explains
+    are :class:`NotComputed`, and the row's ``not_computed`` object becomes a text column.
+    """
     rows = []
     for run in runs:
         for split in run.splits:
             for layer in run.layers:
                 last = run.last_row(layer=layer, split=split)
-                if last is not None:
-                    rows.append({"run": run.name, **last})
+                if last is None:
+                    continue
+                row: dict[str, object] = {"run": run.name}
+                for key in last:
+                    if key != schema.NOT_COMPUTED:
+                        row[key] = _table_value(last, key)
+                why = last.get(schema.NOT_COMPUTED)
+                if isinstance(why, Mapping) and why:
+                    row[schema.NOT_COMPUTED] = "; ".join(
+                        str(reason) if key == "*" else f"{key}: {reason}"
+                        for key, reason in why.items()
+                    )
+                rows.append(row)
     return rows
+
+
+def constant_columns(
+    rows: Sequence[Mapping[str, object]], columns: Sequence[Column]
+) -> list[Column]:
+    """The columns that show the same text in every row (none for a table of fewer than 2)."""
+    if len(rows) < 2:
+        return []
+    return [
+        column
+        for column in columns
+        if len({cell_text(row.get(column.key), column) for row in rows}) == 1
+    ]
+
+
+def _constants_sentence(rows: Sequence[Mapping[str, object]], constant: Sequence[Column]) -> str:
+    if not constant:
+        return ""
+    missing = [c.title for c in constant if rows[0].get(c.key) is None]
+    not_computed = [c.title for c in constant if isinstance(rows[0].get(c.key), NotComputed)]
+    same = [
+        f"{c.title} = {cell_text(rows[0].get(c.key), c)}"
+        for c in constant
+        if c.title not in missing and c.title not in not_computed
+    ]
+    # a missing value that means something else than "not computed" (e.g. no TPT epoch)
+    special = [c for c in constant if c.title in missing and c.key in _MISSING_MEANS]
+    missing = [title for title in missing if title not in {c.title for c in special}]
+    parts = []
+    if same:
+        parts.append("Same in every row (column left out): " + "; ".join(same) + ".")
+    for column in special:
+        parts.append(f"{column.title}: {_MISSING_MEANS[column.key]} in any row.")
+    if not_computed + missing:
+        parts.append("Not computed in any row: " + ", ".join(not_computed + missing) + ".")
+    return " " + " ".join(parts)
+
+
+def _special_cells_sentence(rows: Sequence[Mapping[str, object]], columns: Sequence[Column]) -> str:
+    """Which cells are infinite or not computed, so that the caption matches the table."""
+    infinite, not_computed = [], []
+    for row in rows:
+        where = ", ".join(str(row[k]) for k in ("run", "split", "layer") if row.get(k) is not None)
+        for column in columns:
+            value = row.get(column.key)
+            if isinstance(value, float) and math.isinf(value):
+                infinite.append(f"{column.title} ({where})")
+        if row.get(schema.NOT_COMPUTED):
+            not_computed.append(f"{where}: {row[schema.NOT_COMPUTED]}")
+    parts = []
+    if infinite:
+        parts.append("Infinite (∞): " + "; ".join(infinite) + ".")
+    if not_computed:
+        parts.append("Rows with metrics not computed: " + "; ".join(not_computed) + ".")
+    return (" " + " ".join(parts)) if parts else ""
+
+
+def _add_table(
+    section,
+    name: str,
+    rows: Sequence[dict],
+    caption: str,
+    keys: Sequence[str],
+    *,
+    missing: str = "not computed (e.g. classifier metrics of layers the classifier does not read)",
+) -> None:
+    """Add a table whose page view leaves out constant columns and says what they held.
+
+    ``missing`` says what an empty cell ("—") means in this table.
+    """
+    columns = [table_column(key) for key in keys]
+    constant = constant_columns(rows, columns)
+    shown = [c for c in columns if c not in constant]
+    caption += _constants_sentence(rows, constant) + _special_cells_sentence(rows, shown)
+    caption += f" Fractions are shown as percentages; — : {missing}."
+    section.add_table(name, rows, caption, columns=columns, shown=shown)
+
+
+def _final_columns(rows: Sequence[dict]) -> list[str]:
+    leading = ["run", "split", "layer", "epoch", "train_error", "test_error", "nc1"]
+    seen = dict.fromkeys(key for row in rows for key in row)
+    trailing = [schema.NOT_COMPUTED] if schema.NOT_COMPUTED in seen else []
+    middle = [key for key in seen if key not in leading and key not in trailing]
+    return leading + middle + trailing
+
+
+SUMMARY_CAPTION = (
+    "Look at: one row per run at its last measured epoch (training split, post-ReLU penultimate "
+    "features unless marked pre-ReLU). The TPT epoch is the first epoch with zero training error."
+)
+ALL_LAYERS_CAPTION = (
+    "Every CollapseMetrics field at the last measured epoch, for every split and layer "
+    "(the full table, every column, is in tables/final_metrics.csv)."
+)
+
+
+# ----------------------------------------------------------------------------- the report
 
 
 def add_training_sections(
@@ -107,58 +879,93 @@ def add_training_sections(
     name_prefix: str = "",
     title_prefix: str = "",
     intro: str = "",
+    epoch_axis: str = "log",
+    summary_title: str | None = None,
 ) -> None:
-    """Append the panels, frame gaps, depth profile and tables of ``runs`` to ``report``.
+    """Append the summary, panels, frame gaps, depth profile and tables of ``runs`` to ``report``.
 
     Figure and table names get ``name_prefix`` so several groups of runs can share a report.
+    The summary (table ``overview``) is a section of its own titled ``summary_title`` when
+    given, else the first item of the panels' section.
     """
+    check_epoch_axis(epoch_axis)
+    checks = summary_checks(runs)
+    if summary_title is not None:
+        overview = report.section(
+            f"{title_prefix}{summary_title}",
+            "What each run shows, checked against the theory (docs/theory.md).",
+        )
     section = report.section(f"{title_prefix}Neural collapse over training", intro)
-    section.add_figure(f"{name_prefix}training_panels", plot_training_panels(runs), PANELS_CAPTION)
+    if summary_title is None:
+        overview = section
+    overview.add_table(
+        f"{name_prefix}overview",
+        [check.as_row() for check in checks],
+        overview_caption(checks),
+        columns=[table_column(key) for key in ("run", "check", "expected", "measured", "verdict")],
+    )
+    section.add_figure(
+        f"{name_prefix}training_panels",
+        plot_training_panels(runs, epoch_axis=epoch_axis),
+        panels_caption(runs, epoch_axis=epoch_axis),
+    )
     if any("test" in run.splits for run in runs):
         section.add_figure(
             f"{name_prefix}training_panels_test",
-            plot_training_panels(runs, split="test"),
-            "The same panels measured on the test split: collapse there is weaker (Papyan et al. "
-            "measure on the training set; test-set NC1 stays higher).",
+            plot_training_panels(runs, split="test", epoch_axis=epoch_axis),
+            panels_test_caption(runs, epoch_axis=epoch_axis),
         )
     has_pre = any(PENULTIMATE_PRE in run.layers for run in runs)
     gaps = report.section(f"{title_prefix}ETF or orthogonal frame: pre- and post-ReLU features")
     if has_pre or any(PENULTIMATE_POST in run.layers for run in runs):
-        gaps.add_figure(f"{name_prefix}frame_gaps", plot_frame_gaps(runs), GAPS_CAPTION)
+        gaps.add_figure(
+            f"{name_prefix}frame_gaps",
+            plot_frame_gaps(runs, epoch_axis=epoch_axis),
+            gaps_caption(runs, epoch_axis=epoch_axis),
+        )
     depth = report.section(f"{title_prefix}Depth-wise NC1 profile")
-    depth.add_figure(f"{name_prefix}depth_profile", plot_depth_profile(runs), DEPTH_CAPTION)
+    depth.add_figure(f"{name_prefix}depth_profile", plot_depth_profile(runs), depth_caption(runs))
     tables = report.section(f"{title_prefix}Tables")
-    tables.add_table(f"{name_prefix}summary", summary_rows(runs), SUMMARY_CAPTION)
+    rows = summary_rows(runs)
+    _add_table(
+        tables,
+        f"{name_prefix}summary",
+        rows,
+        SUMMARY_CAPTION,
+        list(rows[0]),
+        missing="not computed; for the TPT epoch: zero training error not reached",
+    )
     all_rows = final_metric_rows(runs)
-    tables.add_table(
+    _add_table(
+        tables,
         f"{name_prefix}final_metrics",
         all_rows,
         ALL_LAYERS_CAPTION.replace("final_metrics", f"{name_prefix}final_metrics"),
-        columns=_final_columns(all_rows),
+        _final_columns(all_rows),
     )
 
 
-def _final_columns(rows: Sequence[dict]) -> list[str]:
-    leading = ["run", "split", "layer", "epoch", "train_error", "test_error", "nc1"]
-    seen = dict.fromkeys(key for row in rows for key in row)
-    return leading + [key for key in seen if key not in leading]
-
-
 def build_run_report(
-    run_dirs: Sequence[str | Path], out_dir: str | Path, *, title: str | None = None
+    run_dirs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    epoch_axis: str = "log",
 ) -> Path:
     """Read run directories and write DIR/report.html, DIR/figures/*.png, DIR/tables/*.csv.
 
     Parameters
     ----------
-    run_dirs : directories written by ``neuralcollapse train``.
+    run_dirs : directories written by ``neuralcollapse train`` (or CollapseTracker).
     out_dir : where to write the report (created if needed).
     title : page title (default names the runs).
+    epoch_axis : ``"log"`` (symmetric-log when epoch 0 is measured) or ``"linear"``.
 
     Returns
     -------
     Path of report.html.
     """
+    check_epoch_axis(epoch_axis)
     runs = load_runs(run_dirs)
     names = ", ".join(run.name for run in runs)
     report = HtmlReport(
@@ -166,5 +973,5 @@ def build_run_report(
         subtitle=f"Runs: {names}. Metrics as defined in Papyan, Han & Donoho (PNAS 2020), "
         "with the project's conventions (docs/metrics.md).",
     )
-    add_training_sections(report, runs)
+    add_training_sections(report, runs, epoch_axis=epoch_axis, summary_title="Summary")
     return report.write(out_dir)

@@ -66,6 +66,34 @@ def set_epoch_axis(axes: Axes, epochs: Sequence[float] | np.ndarray) -> None:
     axes.set_xlabel("epoch")
 
 
+#: the epoch-axis scales a figure of training runs can be drawn with
+EPOCH_AXES = ("log", "linear")
+
+
+def check_epoch_axis(epoch_axis: str) -> str:
+    """``epoch_axis`` if it is one of :data:`EPOCH_AXES`, else a ValueError naming them."""
+    if epoch_axis not in EPOCH_AXES:
+        raise ValueError(f"epoch_axis must be one of {EPOCH_AXES}; got {epoch_axis!r}")
+    return epoch_axis
+
+
+def set_epoch_scale(
+    axes: Axes, epochs: Sequence[float] | np.ndarray, epoch_axis: str = "log"
+) -> None:
+    """The epoch axis on the scale asked for: ``"log"`` (:func:`set_epoch_axis`) or ``"linear"``.
+
+    A linear axis shows the late epochs, where the terminal phase lives, at their real share
+    of training; the log axis shows the early decades.
+    """
+    if check_epoch_axis(epoch_axis) == "log":
+        set_epoch_axis(axes, epochs)
+        return
+    values = np.asarray(epochs, dtype=float)
+    if np.isfinite(values).any():
+        axes.set_xscale("linear")
+        axes.set_xlabel("epoch")
+
+
 def plot_positive(axes: Axes, x, y, **style) -> bool:
     """Plot ``y`` against ``x`` on a log y axis, dropping NaN and non-positive points.
 

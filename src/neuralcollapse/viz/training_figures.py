@@ -21,16 +21,18 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from neuralcollapse import schema
 from neuralcollapse.geometry import of_etf_distance
 from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, TrainingRun
 from neuralcollapse.viz.style import (
+    check_epoch_axis,
     mark_empty,
     new_figure,
     plot_finite,
     plot_positive,
     reference_line,
     run_colour,
-    set_epoch_axis,
+    set_epoch_scale,
 )
 
 # (column, title, line label) of the Papyan-style panels; two columns share a panel when
@@ -60,7 +62,12 @@ _PANEL_SPECS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
 )
 
 
+#: the panels' (title, ((column, line style, line label), ...)), for captions and tests
+PANEL_SPECS = _PANEL_SPECS
+
 _ERROR_LINES = (("train_error", "-", "train"), ("test_error", "--", "test"))
+#: colour of the legend entries that explain a line style rather than name a run
+_KEY_COLOUR = "#444444"
 
 
 def _check_runs(runs: Sequence[TrainingRun]) -> None:
@@ -80,35 +87,82 @@ def _error_series(run: TrainingRun, column: str) -> tuple[np.ndarray, np.ndarray
     return run.series(column, layer=PENULTIMATE_POST, split="train")
 
 
-def _mark_tpt(axes, run: TrainingRun, colour: str) -> None:
+def tpt_epoch(run: TrainingRun) -> int | None:
+    """The first epoch with zero training error (the terminal phase starts), or None.
+
+    From summary.json's ``tpt_epoch`` when the run wrote one; else from the training errors of
+    epochs.jsonl, else from those of the measured rows (a run still in progress, or written by
+    CollapseTracker without a summary).
+    """
+    if run.summary and run.summary.get("tpt_epoch") is not None:
+        return int(run.summary["tpt_epoch"])
+    epochs, errors = _error_series(run, "train_error")
+    for epoch, error in sorted(zip(epochs.tolist(), errors.tolist(), strict=True)):
+        if error == 0:
+            return int(epoch)
+    return None
+
+
+def drawn_tpt(run: TrainingRun, epochs: Sequence[float], epoch_axis: str = "log") -> int | None:
+    """The TPT epoch if the panels draw its line, else None.
+
+    ``epochs`` are every epoch the figure plots. A log axis cannot show epoch 0 unless epoch 0
+    is plotted (then the axis is symmetric-log).
+    """
+    tpt = tpt_epoch(run)
+    if tpt is None:
+        return None
+    finite = [e for e in epochs if math.isfinite(e)]
+    if epoch_axis == "log" and tpt <= 0 and (not finite or min(finite) > 0):
+        return None
+    return tpt
+
+
+def _mark_tpt(axes, tpt: int | None, colour: str) -> None:
     """Dotted vertical line at the first epoch with zero training error (start of the TPT)."""
-    tpt = (run.summary or {}).get("tpt_epoch")
     if tpt is not None:
         axes.axvline(float(tpt), color=colour, linestyle=":", linewidth=0.9, alpha=0.7)
 
 
-def plot_training_panels(runs: Sequence[TrainingRun], *, split: str = "train") -> Figure:
+def panel_epochs(runs: Sequence[TrainingRun], split: str) -> list[float]:
+    """Every epoch the panels plot: the error epochs and the measured ones."""
+    epochs: list[float] = []
+    for run in runs:
+        for column, _, _ in _ERROR_LINES:
+            epochs.extend(_error_series(run, column)[0].tolist())
+        epochs.extend(run.series("nc1", layer=PENULTIMATE_POST, split=split)[0].tolist())
+    return epochs
+
+
+def plot_training_panels(
+    runs: Sequence[TrainingRun], *, split: str = "train", epoch_axis: str = "log"
+) -> Figure:
     """Papyan-style panels over epochs for the penultimate (post-ReLU) features.
 
     Panels: train/test error; NC1 = Tr(Σ_W Σ_B⁺)/K; equinorm and equiangularity and max-angle
     of the centred class means (solid) and classifier rows (dashed); self-duality (Papyan's,
     against the centred means, and against the uncentred means); ETF gaps; NCC mismatch.
     Collapse metrics are drawn on log y axes (they fall by decades in the terminal phase);
-    epochs on a log x axis. A dotted vertical line marks each run's first zero-error epoch.
+    epochs on a log x axis (or linear). A dotted vertical line marks each run's first
+    zero-error epoch (:func:`drawn_tpt`), explained in the legend.
 
     Parameters
     ----------
     runs : the runs to overlay (one colour per run).
     split : ``"train"`` (Papyan et al. measure on the training set) or ``"test"``.
+    epoch_axis : ``"log"`` (symmetric-log when epoch 0 is measured) or ``"linear"``.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     _check_runs(runs)
+    check_epoch_axis(epoch_axis)
     figure, grid = new_figure(2, 4)
     panels = grid.ravel()
     all_epochs: list[float] = []
+    plotted = panel_epochs(runs, split)
+    tpts = [drawn_tpt(run, plotted, epoch_axis) for run in runs]
 
     error_axes = panels[0]
     drawn = False
@@ -125,7 +179,7 @@ def plot_training_panels(runs: Sequence[TrainingRun], *, split: str = "train") -
                 linestyle=linestyle,
                 label=f"{run.name} ({suffix})",
             )
-        _mark_tpt(error_axes, run, colour)
+        _mark_tpt(error_axes, tpts[index], colour)
     error_axes.set_title("error (%): train solid, test dashed", fontsize=9)
     error_axes.set_ylabel("error (%)")
     if not drawn:
@@ -139,7 +193,7 @@ def plot_training_panels(runs: Sequence[TrainingRun], *, split: str = "train") -
                 epochs, values = run.series(column, layer=PENULTIMATE_POST, split=split)
                 all_epochs.extend(epochs.tolist())
                 drawn |= plot_positive(axes, epochs, values, color=colour, linestyle=linestyle)
-            _mark_tpt(axes, run, colour)
+            _mark_tpt(axes, tpts[index], colour)
         axes.set_title(title, fontsize=9)
         if len(columns) > 1:
             _style_legend(axes, columns)
@@ -152,19 +206,25 @@ def plot_training_panels(runs: Sequence[TrainingRun], *, split: str = "train") -
         colour = run_colour(index)
         epochs, values = run.series("ncc_mismatch", layer=PENULTIMATE_POST, split=split)
         drawn |= plot_finite(mismatch_axes, epochs, 100 * values, color=colour)
-        _mark_tpt(mismatch_axes, run, colour)
+        _mark_tpt(mismatch_axes, tpts[index], colour)
     mismatch_axes.set_title("NC4: classifier ≠ nearest class centre (%)", fontsize=9)
     mismatch_axes.set_ylabel("mismatch (%)")
     if not drawn:
         mark_empty(mismatch_axes)
 
     for axes in panels:
-        set_epoch_axis(axes, all_epochs)
+        set_epoch_scale(axes, all_epochs, epoch_axis)
     handles = [
         _line_handle(run_colour(index), "-", run.name + _describe_suffix(run))
         for index, run in enumerate(runs)
     ]
-    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(runs), 4), fontsize=9)
+    if any(tpt is not None for tpt in tpts):
+        handles.append(
+            _line_handle(_KEY_COLOUR, ":", "first zero training error (TPT), in the run's colour")
+        )
+    figure.legend(
+        handles=handles, loc="outside lower center", ncols=min(len(handles), 3), fontsize=9
+    )
     figure.suptitle(f"Neural collapse over training ({split} split, penultimate features)")
     return figure
 
@@ -181,11 +241,13 @@ def _line_handle(colour: str, linestyle: str, label: str):
 
 
 def _style_legend(axes, columns) -> None:
-    handles = [_line_handle("#444444", style, label) for _, style, label in columns]
+    handles = [_line_handle(_KEY_COLOUR, style, label) for _, style, label in columns]
     axes.legend(handles=handles, fontsize=7, loc="best", frameon=False)
 
 
-def plot_frame_gaps(runs: Sequence[TrainingRun], *, split: str = "train") -> Figure:
+def plot_frame_gaps(
+    runs: Sequence[TrainingRun], *, split: str = "train", epoch_axis: str = "log"
+) -> Figure:
     """ETF vs orthogonal frame for the penultimate class means, before and after the ReLU.
 
     Three panels over epochs: the OF gap ``‖G/‖G‖_F − I/√K‖_F`` of the uncentred Gram
@@ -201,12 +263,14 @@ def plot_frame_gaps(runs: Sequence[TrainingRun], *, split: str = "train") -> Fig
     ----------
     runs : runs to overlay.
     split : which split's measurements to draw.
+    epoch_axis : ``"log"`` (symmetric-log when epoch 0 is measured) or ``"linear"``.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
     _check_runs(runs)
+    check_epoch_axis(epoch_axis)
     figure, grid = new_figure(1, 3, panel_size=(3.8, 3.0))
     of_axes, ratio_axes, etf_axes = grid[0]
     all_epochs: list[float] = []
@@ -240,15 +304,22 @@ def plot_frame_gaps(runs: Sequence[TrainingRun], *, split: str = "train") -> Fig
     etf_axes.set_title("ETF gap of centred means (NC2)", fontsize=9)
     etf_axes.set_ylabel("normalised Gram distance")
     for axes in grid[0]:
-        set_epoch_axis(axes, all_epochs)
+        set_epoch_scale(axes, all_epochs, epoch_axis)
     handles = [_line_handle(run_colour(i), "-", run.name) for i, run in enumerate(runs)]
     handles += [
-        _line_handle("#444444", "-", "post-ReLU (feeds the classifier)"),
-        _line_handle("#444444", "--", "pre-ReLU"),
+        _line_handle(_KEY_COLOUR, "-", "post-ReLU (feeds the classifier)"),
+        _line_handle(_KEY_COLOUR, "--", "pre-ReLU"),
     ]
     figure.legend(handles=handles, loc="outside lower center", ncols=4, fontsize=8)
     figure.suptitle(f"ETF or orthogonal frame? Penultimate class means ({split} split)")
     return figure
+
+
+def profile_epochs(run: TrainingRun, *, split: str = "train", num_epochs: int = 5) -> list[int]:
+    """The epochs :func:`plot_depth_profile` draws for ``run`` (earliest first)."""
+    return _profile_epochs(
+        [row["epoch"] for row in run.metrics if row["split"] == split], num_epochs
+    )
 
 
 def _profile_epochs(epochs: Sequence[int], count: int) -> list[int]:
@@ -268,7 +339,8 @@ def plot_depth_profile(
 ) -> Figure:
     """Depth-wise NC1 profile: NC1 of every measured layer, one panel per run.
 
-    Each line is one measured epoch (lighter = earlier); the x axis runs from the first
+    Each line is one measured epoch, coloured along viridis from dark purple (the earliest
+    drawn) to yellow (the last), named in the legend; the x axis runs from the first
     intermediate layer to the penultimate features (pre- then post-ReLU). Tirer & Bruna
     (ICML 2022, Sec. 5) report NC1 decreasing with depth, and a deeper layer collapsing
     more as training goes on. NC1 is on a log axis.
@@ -293,13 +365,11 @@ def plot_depth_profile(
     for axes, run in zip(grid[0], runs, strict=True):
         layers = list(run.layers)
         rows = [row for row in run.metrics if row["split"] == split]
-        chosen = _profile_epochs([row["epoch"] for row in rows], num_epochs)
+        chosen = profile_epochs(run, split=split, num_epochs=num_epochs)
         drawn = False
         for position, epoch in enumerate(chosen):
             by_layer = {row["layer"]: row.get("nc1") for row in rows if row["epoch"] == epoch}
-            values = [
-                math.nan if by_layer.get(layer) is None else by_layer[layer] for layer in layers
-            ]
+            values = [_as_float(by_layer.get(layer)) for layer in layers]
             shade = colormap(0.15 + 0.75 * position / max(len(chosen) - 1, 1))
             drawn |= plot_positive(
                 axes,
@@ -323,6 +393,17 @@ def plot_depth_profile(
             mark_empty(axes)
     figure.suptitle(f"NC1 across depth ({split} split)")
     return figure
+
+
+def _as_float(value: object) -> float:
+    """A metrics.jsonl value as a float: None (not computed) is NaN, "Infinity" is inf."""
+    value = schema.decode_value(value)
+    return math.nan if value is None else float(value)  # type: ignore[arg-type]
+
+
+def short_layer_name(layer: str) -> str:
+    """The layer's name as the figures print it."""
+    return _short_layer_name(layer)
 
 
 def _short_layer_name(layer: str) -> str:
