@@ -164,6 +164,28 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         "--eval-batch-size",
         {"type": int, "help": "batch size of the evaluation passes (default %(D)s)"},
     ),
+    (
+        "--robustness",
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "DeepFool robustness at tracked epochs on N seeded test images "
+            "(0 = off; the estimated cost is printed at the start) (default %(D)s)",
+        },
+    ),
+    (
+        "--imbalance",
+        {
+            "type": float,
+            "metavar": "R",
+            "help": "step imbalance: the last --minority-classes classes keep 1/R of their "
+            "training images (test split stays balanced)",
+        },
+    ),
+    (
+        "--minority-classes",
+        {"type": int, "metavar": "K_B", "help": "number of minority classes (with --imbalance)"},
+    ),
     # run
     (
         "--out",

@@ -44,6 +44,10 @@ class TrainConfig:
     download: bool = False
     per_class: int | None = None
     test_per_class: int | None = None
+    # step imbalance (Fang et al. 2021): the last minority_classes classes keep 1/imbalance
+    # of their training images; the test split stays balanced
+    imbalance: float | None = None
+    minority_classes: int | None = None
     # network
     arch: str = "mlp"
     width: int = 256
@@ -72,6 +76,8 @@ class TrainConfig:
     track_points: int = 30
     layers: str = "all"
     eval_batch_size: int = 1024
+    # DeepFool robustness on this many seeded test images at tracked epochs (0: off)
+    robustness: int = 0
     # run
     out: str | None = None
     seed: int = 0
@@ -224,6 +230,14 @@ def validate(config: TrainConfig) -> TrainConfig:
         "stop_after_epoch",
     ):
         at_least(name, 1)
+    at_least("robustness", 0)
+    at_least("imbalance", 1.0)
+    at_least("minority_classes", 1)
+    if (config.imbalance is None) != (config.minority_classes is None):
+        raise ValueError(
+            "step imbalance needs both --imbalance R (>= 1) and --minority-classes K_B "
+            f"(got imbalance={config.imbalance}, minority_classes={config.minority_classes})"
+        )
     at_least("lr", 0.0, strict=True)
     at_least("mse_scale", 0.0, strict=True)
     at_least("gamma", 0.0, strict=True)

@@ -25,6 +25,19 @@ import torch
 from neuralcollapse.schema import NOT_COMPUTED
 
 
+def merge_columns(row: dict[str, Any], *parts: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with the columns of ``parts`` added; their ``not_computed`` reasons merged."""
+    merged = dict(row)
+    reasons = dict(merged.pop(NOT_COMPUTED, None) or {})
+    for part in parts:
+        part = dict(part)
+        reasons.update(part.pop(NOT_COMPUTED, None) or {})
+        merged.update(part)
+    if reasons:
+        merged[NOT_COMPUTED] = reasons
+    return merged
+
+
 def _not_computed(keys: tuple[str, ...], reason: str) -> dict[str, Any]:
     return {**dict.fromkeys(keys), NOT_COMPUTED: dict.fromkeys(keys, reason)}
 
@@ -123,6 +136,9 @@ def minority_columns(
     row: dict[str, Any] = {}
     reasons = {}
     for key, source in zip(MINORITY_KEYS, (weights, class_stats), strict=True):
+        if source is None:  # the class means are gathered at tracked epochs only
+            row[key], reasons[key] = None, "class means not gathered at this epoch"
+            continue
         if minority_classes < 2:
             row[key], reasons[key] = None, "needs at least 2 minority classes"
             continue

@@ -46,6 +46,13 @@ from neuralcollapse.train.config import (
     validate,
 )
 from neuralcollapse.train.data import load_dataset
+from neuralcollapse.train.epoch_measures import (
+    group_columns,
+    merge_columns,
+    minority_columns,
+    mse_columns,
+    robustness_columns,
+)
 from neuralcollapse.train.nets import CollapseNet, build_net
 from neuralcollapse.train.probe import PENULTIMATE_POST, PENULTIMATE_PRE, FeatureProbe
 from neuralcollapse.train.probe import resolve_layers as _resolve_layers
@@ -187,6 +194,27 @@ def _all_reduce(values: torch.Tensor, processes: Processes) -> torch.Tensor:
     return values
 
 
+@dataclass
+class SplitResult:
+    """One split evaluated at one epoch (what :func:`evaluate_split` returns).
+
+    loss, error : mean loss and error rate over the split (all processes).
+    rows : layer -> its metrics.jsonl columns (schema rows; MSE terms on the classifier input
+        of MSE runs).
+    class_stats : layer -> pass-1 statistics (when asked for: the test split's reference).
+    metrics : layer -> CollapseMetrics, or None where it could not be computed.
+    correct_per_class, count_per_class : (K,) correct decisions and samples of each class.
+    """
+
+    loss: float
+    error: float
+    rows: dict[str, dict[str, Any]]
+    class_stats: dict[str, ClassStats]
+    metrics: dict[str, CollapseMetrics | None]
+    correct_per_class: torch.Tensor
+    count_per_class: torch.Tensor
+
+
 def evaluate_split(
     net: CollapseNet,
     images: torch.Tensor,
@@ -199,13 +227,8 @@ def evaluate_split(
     processes: Processes,
     reference: dict[str, ClassStats] | None = None,
     keep_class_stats: bool = False,
-) -> tuple[
-    float,
-    float,
-    dict[str, dict[str, Any]],
-    dict[str, ClassStats],
-    dict[str, CollapseMetrics | None],
-]:
+    mse_ridge: float | None = None,
+) -> SplitResult:
     """Mean loss, error and (if ``measure_now``) NC metrics per layer of one split.
 
     One no-grad pass in eval mode over this process's shard (every ``world``-th sample)
@@ -220,15 +243,17 @@ def evaluate_split(
     A layer whose metrics cannot be computed at this epoch (its features became constant,
     so all class means coincide; or they are not finite) gets the row
     :func:`neuralcollapse.schema.metric_row` ``(None, reason)``: every metric null and the
-    reason under ``not_computed["*"]``; training goes on (issue 16). Returns the loss, the
-    error, the rows, the class statistics and each layer's CollapseMetrics (None where not
-    computed).
+    reason under ``not_computed["*"]``; training goes on (issue 16).
+
+    ``mse_ridge`` (MSE runs: the classifier's weight decay) adds Han, Papyan & Donoho's MSE
+    decomposition of the classifier input to its row (:func:`.epoch_measures.mse_columns`).
     """
     net.eval()
     shard_images = images[processes.rank :: processes.world]
     shard_labels = labels[processes.rank :: processes.world]
     loss_sum = torch.zeros((), dtype=torch.float64, device=processes.device)
     errors = torch.zeros((), dtype=torch.float64, device=processes.device)
+    correct_per_class = torch.zeros(num_classes, dtype=torch.float64, device=processes.device)
     captured: dict[str, list[torch.Tensor]] = defaultdict(list)
     names = (PENULTIMATE_POST, PENULTIMATE_PRE, *layers) if measure_now else ()
     with torch.no_grad(), FeatureProbe(net, layers if measure_now else ()) as probe:
@@ -236,12 +261,17 @@ def evaluate_split(
             batch_labels = shard_labels[start : start + config.eval_batch_size]
             out = probe.features(shard_images[start : start + config.eval_batch_size])
             loss_sum += per_sample_loss(out["logits"], batch_labels, config, num_classes).sum()
-            errors += (out["logits"].argmax(dim=1) != batch_labels).sum()
+            wrong = out["logits"].argmax(dim=1) != batch_labels
+            errors += wrong.sum()
+            correct_per_class += torch.bincount(batch_labels[~wrong], minlength=num_classes)
             for name in names:
                 captured[name].append(out[name])
     count = torch.tensor(float(len(shard_labels)), dtype=torch.float64, device=processes.device)
     totals = _all_reduce(torch.stack([loss_sum, errors, count]), processes)
     loss, error = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
+    count_per_class = torch.bincount(shard_labels, minlength=num_classes).to(torch.float64)
+    _all_reduce(correct_per_class, processes)
+    _all_reduce(count_per_class, processes)
     metrics: dict[str, dict[str, Any]] = {}
     class_stats: dict[str, ClassStats] = {}
     results: dict[str, CollapseMetrics | None] = {}
@@ -277,7 +307,23 @@ def evaluate_split(
             continue
         results[name] = result
         metrics[name] = result.to_dict()
-    return loss, error, metrics, class_stats, results
+        if is_classifier_input and mse_ridge is not None:
+            metrics[name] = merge_columns(
+                metrics[name],
+                mse_columns(
+                    lambda f=features: [(f, shard_labels)],
+                    num_classes=num_classes,
+                    weights=weights,
+                    bias=bias,
+                    ridge=mse_ridge,
+                    target_scale=config.mse_scale,
+                    label_smoothing=config.label_smoothing,
+                    distributed=processes.distributed,
+                ),
+            )
+    return SplitResult(
+        loss, error, metrics, class_stats, results, correct_per_class, count_per_class
+    )
 
 
 def check_run_dir(run_dir: Path) -> None:
@@ -487,6 +533,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         per_class=config.per_class,
         test_per_class=config.test_per_class,
         seed=config.seed,
+        imbalance=config.imbalance,
+        minority_classes=config.minority_classes,
     )
     num_classes = data.num_classes
     train_x, train_y = data.train_images.to(device), data.train_labels.to(device)
@@ -514,6 +562,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         if config.classifier_weight_decay is None
         else config.classifier_weight_decay
     )
+    # the least-squares classifier of Han et al.'s decomposition is ridge-regularised like ours
+    mse_ridge = classifier_decay if config.loss == "mse" else None
     optimizer = torch.optim.SGD(
         [
             {"params": net.feature_parameters(), "weight_decay": config.weight_decay},
@@ -558,6 +608,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
     board = TensorBoardLog(run_dir, start_epoch) if (config.tensorboard and is_main) else None
 
     tracked = set(tracking_epochs(config.epochs, config.track, config.track_points))
+    if config.robustness:
+        _announce_robustness(net, test_x if has_test else None, config, tracked, start_epoch)
     last_epoch_row: dict[str, Any] = {}
     if resume and is_main:
         previous = runlog.read_jsonl(run_dir / "epochs.jsonl")
@@ -626,7 +678,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
                 layers=layers,
                 measure_now=measure_now,
                 processes=processes,
-                keep_class_stats=has_test,
+                keep_class_stats=has_test or bool(config.minority_classes),
+                mse_ridge=mse_ridge,
             )
         }
         if has_test:
@@ -639,10 +692,13 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
                 layers=layers,
                 measure_now=measure_now,
                 processes=processes,
-                reference=split_results["train"][3],  # NCC on test with the training means
+                # NCC on test with the training means
+                reference=split_results["train"].class_stats,
+                mse_ridge=mse_ridge,
             )
-        train_loss, train_error = split_results["train"][:2]
-        test_loss, test_error = split_results["test"][:2] if has_test else (None, None)
+        train_loss, train_error = split_results["train"].loss, split_results["train"].error
+        test_loss = split_results["test"].loss if has_test else None
+        test_error = split_results["test"].error if has_test else None
         if not math.isfinite(train_loss):
             if board is not None:
                 board.close()
@@ -663,25 +719,54 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
             "seconds": time.perf_counter() - started,
             "tracked": measure_now,
         }
+        # the extra measures: each adds its columns (schema.RUN_COLUMNS) and never stops the run
+        extras: list[dict[str, Any]] = []
+        if config.minority_classes:
+            evaluated = split_results["test" if has_test else "train"]
+            extras.append(
+                group_columns(
+                    evaluated.correct_per_class, evaluated.count_per_class, config.minority_classes
+                )
+            )
+            train_stats = split_results["train"].class_stats.get(PENULTIMATE_POST)
+            extras.append(
+                minority_columns(
+                    net.classifier.weight.detach(), train_stats, config.minority_classes
+                )
+            )
+        if config.robustness:
+            extras.append(
+                robustness_columns(
+                    net,
+                    test_x,
+                    test_y,
+                    subset=config.robustness,
+                    seed=config.seed,
+                    measure_now=measure_now and is_main,
+                )
+            )
+        epoch_row = merge_columns(epoch_row, *extras)
         last_epoch_row = epoch_row
         losses_part = {
             k: epoch_row[k] for k in ("train_loss", "train_error", "test_loss", "test_error", "lr")
         }
         rows = [
             {"epoch": epoch, "split": split, "layer": layer, **losses_part, **values}
-            for split, (_, _, by_layer, _, _) in split_results.items()
-            for layer, values in by_layer.items()
+            for split, result in split_results.items()
+            for layer, values in result.rows.items()
         ]
         metrics_rows += rows
         if measure_now:
-            latest = split_results["train"][2][PENULTIMATE_POST]["nc1"]
+            latest = split_results["train"].rows[PENULTIMATE_POST]["nc1"]
             latest_nc1 = float("nan") if latest is None else latest  # None: not computed
         if is_main:
             runlog.append_jsonl(run_dir / "epochs.jsonl", epoch_row)
             for row in rows:
                 runlog.append_jsonl(run_dir / "metrics.jsonl", row)
         if board is not None:
-            board.write(epoch, epoch_row, {split: part[4] for split, part in split_results.items()})
+            board.write(
+                epoch, epoch_row, {split: part.metrics for split, part in split_results.items()}
+            )
 
         # ---- checkpoint (atomic), then summary
         if is_main and (epoch % config.checkpoint_every == 0 or epoch == stop_epoch):
@@ -719,6 +804,28 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
     return TrainResult(run_dir, epochs_done, tpt_epoch, finished, last_epoch_row, net, metrics_rows)
 
 
+def _announce_robustness(
+    net: CollapseNet,
+    test_images: torch.Tensor | None,
+    config: TrainConfig,
+    tracked: set[int],
+    start_epoch: int,
+) -> None:
+    """``--robustness N``: check N against the test split and print what it will cost."""
+    from neuralcollapse.robustness import describe_cost, seconds_per_image, subset_indices
+
+    if test_images is None:
+        raise ValueError(
+            f"--robustness needs a test split; {config.dataset} has none (use --robustness 0)"
+        )
+    subset_indices(len(test_images), config.robustness, config.seed)  # names the split size
+    if config.progress:
+        probe = min(16, config.robustness)
+        each = seconds_per_image(net, test_images, probe=probe, seed=config.seed)
+        remaining = len([epoch for epoch in tracked if epoch > start_epoch])
+        tqdm.write(describe_cost(each, config.robustness, remaining))
+
+
 def _write_summary(
     run_dir: Path,
     tpt_epoch: int | None,
@@ -728,6 +835,10 @@ def _write_summary(
     finished: bool,
     **extra: Any,
 ) -> None:
+    from neuralcollapse.robustness import generalisation_table
+
+    # Papyan et al.'s Table 1: test accuracy at the first zero-error epoch and at the last
+    epochs = runlog.read_jsonl(run_dir / "epochs.jsonl")
     runlog.write_json(
         run_dir / "summary.json",
         {
@@ -735,6 +846,7 @@ def _write_summary(
             "epochs_done": epochs_done,
             "final": final,
             "finished": finished,
+            "generalisation": generalisation_table(epochs).to_dict(),
             **extra,
         },
     )
