@@ -13,7 +13,7 @@ training error show *neural collapse*; Tirer & Bruna (ICML 2022) explain it with
   hand-written loops, Lightning and Hugging Face callbacks.
 """
 
-from neuralcollapse.metrics import ClassStats, CollapseMetrics, measure, measure_batches
+from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
     "ClassStats",
@@ -26,10 +26,15 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):
-    # measure_model pulls in the training package (the run format): import it on first use
-    if name == "measure_model":
-        from neuralcollapse.integrations import measure_model
+#: where each top-level name lives; imported on first use, so that `neuralcollapse --help`
+#: and `import neuralcollapse.schema` do not pay for torch
+_EXPORTS = {
+    "ClassStats": "neuralcollapse.metrics",
+    "CollapseMetrics": "neuralcollapse.metrics",
+    "measure": "neuralcollapse.metrics",
+    "measure_batches": "neuralcollapse.metrics",
+    "measure_model": "neuralcollapse.integrations",
+}
 
-        return measure_model
-    raise AttributeError(f"module 'neuralcollapse' has no attribute {name!r}")
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -71,6 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # bad input is the user's to fix: show the message, not a traceback
         print(f"neuralcollapse {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`neuralcollapse measure f.npz | head`): stop quietly, as a
+        # Unix tool killed by SIGPIPE would; stdout goes to /dev/null so the interpreter's
+        # final flush cannot raise again
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (AttributeError, OSError, ValueError):  # a stdout without a file (captured)
+            pass
+        return 128 + 13
     except OSError as error:
         # an output path that is a file, a read-only folder, a full disk: the user's to fix
         print(f"neuralcollapse {args.command}: error: {describe_os_error(error)}", file=sys.stderr)

@@ -13,10 +13,7 @@
 docs/integrations.md has a runnable example of each.
 """
 
-from neuralcollapse.integrations.capture import ModelBatch, split_batch
-from neuralcollapse.integrations.features import IGNORE_INDEX
-from neuralcollapse.integrations.model_metrics import ModelCollapse, measure_model
-from neuralcollapse.integrations.tracker import CollapseTracker
+from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
     "IGNORE_INDEX",
@@ -26,3 +23,16 @@ __all__ = [
     "measure_model",
     "split_batch",
 ]
+
+#: export -> the module that defines it
+_EXPORTS = {
+    "ModelBatch": "neuralcollapse.integrations.capture",
+    "split_batch": "neuralcollapse.integrations.capture",
+    "IGNORE_INDEX": "neuralcollapse.integrations.features",
+    "ModelCollapse": "neuralcollapse.integrations.model_metrics",
+    "measure_model": "neuralcollapse.integrations.model_metrics",
+    "CollapseTracker": "neuralcollapse.integrations.tracker",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -12,35 +12,7 @@
 Definitions and conventions: docs/measures.md.
 """
 
-from neuralcollapse.measures.depth import (
-    SeparationFit,
-    fit_separation_law,
-    fuzziness_from_metrics,
-    separation_fuzziness,
-    separation_fuzziness_batches,
-)
-from neuralcollapse.measures.lowrank import (
-    LayerRank,
-    Spectrum,
-    depth_rank_profile,
-    layer_rank,
-    spectrum,
-    subspace_alignment,
-    ufm_rank_profile,
-)
-from neuralcollapse.measures.mse_terms import (
-    MSEDecomposition,
-    decompose,
-    mse_decomposition,
-    mse_decomposition_batches,
-)
-from neuralcollapse.measures.ood_eval import OODEvaluation, evaluate_ood
-from neuralcollapse.measures.ood_scores import SCORES, OODScorer
-from neuralcollapse.measures.scatter import (
-    FeatureStatistics,
-    feature_statistics,
-    feature_statistics_batches,
-)
+from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
     "SCORES",
@@ -67,3 +39,33 @@ __all__ = [
     "subspace_alignment",
     "ufm_rank_profile",
 ]
+
+#: export -> the module that defines it
+_EXPORTS = {
+    "SeparationFit": "neuralcollapse.measures.depth",
+    "fit_separation_law": "neuralcollapse.measures.depth",
+    "fuzziness_from_metrics": "neuralcollapse.measures.depth",
+    "separation_fuzziness": "neuralcollapse.measures.depth",
+    "separation_fuzziness_batches": "neuralcollapse.measures.depth",
+    "LayerRank": "neuralcollapse.measures.lowrank",
+    "Spectrum": "neuralcollapse.measures.lowrank",
+    "depth_rank_profile": "neuralcollapse.measures.lowrank",
+    "layer_rank": "neuralcollapse.measures.lowrank",
+    "spectrum": "neuralcollapse.measures.lowrank",
+    "subspace_alignment": "neuralcollapse.measures.lowrank",
+    "ufm_rank_profile": "neuralcollapse.measures.lowrank",
+    "MSEDecomposition": "neuralcollapse.measures.mse_terms",
+    "decompose": "neuralcollapse.measures.mse_terms",
+    "mse_decomposition": "neuralcollapse.measures.mse_terms",
+    "mse_decomposition_batches": "neuralcollapse.measures.mse_terms",
+    "OODEvaluation": "neuralcollapse.measures.ood_eval",
+    "evaluate_ood": "neuralcollapse.measures.ood_eval",
+    "SCORES": "neuralcollapse.measures.ood_scores",
+    "OODScorer": "neuralcollapse.measures.ood_scores",
+    "FeatureStatistics": "neuralcollapse.measures.scatter",
+    "feature_statistics": "neuralcollapse.measures.scatter",
+    "feature_statistics_batches": "neuralcollapse.measures.scatter",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -5,9 +5,7 @@
 mergeable sufficient statistics underneath. Definitions: :mod:`.collapse` and docs/metrics.md.
 """
 
-from neuralcollapse.metrics.collapse import CollapseMetrics, compute_metrics
-from neuralcollapse.metrics.measuring import measure, measure_batches
-from neuralcollapse.metrics.stats import CentredStats, ClassStats, MeanGeometry
+from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
     "CentredStats",
@@ -18,3 +16,17 @@ __all__ = [
     "measure",
     "measure_batches",
 ]
+
+#: export -> the module that defines it
+_EXPORTS = {
+    "CollapseMetrics": "neuralcollapse.metrics.collapse",
+    "compute_metrics": "neuralcollapse.metrics.collapse",
+    "measure": "neuralcollapse.metrics.measuring",
+    "measure_batches": "neuralcollapse.metrics.measuring",
+    "CentredStats": "neuralcollapse.metrics.stats",
+    "ClassStats": "neuralcollapse.metrics.stats",
+    "MeanGeometry": "neuralcollapse.metrics.stats",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

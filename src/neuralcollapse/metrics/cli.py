@@ -6,12 +6,14 @@ import argparse
 import math
 import zipfile
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from neuralcollapse import schema
-from neuralcollapse.metrics.collapse import CollapseMetrics
-from neuralcollapse.metrics.measuring import measure
+
+if TYPE_CHECKING:  # numpy and torch are imported when a command runs: `--help` stays instant
+    import numpy as np
+
+    from neuralcollapse.metrics.collapse import CollapseMetrics
 
 # (key, what it means) in the order the table shows them
 TABLE_ROWS: tuple[tuple[str, str], ...] = (
@@ -71,6 +73,8 @@ def format_table(result: CollapseMetrics) -> str:
 
 def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     """Read ``features``, ``labels`` and optional ``weights``, ``bias`` from an .npz file."""
+    import numpy as np
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
@@ -115,6 +119,8 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def run_measure(args: argparse.Namespace) -> int:
+    from neuralcollapse.metrics.measuring import measure
+
     arrays = load_npz(args.file)
     result = measure(
         arrays["features"],

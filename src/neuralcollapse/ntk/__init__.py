@@ -13,25 +13,7 @@ smoother kernel interpolation than that of an MLP. This package provides
 - :mod:`.report`: :func:`ntk_report_figures`, every figure and the table in one call.
 """
 
-from neuralcollapse.ntk.analytic import MLPKernel, ResNetKernel, mlp_ntk, resnet_ntk
-from neuralcollapse.ntk.compare import SmoothnessRow, compare_smoothness
-from neuralcollapse.ntk.empirical import (
-    ConvergencePoint,
-    empirical_ntk,
-    empirical_ntk_jacobian,
-    ntk_convergence,
-    relative_kernel_error,
-)
-from neuralcollapse.ntk.models import NTKLinear, ReLUMLP, ResidualReLUNet, build_network
-from neuralcollapse.ntk.report import NTKReport, ntk_report_figures
-from neuralcollapse.ntk.smoothness import (
-    CircleInterpolant,
-    fit_ridgeless,
-    kernel_profile,
-    paper_target,
-    profile_slope_at_zero,
-    training_angles,
-)
+from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
     "CircleInterpolant",
@@ -58,3 +40,33 @@ __all__ = [
     "resnet_ntk",
     "training_angles",
 ]
+
+#: export -> the module that defines it
+_EXPORTS = {
+    "MLPKernel": "neuralcollapse.ntk.analytic",
+    "ResNetKernel": "neuralcollapse.ntk.analytic",
+    "mlp_ntk": "neuralcollapse.ntk.analytic",
+    "resnet_ntk": "neuralcollapse.ntk.analytic",
+    "SmoothnessRow": "neuralcollapse.ntk.compare",
+    "compare_smoothness": "neuralcollapse.ntk.compare",
+    "ConvergencePoint": "neuralcollapse.ntk.empirical",
+    "empirical_ntk": "neuralcollapse.ntk.empirical",
+    "empirical_ntk_jacobian": "neuralcollapse.ntk.empirical",
+    "ntk_convergence": "neuralcollapse.ntk.empirical",
+    "relative_kernel_error": "neuralcollapse.ntk.empirical",
+    "NTKLinear": "neuralcollapse.ntk.models",
+    "ReLUMLP": "neuralcollapse.ntk.models",
+    "ResidualReLUNet": "neuralcollapse.ntk.models",
+    "build_network": "neuralcollapse.ntk.models",
+    "NTKReport": "neuralcollapse.ntk.report",
+    "ntk_report_figures": "neuralcollapse.ntk.report",
+    "CircleInterpolant": "neuralcollapse.ntk.smoothness",
+    "fit_ridgeless": "neuralcollapse.ntk.smoothness",
+    "kernel_profile": "neuralcollapse.ntk.smoothness",
+    "paper_target": "neuralcollapse.ntk.smoothness",
+    "profile_slope_at_zero": "neuralcollapse.ntk.smoothness",
+    "training_angles": "neuralcollapse.ntk.smoothness",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

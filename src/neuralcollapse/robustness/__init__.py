@@ -10,23 +10,7 @@ The implicit bias of unregularised cross-entropy on the UFM is in
 :mod:`neuralcollapse.ufm.implicit_bias`. Docs: docs/robustness.md.
 """
 
-from neuralcollapse.robustness.deepfool_attack import (
-    ROW_KEYS,
-    DeepFoolResult,
-    RobustnessResult,
-    deepfool,
-    describe_cost,
-    empty_row,
-    eval_mode,
-    robustness,
-    seconds_per_image,
-    subset_indices,
-)
-from neuralcollapse.robustness.generalisation import (
-    GeneralisationTable,
-    generalisation_table,
-    read_generalisation_table,
-)
+from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
     "ROW_KEYS",
@@ -43,3 +27,23 @@ __all__ = [
     "seconds_per_image",
     "subset_indices",
 ]
+
+#: export -> the module that defines it
+_EXPORTS = {
+    "ROW_KEYS": "neuralcollapse.robustness.deepfool_attack",
+    "DeepFoolResult": "neuralcollapse.robustness.deepfool_attack",
+    "RobustnessResult": "neuralcollapse.robustness.deepfool_attack",
+    "deepfool": "neuralcollapse.robustness.deepfool_attack",
+    "describe_cost": "neuralcollapse.robustness.deepfool_attack",
+    "empty_row": "neuralcollapse.robustness.deepfool_attack",
+    "eval_mode": "neuralcollapse.robustness.deepfool_attack",
+    "robustness": "neuralcollapse.robustness.deepfool_attack",
+    "seconds_per_image": "neuralcollapse.robustness.deepfool_attack",
+    "subset_indices": "neuralcollapse.robustness.deepfool_attack",
+    "GeneralisationTable": "neuralcollapse.robustness.generalisation",
+    "generalisation_table": "neuralcollapse.robustness.generalisation",
+    "read_generalisation_table": "neuralcollapse.robustness.generalisation",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -10,12 +10,7 @@
 - :mod:`~neuralcollapse.train.config`: the flat configuration and its TOML/JSON files.
 """
 
-from neuralcollapse.train.config import TrainConfig, build_config
-from neuralcollapse.train.data import DATASETS, Dataset, balanced_subset, load_dataset
-from neuralcollapse.train.idx import read_idx, write_idx
-from neuralcollapse.train.loop import TrainingDiverged, TrainResult, tracking_epochs, train
-from neuralcollapse.train.nets import ARCHITECTURES, CollapseNet, build_net
-from neuralcollapse.train.probe import FeatureProbe
+from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
     "ARCHITECTURES",
@@ -35,3 +30,26 @@ __all__ = [
     "train",
     "write_idx",
 ]
+
+#: export -> the module that defines it
+_EXPORTS = {
+    "TrainConfig": "neuralcollapse.train.config",
+    "build_config": "neuralcollapse.train.config",
+    "DATASETS": "neuralcollapse.train.data",
+    "Dataset": "neuralcollapse.train.data",
+    "balanced_subset": "neuralcollapse.train.data",
+    "load_dataset": "neuralcollapse.train.data",
+    "read_idx": "neuralcollapse.train.idx",
+    "write_idx": "neuralcollapse.train.idx",
+    "TrainingDiverged": "neuralcollapse.train.loop",
+    "TrainResult": "neuralcollapse.train.loop",
+    "tracking_epochs": "neuralcollapse.train.loop",
+    "train": "neuralcollapse.train.loop",
+    "ARCHITECTURES": "neuralcollapse.train.nets",
+    "CollapseNet": "neuralcollapse.train.nets",
+    "build_net": "neuralcollapse.train.nets",
+    "FeatureProbe": "neuralcollapse.train.probe",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

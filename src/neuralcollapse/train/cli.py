@@ -19,8 +19,7 @@ from neuralcollapse.train.config import (
     build_config,
     read_config_file,
 )
-from neuralcollapse.train.data import DATASETS
-from neuralcollapse.train.nets import ARCHITECTURES
+from neuralcollapse.train.names import ARCHITECTURES, DATASET_NAMES
 
 _DEFAULTS = TrainConfig()
 
@@ -33,7 +32,7 @@ def _default(name: str) -> str:
 # (option, argparse keywords); each dest is the TrainConfig field of the same name
 OPTIONS: list[tuple[str, dict[str, Any]]] = [
     # data
-    ("--dataset", {"choices": list(DATASETS), "help": "dataset name (default %(D)s)"}),
+    ("--dataset", {"choices": list(DATASET_NAMES), "help": "dataset name (default %(D)s)"}),
     (
         "--data-dir",
         {

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from neuralcollapse.train.data import DATASETS
-from neuralcollapse.train.nets import ARCHITECTURES
+from neuralcollapse.train.names import ARCHITECTURES, DATASET_NAMES
 
 try:  # Python >= 3.11
     import tomllib
@@ -209,7 +208,7 @@ def validate(config: TrainConfig) -> TrainConfig:
             relation = ">" if strict else ">="
             raise ValueError(f"{name} must be {relation} {bound}; got {value}")
 
-    choice("dataset", tuple(DATASETS))
+    choice("dataset", DATASET_NAMES)
     choice("arch", ARCHITECTURES)
     choice("loss", LOSSES)
     choice("schedule", SCHEDULES)

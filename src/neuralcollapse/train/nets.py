@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-ARCHITECTURES = ("mlp", "cnn", "vgg11", "vgg13", "vgg16", "resnet18", "resnet34")
+from neuralcollapse.train.names import ARCHITECTURES
 
 
 class CollapseNet(nn.Module):

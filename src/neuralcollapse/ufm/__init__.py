@@ -9,23 +9,7 @@
   relaxation and non-convex route), and :func:`imbalanced_mse_theory` (docs/imbalance.md).
 """
 
-from neuralcollapse.ufm.closed_forms import TheoryResult, closed_form, imbalanced_mse_theory, theory
-from neuralcollapse.ufm.evaluate import Measurement, geometry_verdict, measure_solution
-from neuralcollapse.ufm.lpm import LPMProblem, LPMSolution, solve_lpm_nonconvex
-from neuralcollapse.ufm.lpm_convex import LPMSolverError, solve_lpm, solve_lpm_convex
-from neuralcollapse.ufm.problem import ProblemBatch, UFMProblem, from_normalized_penalties
-from neuralcollapse.ufm.solve import SolverDivergedError, UFMSolution, solve_gd, solve_lbfgs
-from neuralcollapse.ufm.sweeps import SweepResult, sweep
-
-
-def __getattr__(name: str):
-    # figures load matplotlib, so they are imported only when asked for
-    if name in ("plot_sweep", "plot_solution"):
-        from neuralcollapse.viz import ufm_solution_figures
-
-        return getattr(ufm_solution_figures, name)
-    raise AttributeError(f"module 'neuralcollapse.ufm' has no attribute {name!r}")
-
+from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
     "LPMProblem",
@@ -53,3 +37,34 @@ __all__ = [
     "sweep",
     "theory",
 ]
+
+#: export -> the module that defines it
+_EXPORTS = {
+    "TheoryResult": "neuralcollapse.ufm.closed_forms",
+    "closed_form": "neuralcollapse.ufm.closed_forms",
+    "imbalanced_mse_theory": "neuralcollapse.ufm.closed_forms",
+    "theory": "neuralcollapse.ufm.closed_forms",
+    "Measurement": "neuralcollapse.ufm.evaluate",
+    "geometry_verdict": "neuralcollapse.ufm.evaluate",
+    "measure_solution": "neuralcollapse.ufm.evaluate",
+    "LPMProblem": "neuralcollapse.ufm.lpm",
+    "LPMSolution": "neuralcollapse.ufm.lpm",
+    "solve_lpm_nonconvex": "neuralcollapse.ufm.lpm",
+    "LPMSolverError": "neuralcollapse.ufm.lpm_convex",
+    "solve_lpm": "neuralcollapse.ufm.lpm_convex",
+    "solve_lpm_convex": "neuralcollapse.ufm.lpm_convex",
+    "ProblemBatch": "neuralcollapse.ufm.problem",
+    "UFMProblem": "neuralcollapse.ufm.problem",
+    "from_normalized_penalties": "neuralcollapse.ufm.problem",
+    "SolverDivergedError": "neuralcollapse.ufm.solve",
+    "UFMSolution": "neuralcollapse.ufm.solve",
+    "solve_gd": "neuralcollapse.ufm.solve",
+    "solve_lbfgs": "neuralcollapse.ufm.solve",
+    "SweepResult": "neuralcollapse.ufm.sweeps",
+    "sweep": "neuralcollapse.ufm.sweeps",
+    "plot_sweep": "neuralcollapse.viz.ufm_solution_figures",
+    "plot_solution": "neuralcollapse.viz.ufm_solution_figures",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -8,15 +8,7 @@
 - :mod:`neuralcollapse.viz.demo`: ``neuralcollapse demo``.
 """
 
-from neuralcollapse.viz.html import HtmlReport
-from neuralcollapse.viz.per_class_figures import per_class_figure
-from neuralcollapse.viz.report import build_run_report
-from neuralcollapse.viz.runs import TrainingRun, load_run, load_runs
-from neuralcollapse.viz.training_figures import (
-    plot_depth_profile,
-    plot_frame_gaps,
-    plot_training_panels,
-)
+from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
     "HtmlReport",
@@ -29,3 +21,19 @@ __all__ = [
     "plot_frame_gaps",
     "plot_training_panels",
 ]
+
+#: export -> the module that defines it
+_EXPORTS = {
+    "HtmlReport": "neuralcollapse.viz.html",
+    "per_class_figure": "neuralcollapse.viz.per_class_figures",
+    "build_run_report": "neuralcollapse.viz.report",
+    "TrainingRun": "neuralcollapse.viz.runs",
+    "load_run": "neuralcollapse.viz.runs",
+    "load_runs": "neuralcollapse.viz.runs",
+    "plot_depth_profile": "neuralcollapse.viz.training_figures",
+    "plot_frame_gaps": "neuralcollapse.viz.training_figures",
+    "plot_training_panels": "neuralcollapse.viz.training_figures",
+}
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
