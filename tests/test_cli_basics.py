@@ -55,3 +55,23 @@ def test_a_closed_pipe_ends_quietly():
     process.wait(timeout=120)
     assert b"Traceback" not in stderr and b"error" not in stderr.lower(), stderr
     assert process.returncode == 128 + 13  # as a tool ended by SIGPIPE
+
+
+def test_progress_bars_turn_themselves_off_when_output_is_not_a_terminal(tmp_path):
+    completed = _run(
+        "train",
+        "--dataset",
+        "digits",
+        "--epochs",
+        "3",
+        "--width",
+        "8",
+        "--depth",
+        "1",
+        "--out",
+        str(tmp_path / "run"),
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "\r" not in completed.stderr  # no bar redrawn in place
+    assert len(completed.stderr.splitlines()) <= 3
+    assert "done: 3 epochs" in completed.stdout

@@ -44,6 +44,7 @@ from neuralcollapse.metrics.stats import (
     default_chunk_rows,
 )
 from neuralcollapse.metrics.validation import check_classifier, check_num_classes
+from neuralcollapse.progress import bar_disabled
 from neuralcollapse.schema import PENULTIMATE
 
 Data = Iterable | Callable[[], Iterable]
@@ -173,7 +174,9 @@ def _passes(
     """One pass: per batch, the (rows, d) features of each layer and their labels."""
     dims: dict[str, int] = {}
     batches = iterate_batches(data(), batch_fn, label_key)
-    for index, batch in enumerate(tqdm(batches, desc=desc, disable=not progress, leave=False)):
+    for index, batch in enumerate(
+        tqdm(batches, desc=desc, disable=bar_disabled(progress), leave=False)
+    ):
         moved = ModelBatch(
             to_device(batch.args, device, dtype),
             to_device(batch.kwargs, device, dtype),

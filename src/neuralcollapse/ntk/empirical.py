@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 from neuralcollapse.ntk.analytic import mlp_ntk, resnet_ntk
 from neuralcollapse.ntk.models import NTKLinear, build_network
 from neuralcollapse.ntk.validation import check_depth, check_input_pair, check_width
+from neuralcollapse.progress import bar_disabled
 
 
 def _check_layerwise_model(model: nn.Module) -> int:
@@ -249,7 +250,9 @@ def ntk_convergence(
         raise ValueError(f"architecture must be 'mlp' or 'resnet'; got {architecture!r}")
     results = []
     jobs = [(width, seed) for width in widths for seed in seeds]
-    bar = tqdm(jobs, desc=f"empirical NTK ({architecture})", disable=not progress, leave=False)
+    bar = tqdm(
+        jobs, desc=f"empirical NTK ({architecture})", disable=bar_disabled(progress), leave=False
+    )
     errors: dict[int, list[float]] = {width: [] for width in widths}
     for width, seed in bar:
         network = build_network(

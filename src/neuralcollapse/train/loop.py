@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from neuralcollapse import schema
 from neuralcollapse.metrics import ClassStats, CollapseMetrics, measure_batches
+from neuralcollapse.progress import bar_disabled
 from neuralcollapse.train import runlog
 from neuralcollapse.train.config import (
     RESUMABLE_OVERRIDES,
@@ -624,7 +625,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         initial=start_epoch,
         desc=f"train {config.arch}/{config.dataset}",
         unit="epoch",
-        disable=not (config.progress and is_main),
+        disable=bar_disabled(config.progress and is_main),
         dynamic_ncols=True,
     )
     n_train = len(train_y)

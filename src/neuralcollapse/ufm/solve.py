@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from neuralcollapse.progress import bar_disabled
 from neuralcollapse.ufm.closed_forms import TheoryResult, theory_or_none
 from neuralcollapse.ufm.evaluate import Measurement, measure_solution, relative_gap
 from neuralcollapse.ufm.init import aligned_parameters, can_align, start_singular_value
@@ -230,7 +231,7 @@ def _gd_loop(
 ) -> tuple[int, list[dict]]:
     trajectory: list[dict] = []
     step = 0
-    for step in tqdm(range(steps + 1), disable=not progress, desc="UFM gradient descent"):
+    for step in tqdm(range(steps + 1), disable=bar_disabled(progress), desc="UFM gradient descent"):
         value = batch.objective(batch.unflatten(x))
         objective = float(value.detach()[0])
         if not math.isfinite(objective):
@@ -400,7 +401,7 @@ def solve_lbfgs(
     # a second stream, so the Gaussian starts stay the draws they always were
     aligned_generator = torch.Generator().manual_seed(seed + 1_000_003)
     starts = range(0, len(jobs), chunk)
-    for start in tqdm(starts, disable=not progress, desc="UFM L-BFGS"):
+    for start in tqdm(starts, disable=bar_disabled(progress), desc="UFM L-BFGS"):
         part = jobs[start : start + chunk]
         batch = ProblemBatch([problem_list[i] for i, _ in part])
         scales = torch.tensor([init_scales[r % len(init_scales)] for _, r in part], dtype=DTYPE)

@@ -30,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from neuralcollapse.geometry import of_etf_distance
+from neuralcollapse.progress import bar_disabled, stage_line
 from neuralcollapse.viz.html import HtmlReport
 from neuralcollapse.viz.report import add_training_sections
 from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, load_runs
@@ -163,12 +164,13 @@ def run_demo(
         ("training report", lambda: _training_sections(report, out)),
         ("NTK", lambda: _ntk_section(report, settings, seed)),
     ]
-    bar = tqdm(stages, desc="demo", disable=not progress, unit="stage")
+    bar = tqdm(stages, desc="demo", disable=bar_disabled(progress), unit="stage")
     for name, stage in bar:
         bar.set_postfix_str(name)
         start = time.perf_counter()
         stage()
         timings.append({"stage": name, "seconds": time.perf_counter() - start})
+        stage_line(f"demo: {name} done in {timings[-1]['seconds']:.1f} s", progress)
     timings.append({"stage": "total", "seconds": sum(row["seconds"] for row in timings)})
     report.section(
         "Run time", f"Wall-clock seconds of each stage ({'quick' if quick else 'full'} mode)."
