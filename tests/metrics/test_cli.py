@@ -77,3 +77,36 @@ def test_ood_features_in_the_file_give_nc5_and_per_class_csv_is_written(tmp_path
     assert [float(row["within_variance"]) for row in rows] == pytest.approx(
         expected.per_class.within_variance.tolist(), rel=1e-12
     )
+
+
+def test_reference_npz_makes_ncc_decide_with_the_training_means(tmp_path, capsys):
+    import json
+
+    import numpy as np
+    from scipy.spatial.distance import cdist
+
+    from neuralcollapse.cli import main
+
+    generator = np.random.default_rng(3)
+    labels = np.repeat(np.arange(3), 20)
+    centres = 2.0 * np.eye(3, 4)
+    train = centres[labels] + generator.normal(size=(60, 4))
+    test = centres[labels] + 0.5 + generator.normal(size=(60, 4))  # shifted: own means differ
+    np.savez(tmp_path / "train.npz", features=train, labels=labels)
+    np.savez(tmp_path / "test.npz", features=test, labels=labels)
+    assert (
+        main(
+            [
+                "measure",
+                str(tmp_path / "test.npz"),
+                "--reference",
+                str(tmp_path / "train.npz"),
+                "--json",
+            ]
+        )
+        == 0
+    )
+    held_out = json.loads(capsys.readouterr().out)
+    means = np.stack([train[labels == k].mean(0) for k in range(3)])
+    expected = float((cdist(test, means).argmin(1) == labels).mean())
+    assert held_out["ncc_accuracy"] == expected

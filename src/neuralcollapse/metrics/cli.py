@@ -122,6 +122,17 @@ def run_measure(args: argparse.Namespace) -> int:
     from neuralcollapse.metrics.measuring import measure
 
     arrays = load_npz(args.file)
+    reference = None
+    if args.reference:
+        from neuralcollapse.metrics.stats import ClassStats
+
+        # held-out NC4 (Papyan et al.): the nearest-class-centre rule with the training means
+        train = load_npz(args.reference)
+        num_classes = args.num_classes
+        if num_classes is None:
+            num_classes = int(max(train["labels"].max(), arrays["labels"].max())) + 1
+        reference = ClassStats(num_classes).update(train["features"], train["labels"])
+        args.num_classes = num_classes
     result = measure(
         arrays["features"],
         arrays["labels"],
@@ -129,6 +140,7 @@ def run_measure(args: argparse.Namespace) -> int:
         arrays.get("bias"),
         num_classes=args.num_classes,
         ood_features=arrays.get("ood_features"),
+        reference=reference,
     )
     if args.per_class:
         result.per_class.write_csv(args.per_class)
@@ -149,6 +161,7 @@ def run_measure(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "measure",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         help="neural-collapse metrics of features saved in an .npz file",
         description=(
             "Compute NC1-NC4 and related metrics of FILE.npz, which holds 'features' (N, d) "
@@ -160,6 +173,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument(
         "--num-classes", type=int, default=None, help="K (default: largest label + 1)"
+    )
+    parser.add_argument(
+        "--reference",
+        metavar="TRAIN.npz",
+        help="features and labels of the training set: NCC accuracy and NC4 then decide "
+        "with its class means (held-out data, as Papyan et al.)",
     )
     parser.add_argument(
         "--per-class",
