@@ -291,7 +291,11 @@ def test_classifier_weight_decay_acts_on_the_classifier_only(tmp_path):
     assert decayed.layer1[0].weight.norm().item() == pytest.approx(first_plain, rel=0.2)
 
 
-def test_progress_bar_shows_loss_error_and_latest_nc1(tmp_path, capsys):
+def test_progress_bar_shows_loss_error_and_latest_nc1(tmp_path, capsys, monkeypatch):
+    import sys
+
+    # bars are drawn on a terminal only: make the captured stderr look like one
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     train(_config(tmp_path, epochs=2, track="every", progress=True))
     err = capsys.readouterr().err
     assert "loss=" in err and "err=" in err and "nc1=" in err

@@ -19,21 +19,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-try:
-    from transformers import TrainerCallback
-except ModuleNotFoundError as error:  # pragma: no cover - exercised without the extra
-    raise ModuleNotFoundError(
-        "the Hugging Face callback needs the transformers package: pip install transformers "
-        "(or pip install 'neuralcollapse[transformers]')",
-        name=error.name,
-    ) from error
-
 from torch import nn
 
-from neuralcollapse import schema
+from neuralcollapse.integrations.callback_support import logged_scalars, require
 from neuralcollapse.integrations.model_metrics import Data, ModelCollapse
 from neuralcollapse.integrations.shards import shard_loader, world_and_rank
 from neuralcollapse.integrations.tracker import CollapseTracker
+
+TrainerCallback = require(
+    "transformers", "the Hugging Face callback", "transformers"
+).TrainerCallback
 
 
 class NeuralCollapseCallback(TrainerCallback):
@@ -118,10 +113,7 @@ class NeuralCollapseCallback(TrainerCallback):
         }
         results = tracker(index, step=int(state.global_step), **logged)
         self.last_results = results
-        scalars: dict[str, float] = {}
-        for split, result in results.items():
-            if isinstance(result, ModelCollapse):
-                scalars.update(schema.scalar_logs(result, split=split))
+        scalars = logged_scalars(results)
         if self.trainer is not None:
             self.trainer.log(scalars)
         elif state.is_world_process_zero:

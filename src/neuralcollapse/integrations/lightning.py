@@ -18,21 +18,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-try:
-    from lightning.pytorch.callbacks import Callback
-except ModuleNotFoundError as error:  # pragma: no cover - exercised without the extra
-    raise ModuleNotFoundError(
-        "the Lightning callback needs the lightning package: pip install lightning "
-        "(or pip install 'neuralcollapse[lightning]')",
-        name=error.name,
-    ) from error
-
 from torch import nn
 
-from neuralcollapse import schema
+from neuralcollapse.integrations.callback_support import logged_scalars, require
 from neuralcollapse.integrations.model_metrics import Data, ModelCollapse
 from neuralcollapse.integrations.shards import shard_loader, world_and_rank
 from neuralcollapse.integrations.tracker import CollapseTracker
+
+Callback = require("lightning.pytorch.callbacks", "the Lightning callback", "lightning").Callback
 
 
 class NeuralCollapseCallback(Callback):
@@ -107,10 +100,7 @@ class NeuralCollapseCallback(Callback):
         }
         results = tracker(epoch, **logged)  # its every=1: this callback chooses the epochs
         self.last_results = results
-        scalars: dict[str, float] = {}
-        for split, result in results.items():
-            if isinstance(result, ModelCollapse):
-                scalars.update(schema.scalar_logs(result, split=split))
+        scalars = logged_scalars(results)
         pl_module.log_dict(scalars, on_step=False, on_epoch=True, rank_zero_only=True)
 
     def on_validation_epoch_end(self, trainer: Any, pl_module: nn.Module) -> None:

@@ -19,7 +19,6 @@ decay, as logged.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -156,19 +155,7 @@ def read_generalisation_table(run_dir: str | Path) -> GeneralisationTable:
         raise FileNotFoundError(
             f"{path} does not exist; pass a run directory written by `neuralcollapse train`"
         )
-    rows = []
-    with path.open() as stream:
-        for number, line in enumerate(stream, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(
-                    f"{path}, line {number}: not valid JSON ({error}); delete that line "
-                    "(a run interrupted while writing leaves one)"
-                ) from error
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}, line {number}: expected a JSON object")
-            rows.append(row)
+    from neuralcollapse.train.runlog import read_jsonl  # the run format's one reader
+
+    rows = read_jsonl(path, torn="error")
     return generalisation_table(rows)

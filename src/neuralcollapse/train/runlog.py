@@ -17,6 +17,7 @@ import csv
 import io
 import json
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +38,17 @@ def append_jsonl(path: Path, row: dict[str, Any]) -> None:
         stream.write(schema.dumps(row) + "\n")
 
 
-def _parse_jsonl(path: Path) -> tuple[list[dict[str, Any]], str | None]:
-    """The rows, and the text of a torn final line (None when the file ends cleanly).
+@dataclass(frozen=True)
+class TornLine:
+    """The final line of a JSONL log that a crash cut short."""
+
+    number: int
+    text: str
+    error: str
+
+
+def _parse_jsonl(path: Path) -> tuple[list[dict[str, Any]], TornLine | None]:
+    """The rows, and the torn final line (None when the file ends cleanly).
 
     Rows are appended one write at a time, so a crash mid-write can only tear the *last*
     line; an invalid line before it means the file was edited or damaged: an error that
@@ -54,7 +64,7 @@ def _parse_jsonl(path: Path) -> tuple[list[dict[str, Any]], str | None]:
             row = json.loads(line)
         except json.JSONDecodeError as error:
             if index == len(lines) - 1:
-                return rows, line.strip()
+                return rows, TornLine(number, line.strip(), str(error))
             raise ValueError(
                 f"{path}, line {number}: not valid JSON ({error}); only the last line can be "
                 "torn by a crash, so the file was edited or damaged: fix or delete that line"
@@ -65,12 +75,21 @@ def _parse_jsonl(path: Path) -> tuple[list[dict[str, Any]], str | None]:
     return rows, None
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
+def read_jsonl(path: Path, *, torn: str = "drop") -> list[dict[str, Any]]:
     """The rows of a JSONL log as written (non-finite values still as their strings).
 
-    A torn final line (a crash mid-write) is left out; :func:`truncate_jsonl` removes it.
+    This is the one reader of the run format's logs (training, resume, the report, the
+    generalisation table). A torn final line (a crash mid-write) is left out with
+    ``torn="drop"`` (:func:`truncate_jsonl` removes it from the file); ``torn="error"``
+    raises a ValueError naming the line instead.
     """
-    return _parse_jsonl(path)[0]
+    rows, torn_line = _parse_jsonl(Path(path))
+    if torn_line is not None and torn == "error":
+        raise ValueError(
+            f"{path}, line {torn_line.number}: not valid JSON ({torn_line.error}); delete that "
+            "line (a run interrupted while writing leaves one)"
+        )
+    return rows
 
 
 def write_json(path: Path, content: dict[str, Any]) -> None:
@@ -87,7 +106,7 @@ def truncate_jsonl(path: Path, last_epoch: int) -> str | None:
     rows, torn = _parse_jsonl(path)
     rows = [row for row in rows if row["epoch"] <= last_epoch]
     atomic_write_bytes(path, "".join(schema.dumps(row) + "\n" for row in rows).encode())
-    return torn
+    return None if torn is None else torn.text
 
 
 def run_files(run_dir: Path) -> list[Path]:

@@ -40,23 +40,10 @@ def _read_json(path: Path) -> dict:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    rows: list[dict] = []
-    with path.open() as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                # a run killed mid-write leaves a truncated last line: say which line it is
-                raise ValueError(
-                    f"{path}, line {line_number}: not valid JSON ({error}); "
-                    "delete that line (a run interrupted while writing leaves one)"
-                ) from error
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}, line {line_number}: expected a JSON object")
-            rows.append(row)
-    return rows
+    # the run format has one reader; a torn last line is an error here, with its line number
+    from neuralcollapse.train.runlog import read_jsonl
+
+    return read_jsonl(path, torn="error")
 
 
 def _as_float(value: object) -> float:
