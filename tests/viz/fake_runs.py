@@ -14,6 +14,22 @@ Variants a real run can produce:
 - ``infinite=("unc3_cv",)``: those keys are +inf at the last measured epoch, written as the
   string ``"Infinity"`` by :func:`neuralcollapse.schema.dumps`;
 - ``loss=None`` / ``bias=None``: config.json lacks the key (runs written by CollapseTracker).
+
+The per-epoch measures that ride along (docs/training.md, "What rides along"), all off by
+default:
+
+- ``mse_terms=True``: the ``penultimate_post`` rows hold ``mse_*`` terms, each falling as
+  ``exp(-decay * epoch)`` (rising for the keys in ``rising``), ``mse_loss`` their sum;
+- ``robustness=True``: measured epochs of epochs.jsonl hold ``deepfool_*`` columns (None at the
+  others), ``deepfool_ratio`` growing by ``exp(deepfool_growth * epoch)``;
+- ``minority_classes=K_B``: epochs.jsonl holds ``accuracy_majority``/``accuracy_minority`` and
+  ``minority_cosine_weights`` every epoch, ``minority_cosine_means`` at measured epochs; the
+  cosines rise from the ETF level -1/(K-1) towards 1 (``minority_collapse=True``) or fall
+  from 0.8 towards it;
+- ``generalisation=True``: summary.json holds the generalisation table (computed by
+  :func:`neuralcollapse.robustness.generalisation_table`, as the training loop does);
+  ``final_test_error`` makes the test error move linearly from 0.2 to it;
+- ``layers``: the measured layers (default :data:`LAYERS`).
 """
 
 from __future__ import annotations
@@ -84,6 +100,15 @@ def write_fake_run(
     not_computed: Mapping[tuple[int, str], str] | None = None,
     infinite: Collection[str] = (),
     write_summary: bool = True,
+    layers: Sequence[str] = LAYERS,
+    mse_terms: bool = False,
+    robustness: bool = False,
+    deepfool_growth: float = 0.1,
+    minority_classes: int | None = None,
+    imbalance: float = 10.0,
+    minority_collapse: bool = True,
+    generalisation: bool = False,
+    final_test_error: float | None = None,
 ) -> Path:
     """Write config.json, epochs.jsonl, metrics.jsonl and summary.json of a fake run.
 
@@ -101,6 +126,9 @@ def write_fake_run(
     not_computed : ``{(epoch, layer): reason}`` rows (both splits) with no metric computed.
     infinite : keys that are +inf at the last measured epoch wherever they are computed.
     write_summary : whether to write summary.json.
+    layers : the measured layers, input side first.
+    mse_terms, robustness, deepfool_growth, minority_classes, imbalance, minority_collapse,
+    generalisation, final_test_error : the measures that ride along (module docstring).
 
     Returns
     -------
@@ -113,6 +141,11 @@ def write_fake_run(
         config["loss"] = loss
     if bias is not None:
         config["bias"] = bias
+    if minority_classes is not None:
+        config["imbalance"] = imbalance
+        config["minority_classes"] = minority_classes
+    if robustness:
+        config["robustness"] = 20
     config["version"] = "0.1.0"
     (directory / "config.json").write_text(schema.dumps(config))
     epoch_rows = []
@@ -128,6 +161,21 @@ def write_fake_run(
                 "seconds": 0.5,
             }
         )
+        if final_test_error is not None:
+            share = epoch / max(epochs - 1, 1)
+            epoch_rows[-1]["test_error"] = 0.2 + share * (final_test_error - 0.2)
+        epoch_rows[-1].update(
+            _extra_epoch_columns(
+                epoch,
+                epoch in measured,
+                num_classes=num_classes,
+                decay=decay,
+                robustness=robustness,
+                deepfool_growth=deepfool_growth,
+                minority_classes=minority_classes,
+                minority_collapse=minority_collapse,
+            )
+        )
     with (directory / "epochs.jsonl").open("w") as handle:
         for row in epoch_rows:
             handle.write(schema.dumps(row) + "\n")
@@ -135,13 +183,13 @@ def write_fake_run(
     with (directory / "metrics.jsonl").open("w") as handle:
         for epoch in measured:
             for split in ("train", "test"):
-                for depth, layer in enumerate(LAYERS):
+                for depth, layer in enumerate(layers):
                     head = {"epoch": epoch, "split": split, "layer": layer}
                     head.update(
                         {
                             k: v
                             for k, v in epoch_rows[epoch].items()
-                            if k not in ("epoch", "seconds")
+                            if k in ("lr", "train_loss", "train_error", "test_loss", "test_error")
                         }
                     )
                     reason = not_computed.get((epoch, layer))
@@ -160,6 +208,8 @@ def write_fake_run(
                             row[key] = math.inf
                         else:
                             row[key] = metric_value(key, scale, frame, num_classes)
+                    if mse_terms and layer == "penultimate_post":
+                        row.update(_mse_columns(epoch, decay, rising))
                     handle.write(schema.dumps(row) + "\n")
     if write_summary:
         tpt = next((row["epoch"] for row in epoch_rows if row["train_error"] == 0), None)
@@ -169,5 +219,69 @@ def write_fake_run(
             "final": epoch_rows[-1],
             "finished": finished,
         }
+        if generalisation:
+            from neuralcollapse.robustness import generalisation_table
+
+            summary["generalisation"] = generalisation_table(epoch_rows).to_dict()
         (directory / "summary.json").write_text(schema.dumps(summary))
     return directory
+
+
+def _mse_columns(epoch: int, decay: float, rising: Collection[str]) -> dict[str, float]:
+    """Made-up MSE terms at ``epoch``: each ``start * exp(-/+ decay * epoch)``."""
+    starts = {"mse_nc1": 0.3, "mse_nc2_3": 0.2, "mse_ls_perp": 0.01}
+    terms = {
+        key: start * math.exp((1.0 if key in rising else -1.0) * decay * epoch)
+        for key, start in starts.items()
+    }
+    return {
+        **terms,
+        "mse_loss_ls": terms["mse_nc1"] + terms["mse_nc2_3"],
+        "mse_loss": sum(terms.values()),
+        "mse_ridge": 5e-4,
+    }
+
+
+def _extra_epoch_columns(
+    epoch: int,
+    measured: bool,
+    *,
+    num_classes: int,
+    decay: float,
+    robustness: bool,
+    deepfool_growth: float,
+    minority_classes: int | None,
+    minority_collapse: bool,
+) -> dict[str, object]:
+    """The robustness and imbalance columns of one epochs.jsonl row (as the loop writes them)."""
+    row: dict[str, object] = {}
+    reasons = {}
+    if robustness:
+        keys = ("deepfool_ratio", "deepfool_failed_fraction", "deepfool_count", "deepfool_seconds")
+        if measured:
+            row.update(
+                {
+                    "deepfool_ratio": 0.05 * math.exp(deepfool_growth * epoch),
+                    "deepfool_failed_fraction": 0.0,
+                    "deepfool_count": 20,
+                    "deepfool_seconds": 0.1,
+                }
+            )
+        else:
+            row.update(dict.fromkeys(keys))
+    if minority_classes is not None:
+        etf = -1.0 / (num_classes - 1)
+        distance = math.exp(-decay * epoch)
+        if minority_collapse:  # from the ETF level towards 1 (merged)
+            cosine = 1.0 - (1.0 - etf) * distance
+        else:  # from 0.8 towards the ETF level
+            cosine = etf + (0.8 - etf) * distance
+        row["accuracy_majority"] = 0.9 - 0.3 * distance
+        row["accuracy_minority"] = 0.5 - 0.2 * distance
+        row["minority_cosine_weights"] = cosine
+        row["minority_cosine_means"] = cosine if measured else None
+        if not measured:
+            reasons["minority_cosine_means"] = "class means not gathered at this epoch"
+    if reasons:
+        row[schema.NOT_COMPUTED] = reasons
+    return row

@@ -90,9 +90,11 @@ class NotComputed:
     """
 
     reason: str = ""
+    #: what the cell shows (e.g. "not reached" for a terminal phase that never began)
+    label: str = "not computed"
 
     def __str__(self) -> str:
-        return "not computed"
+        return self.label
 
 
 @dataclass(frozen=True)

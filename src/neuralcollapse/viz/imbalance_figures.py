@@ -96,3 +96,100 @@ def minority_collapse_figure(
     if title:
         figure.suptitle(title, fontsize=10)
     return figure
+
+
+def _epoch_series(run, key: str) -> tuple[np.ndarray, np.ndarray]:
+    from neuralcollapse.viz.robustness_figures import epoch_values
+
+    return epoch_values(run, key)
+
+
+def run_num_classes(run) -> int | None:
+    """K of a run: from its metrics rows, else config.json's ``num_classes``."""
+    k = run.num_classes
+    if k is None and run.config.get("num_classes") is not None:
+        k = int(run.config["num_classes"])
+    return k
+
+
+def plot_imbalance_over_epochs(runs: Sequence, *, epoch_axis: str = "log") -> Figure:
+    """Minority collapse through training, one colour per run (Fang et al., PNAS 2021).
+
+    Panels over epochs (``epochs.jsonl`` of runs trained with ``--imbalance R
+    --minority-classes K_B``): the mean pairwise cosine of the minority classifier rows
+    (``minority_cosine_weights``) and of the centred minority class means
+    (``minority_cosine_means``, tracked epochs), each with the simplex-ETF level -1/(K-1) and
+    1 (merged) as grey lines; test accuracy over the majority classes (solid) and the
+    minority classes (dashed), in %.
+    """
+    from neuralcollapse.viz.style import set_epoch_scale
+    from neuralcollapse.viz.training_figures import drawn_tpt
+
+    if not runs:
+        raise ValueError("no run to plot; pass at least one TrainingRun (see load_run)")
+    figure, grid = new_figure(1, 3, panel_size=(3.6, 2.9))
+    weight_axes, mean_axes, accuracy_axes = grid[0]
+    all_epochs: list[float] = []
+    drawn = [False, False, False]
+    with_data: set[int] = set()
+    for index, run in enumerate(runs):
+        colour = run_colour(index)
+        for position, (axes, key) in enumerate(
+            ((weight_axes, "minority_cosine_weights"), (mean_axes, "minority_cosine_means"))
+        ):
+            epochs, values = _epoch_series(run, key)
+            if values.size:
+                with_data.add(index)
+            all_epochs.extend(epochs.tolist())
+            drawn[position] |= plot_finite(axes, epochs, values, color=colour, marker=".")
+        for key, style in (("accuracy_majority", "-"), ("accuracy_minority", "--")):
+            epochs, values = _epoch_series(run, key)
+            all_epochs.extend(epochs.tolist())
+            drawn[2] |= plot_finite(
+                accuracy_axes, epochs, 100 * values, color=colour, linestyle=style
+            )
+    levels = sorted({k for k in (run_num_classes(run) for run in runs) if k and k >= 2})
+    for axes, is_drawn in zip((weight_axes, mean_axes), drawn[:2], strict=True):
+        if not is_drawn:
+            mark_empty(axes)
+            continue
+        for k in levels:
+            reference_line(
+                axes, -1.0 / (k - 1), f"ETF: -1/(K-1) = {-1 / (k - 1):.3g}", where="left"
+            )
+        reference_line(axes, 1.0, "merged (collapsed)", where="left")
+        axes.set_ylim(min([-0.35] + [-1.5 / (k - 1) for k in levels]), 1.15)
+        axes.set_ylabel("minority cosine")
+    if not drawn[2]:
+        mark_empty(accuracy_axes)
+    else:
+        accuracy_axes.set_ylabel("test accuracy (%)")
+    for axes, is_drawn in zip(grid[0], drawn, strict=True):
+        if is_drawn:
+            set_epoch_scale(axes, all_epochs, epoch_axis)
+    tpts = [
+        drawn_tpt(run, all_epochs, epoch_axis) if i in with_data else None
+        for i, run in enumerate(runs)
+    ]
+    for index, tpt in enumerate(tpts):
+        if tpt is not None:
+            for axes in grid[0]:
+                axes.axvline(float(tpt), color=run_colour(index), linestyle=":", linewidth=0.9)
+    weight_axes.set_title("minority cosine of the classifier rows", fontsize=9)
+    mean_axes.set_title("minority cosine of the centred means", fontsize=9)
+    accuracy_axes.set_title("accuracy: majority solid, minority dashed", fontsize=9)
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=run_colour(i), label=run.name)
+        for i, run in enumerate(runs)
+        if i in with_data
+    ]
+    if any(tpt is not None for tpt in tpts):
+        handles.append(
+            Line2D([], [], color="#444444", linestyle=":", label="first zero training error")
+        )
+    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4),
+                  fontsize=8)  # fmt: skip
+    figure.suptitle("Imbalanced classes: minority collapse through training (Fang et al. 2021)")
+    return figure

@@ -22,16 +22,21 @@ from pathlib import Path
 
 from neuralcollapse import schema
 from neuralcollapse.viz.html import Column, HtmlReport, NotComputed, cell_text
+from neuralcollapse.viz.imbalance_figures import plot_imbalance_over_epochs, run_num_classes
+from neuralcollapse.viz.robustness_figures import epoch_values, plot_runs_robustness
 from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, TrainingRun, load_runs
 from neuralcollapse.viz.style import check_epoch_axis, nice_number
 from neuralcollapse.viz.training_figures import (
+    MSE_TERM_KEYS,
     PANEL_SPECS,
     drawn_tpt,
     panel_epochs,
     plot_depth_profile,
     plot_frame_gaps,
+    plot_mse_terms,
     plot_training_panels,
     profile_epochs,
+    separation_fit,
     short_layer_name,
     tpt_epoch,
 )
@@ -92,6 +97,22 @@ _OTHER_COLUMNS: dict[str, Column] = {
         Column("expected", "theory expects", kind="text"),
         Column("measured", kind="text"),
         Column("verdict", kind="verdict"),
+        Column("last_epoch", "last epoch"),
+        Column("terminal_epochs", "epochs in the TPT", "last epoch minus the TPT epoch"),
+        Column(
+            "accuracy_tpt", "test accuracy at TPT", "at the first zero-error epoch", percent=True
+        ),
+        Column("accuracy_last", "test accuracy at the end", "at the last epoch", percent=True),
+        Column(
+            "accuracy_change",
+            "test accuracy change",
+            "at the end minus at the TPT, in percentage points",
+            percent=True,
+        ),
+        Column("loss_tpt", "test loss at TPT", "at the first zero-error epoch"),
+        Column("loss_last", "test loss at the end", "at the last epoch"),
+        Column("loss_change", "test loss change", "at the end minus at the TPT"),
+        Column("means_epoch", "epoch of the means", "last epoch the class means were gathered"),
     )
 }
 
@@ -126,12 +147,26 @@ def metric_column(key: str, *, suffix: str = "", table_key: str | None = None) -
     return Column(table_key or key, header, note, percent=unit == "%")
 
 
+def run_column(key: str) -> Column:
+    """How a table shows a column of :data:`neuralcollapse.schema.RUN_COLUMNS` (losses,
+    DeepFool, MSE terms, group accuracies, minority cosines): its label and description;
+    fractions and accuracies as percentages."""
+    spec = schema.RUN_COLUMNS[key]
+    note = spec.description
+    if spec.lower_is_better is not None:
+        note += "; lower is better" if spec.lower_is_better else "; higher is better"
+    percent = "fraction" in spec.description or "accuracy" in key
+    return Column(key, spec.label, note, percent=percent)
+
+
 def table_column(key: str) -> Column:
     """The :class:`Column` of any key of the report's tables (metric or run column)."""
     if key in schema.METRICS:
         return metric_column(key)
     if key.endswith("_pre") and key[: -len("_pre")] in schema.METRICS:
         return metric_column(key[: -len("_pre")], suffix=", pre-ReLU", table_key=key)
+    if key not in _OTHER_COLUMNS and key in schema.RUN_COLUMNS:
+        return run_column(key)
     return _OTHER_COLUMNS.get(key, Column(key))
 
 
@@ -665,8 +700,11 @@ def _all_epochs(runs: Sequence[TrainingRun]) -> list[float]:
     return [float(row["epoch"]) for run in runs for row in run.metrics]
 
 
-def depth_caption(runs: Sequence[TrainingRun], *, split: str = "train", num_epochs: int = 5) -> str:
-    """The caption of :func:`plot_depth_profile`: the epochs drawn and how NC1 moves with depth."""
+def depth_caption(
+    runs: Sequence[TrainingRun], *, split: str = "train", num_epochs: int = 5, fit: bool = False
+) -> str:
+    """The caption of :func:`plot_depth_profile`: the epochs drawn and how NC1 moves with depth;
+    with ``fit``, the law of data separation fitted per run (rho, R^2) or why it cannot be."""
     parts = [
         "Look at: NC1 of each measured layer, input side first, one panel per run; each line "
         "is one epoch, from dark purple (earliest drawn) to yellow (latest)."
@@ -698,6 +736,39 @@ def depth_caption(runs: Sequence[TrainingRun], *, split: str = "train", num_epoc
             )
         parts.append(sentence + ".")
     parts.append("Tirer & Bruna (2022, Sec. 5) report NC1 decreasing with depth.")
+    if fit:
+        parts.append(_fit_sentences(runs, split))
+    return " ".join(parts)
+
+
+def _fit_sentences(runs: Sequence[TrainingRun], split: str) -> str:
+    """What the grey dashed fit lines of the depth profile show, run by run."""
+    fits = [separation_fit(run, split=split) for run in runs]
+    parts = []
+    if any(item.fit is not None for item in fits):
+        parts.append(
+            "Grey dashed: He & Su's law of data separation, log D_l = a + l log ρ, fitted by "
+            "least squares at the last drawn epoch to D_l = K·NC1 (He & Su's D on balanced "
+            "classes) of the intermediate layers and the post-ReLU penultimate features (depth "
+            "1, 2, ...; the pre-ReLU features share the penultimate depth and are not fitted)."
+        )
+    for item in fits:
+        if item.fit is None:
+            parts.append(f"{item.run}: no fit of the law of data separation: {item.reason}.")
+            continue
+        fit = item.fit
+        names = _join([short_layer_name(layer) for layer in fit.layers])
+        sentence = (
+            f"{item.run}: at epoch {item.epoch} over {names}, ρ = {fit.rho:.3g} and "
+            f"R² = {fit.r_squared:.3f}"
+        )
+        if fit.rho < 1:
+            sentence += f" (the fuzziness falls ÷{nice_number(1 / fit.rho)} per layer)"
+        else:
+            sentence += " (ρ ≥ 1: the fuzziness does not fall with depth, against the law)"
+        parts.append(sentence + ".")
+    if any(item.fit is not None for item in fits):
+        parts.append("He & Su (PNAS 2023) find ρ < 1 with R² close to 1.")
     return " ".join(parts)
 
 
@@ -869,6 +940,493 @@ ALL_LAYERS_CAPTION = (
 )
 
 
+# ----------------------------------------------------------------------------- the measures
+# that ride along (docs/training.md): MSE decomposition, robustness, generalisation, imbalance
+
+#: section titles of :func:`add_measure_sections`
+MSE_TITLE = "MSE decomposition"
+ROBUSTNESS_TITLE = "Robustness and generalisation"
+IMBALANCE_TITLE = "Imbalanced classes"
+
+MSE_TABLE_KEYS = (
+    "run",
+    "epoch",
+    "mse_loss",
+    "mse_nc1",
+    "mse_nc2_3",
+    "mse_ls_perp",
+    "mse_loss_ls",
+    "mse_ridge",
+)
+GENERALISATION_KEYS = (
+    "run",
+    "tpt_epoch",
+    "last_epoch",
+    "accuracy_tpt",
+    "accuracy_last",
+    "accuracy_change",
+    "loss_tpt",
+    "loss_last",
+    "loss_change",
+)
+IMBALANCE_TABLE_KEYS = (
+    "run",
+    "epoch",
+    "accuracy_majority",
+    "accuracy_minority",
+    "minority_cosine_weights",
+    "minority_cosine_means",
+    "means_epoch",
+)
+
+_LABEL = {key: spec.label for key, spec in schema.RUN_COLUMNS.items()}
+
+
+def _positive_series(run: TrainingRun, key: str) -> list[tuple[int, float]]:
+    """``(epoch, value)`` of the penultimate training rows where ``key`` is finite and > 0
+    (what a log axis draws)."""
+    return [(e, v) for e, v in _finite_series(run, key) if v > 0]
+
+
+def _epoch_series(run: TrainingRun, key: str) -> list[tuple[int, float]]:
+    """``(epoch, value)`` of an epochs.jsonl column where it is a finite number."""
+    epochs, values = epoch_values(run, key)
+    return [(int(e), float(v)) for e, v in zip(epochs.tolist(), values.tolist(), strict=True)]
+
+
+def has_mse_terms(run: TrainingRun) -> bool:
+    """Whether the run's penultimate training rows hold any MSE term (an MSE run)."""
+    return any(_finite_series(run, key) for key in MSE_TERM_KEYS)
+
+
+def has_robustness(run: TrainingRun) -> bool:
+    """Whether any epoch of the run has a DeepFool measurement (``deepfool_ratio``)."""
+    return bool(_epoch_series(run, "deepfool_ratio"))
+
+
+def has_generalisation(run: TrainingRun) -> bool:
+    """Whether summary.json holds the generalisation table (runs of ``neuralcollapse train``)."""
+    return isinstance((run.summary or {}).get("generalisation"), Mapping)
+
+
+def has_imbalance(run: TrainingRun) -> bool:
+    """Whether any epoch of the run has ``minority_cosine_weights`` (an imbalanced run)."""
+    return bool(_epoch_series(run, "minority_cosine_weights"))
+
+
+def _trend_phrase(series: Sequence[tuple[int, float]], *, factor: bool = True) -> str | None:
+    """ "falls ÷3.2 from 0.4 (epoch 1) to 0.125 (epoch 11)", None with fewer than 2 points."""
+    trend = _trend(series)
+    if trend is None:
+        return None
+    word, first, last = trend
+    change = f" {_factor(first, last)}" if factor and word != "is flat" else ""
+    return (
+        f"{word}{change} from {_num(first)} (epoch {series[0][0]}) to {_num(last)} "
+        f"(epoch {series[-1][0]})"
+    )
+
+
+def mse_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> str:
+    """The caption of :func:`plot_mse_terms`: which terms fell in which run, by what factor."""
+    parts = [
+        "Look at: the three terms of Han, Papyan & Donoho's decomposition of the MSE loss of "
+        "the post-ReLU penultimate features, MSE loss = L_NC1 + L_NC2/3 + L_LS⊥ (training "
+        "split, tracked epochs, log axes); L_LS = L_NC1 + L_NC2/3 (dashed, first panel) is the "
+        "loss of the ridge least-squares classifier."
+    ]
+    epochs: list[float] = []
+    for run in runs:
+        if not has_mse_terms(run):
+            parts.append(f"{run.name}: no MSE terms (not an MSE run, or not computed).")
+            continue
+        moves, falling = [], []
+        for key in MSE_TERM_KEYS:
+            series = _positive_series(run, key)
+            epochs.extend(e for e, _ in series)
+            trend = _trend(series)
+            if trend is None:
+                moves.append(f"{_LABEL[key]} measured at {len(series)} epoch(s)")
+                continue
+            word, first, last = trend
+            moves.append(
+                f"{_LABEL[key]} {word} {_factor(first, last)}".replace(" is flat ×1", " is flat")
+            )
+            if word == "falls":
+                falling.append(_LABEL[key])
+        sentence = f"{run.name}: " + ", ".join(moves)
+        sentence += " (all three fell)" if len(falling) == 3 else f" ({len(falling)} of 3 fell)"
+        last = _last_with(run, ("mse_loss", *MSE_TERM_KEYS))
+        if last is not None:
+            total = float(_value(last, "mse_loss"))  # type: ignore[arg-type]
+            terms = {key: float(_value(last, key)) for key in MSE_TERM_KEYS}  # type: ignore
+            largest = max(terms, key=lambda key: terms[key])
+            if total > 0:
+                sentence += (
+                    f"; at epoch {last['epoch']} the MSE loss is {_num(total)}, its largest term "
+                    f"{_LABEL[largest]} ({_percent(terms[largest] / total)} of it) and L_LS⊥ "
+                    f"{_percent(terms['mse_ls_perp'] / total)} of it"
+                )
+        parts.append(sentence + ".")
+    parts.append(
+        "Han, Papyan & Donoho (ICLR 2022) find L_LS⊥ small next to the other two terms (the "
+        "classifier stays close to the least-squares one: the central path), while L_NC1 and "
+        "L_NC2/3 fall in the terminal phase."
+    )
+    parts.append(_epoch_axis_sentence(epoch_axis, epochs))
+    return " ".join(parts)
+
+
+def mse_rows(runs: Sequence[TrainingRun]) -> list[dict]:
+    """The MSE terms of each MSE run at its last epoch where they were computed."""
+    rows = []
+    for run in runs:
+        last = _last_with(run, MSE_TERM_KEYS)
+        if last is None:
+            continue
+        row: dict[str, object] = {"run": run.name, "epoch": last["epoch"]}
+        for key in MSE_TABLE_KEYS[2:]:
+            row[key] = _table_value(last, key)
+        rows.append(row)
+    return rows
+
+
+def robustness_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> str:
+    """The caption of :func:`plot_runs_robustness`: how the DeepFool distance and NC1 moved."""
+    parts = [
+        "Look at: whether the DeepFool distance (left: the mean ‖r(x)‖/‖x‖ of the smallest "
+        "perturbation that changes the decision, over the fooled images of a fixed test "
+        "subset) grows while NC1 of the training features (right, for the runs DeepFool "
+        "measured) falls; middle: the share of images not fooled within the step limit."
+    ]
+    epochs: list[float] = []
+    for run in runs:
+        ratio = _epoch_series(run, "deepfool_ratio")
+        epochs.extend(e for e, _ in ratio)
+        if not ratio:
+            parts.append(f"{run.name}: DeepFool not measured.")
+            continue
+        phrase = _trend_phrase(ratio)
+        if phrase is None:
+            parts.append(
+                f"{run.name}: DeepFool measured at epoch {ratio[0][0]} only "
+                f"(‖r‖/‖x‖ = {_num(ratio[0][1])})."
+            )
+            continue
+        sentence = f"{run.name}: ‖r‖/‖x‖ {phrase}"
+        first, last = ratio[0][0], ratio[-1][0]
+        nc1 = [(e, v) for e, v in _finite_series(run, "nc1") if first <= e <= last]
+        nc1_trend = _trend(nc1)
+        if nc1_trend is not None:
+            sentence += f"; over those epochs NC1 {nc1_trend[0]} {_factor(*nc1_trend[1:])}"
+        tpt = tpt_epoch(run)
+        after = [(e, v) for e, v in ratio if tpt is not None and e >= tpt]
+        after_trend = _trend(after)
+        if after_trend is not None:
+            sentence += (
+                f"; from the first zero-error epoch ({tpt}) on, ‖r‖/‖x‖ {after_trend[0]} "
+                f"{_factor(*after_trend[1:])} (epoch {after[0][0]} to {after[-1][0]})"
+            )
+        elif tpt is None:
+            sentence += "; zero training error is not reached"
+        failed = _epoch_series(run, "deepfool_failed_fraction")
+        if failed:
+            worst = max(v for _, v in failed)
+            sentence += (
+                f"; at most {_percent(worst)} of the images were not fooled"
+                if worst > 0
+                else "; every attacked image was fooled"
+            )
+        parts.append(sentence.replace(" is flat ×1", " is flat") + ".")
+    parts.append(
+        "Papyan, Han & Donoho (2020) report that training into the terminal phase brings "
+        "better robustness, i.e. a growing DeepFool distance."
+    )
+    parts.append(_epoch_axis_sentence(epoch_axis, epochs))
+    return " ".join(parts)
+
+
+def generalisation_entry(run: TrainingRun) -> tuple[dict | None, str]:
+    """The run's generalisation table (Papyan et al., Table 1) and where it comes from:
+    summary.json's ``generalisation``, else computed from epochs.jsonl by
+    :func:`neuralcollapse.robustness.generalisation_table` (the function the training loop
+    uses); None when the run has neither."""
+    entry = (run.summary or {}).get("generalisation")
+    if isinstance(entry, Mapping):
+        return dict(entry), "summary.json"
+    if run.epochs:
+        from neuralcollapse.robustness import generalisation_table
+
+        try:
+            return generalisation_table(run.epochs).to_dict(), "epochs.jsonl"
+        except ValueError as error:
+            return None, str(error)
+    return None, "no summary.json generalisation entry and no epochs.jsonl"
+
+
+def generalisation_rows(runs: Sequence[TrainingRun]) -> list[dict]:
+    """One row per run: test accuracy and loss at the TPT and at the end, and the change.
+
+    Cells of a run that never reached zero training error are "not reached"; other missing
+    values are "not computed", with the reason as the tooltip.
+    """
+    rows = []
+    for run in runs:
+        entry, source = generalisation_entry(run)
+        row: dict[str, object] = {"run": run.name}
+        if entry is None:
+            for key in GENERALISATION_KEYS[1:]:
+                row[key] = NotComputed(source)
+            rows.append(row)
+            continue
+        reasons = entry.get(schema.NOT_COMPUTED) or {}
+        reached = entry.get("tpt_epoch") is not None
+        for key in GENERALISATION_KEYS[1:]:
+            value = schema.decode_value(entry.get(key))
+            if value is None:
+                reason = str(reasons.get(key, reasons.get("*", "")))
+                never = not reached and entry.get("last_epoch") is not None
+                value = NotComputed(reason, label="not reached" if never else "not computed")
+            row[key] = value
+        rows.append(row)
+    return rows
+
+
+def generalisation_caption(runs: Sequence[TrainingRun]) -> str:
+    """The caption of the generalisation table, from each run's own numbers."""
+    parts = [
+        "Look at: Papyan et al.'s Table 1 for each run: test accuracy and loss at the first "
+        "epoch with zero training error (TPT) and at the last epoch, and the change (accuracy "
+        "in percentage points)."
+    ]
+    computed = []
+    for run in runs:
+        entry, source = generalisation_entry(run)
+        if source == "epochs.jsonl":
+            computed.append(run.name)
+        if entry is None:
+            parts.append(f"{run.name}: not computed ({source}).")
+            continue
+        tpt, last = entry.get("tpt_epoch"), entry.get("last_epoch")
+        before, after = _value(entry, "accuracy_tpt"), _value(entry, "accuracy_last")
+        if tpt is None:
+            reasons = entry.get(schema.NOT_COMPUTED) or {}
+            why = reasons.get("*", "zero training error was not reached")
+            if last is None:
+                parts.append(f"{run.name}: not computed ({why}).")
+            else:
+                parts.append(f"{run.name}: not reached — {why}.")
+        elif before is None or after is None:
+            parts.append(f"{run.name}: TPT at epoch {tpt}, but no test accuracy to compare.")
+        else:
+            change = after - before
+            verdict = (
+                "higher at the end"
+                if change > 0
+                else ("lower at the end" if change < 0 else "unchanged")
+            )
+            parts.append(
+                f"{run.name}: {_percent(before)} at epoch {tpt} → {_percent(after)} at epoch "
+                f"{last} ({100 * change:+.3g} points, {verdict}) after {last - tpt} epochs in "
+                "the terminal phase."
+            )
+    if computed:
+        parts.append(f"Computed from epochs.jsonl (summary.json holds none): {_join(computed)}.")
+    parts.append(
+        "Papyan et al. (2020) claim that training into the terminal phase confers better "
+        "generalisation; their Table 1 compares these two accuracies."
+    )
+    return " ".join(parts)
+
+
+def _cosine_phrase(label: str, series: Sequence[tuple[int, float]], k: int | None) -> str:
+    if not series:
+        return f"{label} not measured"
+    phrase = _trend_phrase(series, factor=False)
+    text = (
+        f"{label} {phrase}"
+        if phrase
+        else f"{label} {_num(series[0][1])} at epoch {series[0][0]} (one epoch)"
+    )
+    if k and k >= 2:
+        etf, last = -1.0 / (k - 1), series[-1][1]
+        text += (
+            ", closer to 1 (merged) than to the ETF level"
+            if 1 - last < abs(last - etf)
+            else ", closer to the ETF level than to 1 (merged)"
+        )
+    return text
+
+
+def imbalance_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> str:
+    """The caption of :func:`plot_imbalance_over_epochs`, computed from each run's epochs."""
+    levels = sorted({k for k in (run_num_classes(run) for run in runs) if k and k >= 2})
+    level_text = ", ".join(f"{-1 / (k - 1):.3g} for K = {k}" for k in levels)
+    parts = [
+        "Look at: the mean pairwise cosine of the minority classes' classifier rows (left) and "
+        "centred training class means (middle) against the simplex-ETF level −1/(K−1) "
+        + (f"({level_text}) " if level_text else "")
+        + "and 1, where the minority classes have merged (minority collapse); right: test "
+        "accuracy over the majority (solid) and minority (dashed) classes."
+    ]
+    epochs: list[float] = []
+    for run in runs:
+        if not has_imbalance(run):
+            parts.append(f"{run.name}: not an imbalanced run (no minority cosine).")
+            continue
+        k = run_num_classes(run)
+        setting = [
+            f"{name} = {nice_number(run.config[key])}"
+            for key, name in (("imbalance", "R"), ("minority_classes", "K_B"))
+            if run.config.get(key) is not None
+        ]
+        head = f"{run.name}" + (f" ({', '.join(setting)})" if setting else "")
+        weights = _epoch_series(run, "minority_cosine_weights")
+        means = _epoch_series(run, "minority_cosine_means")
+        epochs.extend(e for e, _ in weights + means)
+        sentence = (
+            f"{head}: {_cosine_phrase('the cosine of the rows', weights, k)}; "
+            f"{_cosine_phrase('the cosine of the means', means, k)}"
+        )
+        both = [
+            row
+            for row in run.epochs
+            if _value(row, "accuracy_majority") is not None
+            and _value(row, "accuracy_minority") is not None
+        ]
+        if both:
+            last = both[-1]
+            major, minor = _value(last, "accuracy_majority"), _value(last, "accuracy_minority")
+            gap = 100 * (major - minor)  # type: ignore[operator]
+            relation = (
+                f"{nice_number(abs(gap))} points below"
+                if gap > 0
+                else (f"{nice_number(abs(gap))} points above" if gap < 0 else "equal to")
+            )
+            sentence += (
+                f"; at epoch {last['epoch']} the minority accuracy {_percent(minor)} is "
+                f"{relation} the majority's {_percent(major)}"
+            )
+        parts.append(sentence + ".")
+    parts.append(
+        "Fang, He, Long & Su (PNAS 2021) predict minority collapse: with enough imbalance the "
+        "minority classifier rows merge (cosine → 1) and their test accuracy suffers."
+    )
+    parts.append(_epoch_axis_sentence(epoch_axis, epochs))
+    return " ".join(parts)
+
+
+def imbalance_rows(runs: Sequence[TrainingRun]) -> list[dict]:
+    """Each imbalanced run's group accuracies and minority cosines at its last epoch (the
+    cosine of the means at the last epoch it was gathered)."""
+    rows = []
+    for run in runs:
+        if not has_imbalance(run):
+            continue
+        last = run.epochs[-1] if run.epochs else {}
+        means = _epoch_series(run, "minority_cosine_means")
+        row: dict[str, object] = {"run": run.name, "epoch": last.get("epoch")}
+        for key in IMBALANCE_TABLE_KEYS[2:5]:
+            row[key] = _table_value(last, key)
+        row["minority_cosine_means"] = means[-1][1] if means else None
+        row["means_epoch"] = means[-1][0] if means else None
+        rows.append(row)
+    return rows
+
+
+def add_measure_sections(
+    report: HtmlReport,
+    runs: Sequence[TrainingRun],
+    *,
+    name_prefix: str = "",
+    title_prefix: str = "",
+    epoch_axis: str = "log",
+) -> list[str]:
+    """Add the sections of the per-epoch measures that ride along (docs/training.md), each
+    only when some run has its data; returns the titles added.
+
+    - "MSE decomposition" (some run has ``mse_*`` terms): :func:`plot_mse_terms` and the
+      terms at the last epoch;
+    - "Robustness and generalisation" (some run has ``deepfool_ratio`` or a summary.json
+      ``generalisation`` entry): :func:`plot_runs_robustness` when DeepFool was measured, and
+      the generalisation table of every run;
+    - "Imbalanced classes" (some run has ``minority_cosine_weights``):
+      :func:`plot_imbalance_over_epochs` and the last values.
+    """
+    check_epoch_axis(epoch_axis)
+    added = []
+    if any(has_mse_terms(run) for run in runs):
+        title = f"{title_prefix}{MSE_TITLE}"
+        section = report.section(
+            title,
+            "Han, Papyan & Donoho (ICLR 2022) split the MSE loss of the penultimate features "
+            "into a within-class term L_NC1, a class-mean term L_NC2/3 and the distance L_LS⊥ "
+            "of the classifier from the least-squares one (docs/measures.md).",
+        )
+        section.add_figure(
+            f"{name_prefix}mse_terms",
+            plot_mse_terms(runs, epoch_axis=epoch_axis),
+            mse_caption(runs, epoch_axis=epoch_axis),
+        )
+        rows = mse_rows(runs)
+        _add_table(
+            section,
+            f"{name_prefix}mse_terms",
+            rows,
+            "The MSE terms of each MSE run at its last epoch where they were computed.",
+            list(MSE_TABLE_KEYS),
+            missing="not computed",
+        )
+        added.append(title)
+    robust = any(has_robustness(run) for run in runs)
+    if robust or any(has_generalisation(run) for run in runs):
+        title = f"{title_prefix}{ROBUSTNESS_TITLE}"
+        section = report.section(
+            title,
+            "What the terminal phase buys, per Papyan, Han & Donoho (2020): robustness to "
+            "DeepFool perturbations and test accuracy (docs/robustness.md).",
+        )
+        if robust:
+            section.add_figure(
+                f"{name_prefix}robustness",
+                plot_runs_robustness(runs, epoch_axis=epoch_axis),
+                robustness_caption(runs, epoch_axis=epoch_axis),
+            )
+        section.add_table(
+            f"{name_prefix}generalisation",
+            generalisation_rows(runs),
+            generalisation_caption(runs)
+            + " Accuracies and their change are shown in %; not reached: the run never had "
+            "zero training error; — : not computed.",
+            columns=[table_column(key) for key in GENERALISATION_KEYS],
+        )
+        added.append(title)
+    if any(has_imbalance(run) for run in runs):
+        title = f"{title_prefix}{IMBALANCE_TITLE}"
+        section = report.section(
+            title,
+            "Runs trained with step imbalance (--imbalance R --minority-classes K_B: the last "
+            "K_B classes keep 1/R of the training images; the test split stays balanced; "
+            "docs/imbalance.md).",
+        )
+        section.add_figure(
+            f"{name_prefix}imbalance",
+            plot_imbalance_over_epochs(runs, epoch_axis=epoch_axis),
+            imbalance_caption(runs, epoch_axis=epoch_axis),
+        )
+        _add_table(
+            section,
+            f"{name_prefix}imbalance",
+            imbalance_rows(runs),
+            "Group test accuracies and minority cosines of each imbalanced run at its last "
+            "epoch (the cosine of the means at the last epoch the means were gathered).",
+            list(IMBALANCE_TABLE_KEYS),
+            missing="not computed",
+        )
+        added.append(title)
+    return added
+
+
 # ----------------------------------------------------------------------------- the report
 
 
@@ -881,12 +1439,16 @@ def add_training_sections(
     intro: str = "",
     epoch_axis: str = "log",
     summary_title: str | None = None,
+    measures: bool = False,
 ) -> None:
     """Append the summary, panels, frame gaps, depth profile and tables of ``runs`` to ``report``.
 
     Figure and table names get ``name_prefix`` so several groups of runs can share a report.
     The summary (table ``overview``) is a section of its own titled ``summary_title`` when
-    given, else the first item of the panels' section.
+    given, else the first item of the panels' section. With ``measures``, the sections of the
+    per-epoch measures that ride along (:func:`add_measure_sections`: MSE decomposition,
+    robustness and generalisation, imbalanced classes) come before the tables, each only
+    when some run has its data.
     """
     check_epoch_axis(epoch_axis)
     checks = summary_checks(runs)
@@ -924,7 +1486,15 @@ def add_training_sections(
             gaps_caption(runs, epoch_axis=epoch_axis),
         )
     depth = report.section(f"{title_prefix}Depth-wise NC1 profile")
-    depth.add_figure(f"{name_prefix}depth_profile", plot_depth_profile(runs), depth_caption(runs))
+    depth.add_figure(
+        f"{name_prefix}depth_profile",
+        plot_depth_profile(runs, fit=True),
+        depth_caption(runs, fit=True),
+    )
+    if measures:
+        add_measure_sections(
+            report, runs, name_prefix=name_prefix, title_prefix=title_prefix, epoch_axis=epoch_axis
+        )
     tables = report.section(f"{title_prefix}Tables")
     rows = summary_rows(runs)
     _add_table(
@@ -973,5 +1543,7 @@ def build_run_report(
         subtitle=f"Runs: {names}. Metrics as defined in Papyan, Han & Donoho (PNAS 2020), "
         "with the project's conventions (docs/metrics.md).",
     )
-    add_training_sections(report, runs, epoch_axis=epoch_axis, summary_title="Summary")
+    add_training_sections(
+        report, runs, epoch_axis=epoch_axis, summary_title="Summary", measures=True
+    )
     return report.write(out_dir)

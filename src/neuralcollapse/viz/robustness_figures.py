@@ -210,3 +210,96 @@ def plot_robustness_over_epochs(
 def plot_run_robustness(run: Any, *, metric: str = "nc1") -> Figure:
     """:func:`plot_robustness_over_epochs` of a :class:`~neuralcollapse.viz.runs.TrainingRun`."""
     return plot_robustness_over_epochs(run.epochs, run.metrics, metric=metric, label=run.name)
+
+
+def epoch_values(run: Any, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(epochs, values)`` of an ``epochs.jsonl`` column of a run, by epoch, finite only."""
+    rows = sorted(run.epochs, key=lambda row: row["epoch"])
+    epochs = np.array([row["epoch"] for row in rows], dtype=float)
+    values = np.array([_number(row.get(key)) for row in rows], dtype=float)
+    keep = np.isfinite(values)
+    return epochs[keep], values[keep]
+
+
+def plot_runs_robustness(
+    runs: Sequence[Any], *, metric: str = "nc1", epoch_axis: str = "log"
+) -> Figure:
+    """DeepFool robustness of several runs over epochs next to an NC metric, one colour each.
+
+    The report's view of :func:`plot_robustness_over_epochs`: left, ``deepfool_ratio`` (mean
+    ``||r(x)|| / ||x||`` over the fooled images); middle, ``deepfool_failed_fraction`` (in %);
+    right, ``metric`` of the training features (``penultimate_post``, log scale). A dotted
+    vertical line in the run's colour marks its first zero-training-error epoch.
+
+    Parameters
+    ----------
+    runs : :class:`~neuralcollapse.viz.runs.TrainingRun` objects.
+    metric : the metrics.jsonl column of the right panel.
+    epoch_axis : ``"log"`` (symmetric-log when epoch 0 is drawn) or ``"linear"``.
+    """
+    from neuralcollapse.viz.style import set_epoch_scale
+    from neuralcollapse.viz.training_figures import drawn_tpt
+
+    if not runs:
+        raise ValueError("no run to plot; pass at least one TrainingRun (see load_run)")
+    figure, axes = new_figure(1, 3, panel_size=(3.6, 2.8))
+    ratio_axes, failed_axes, metric_axes = axes[0]
+    all_epochs: list[float] = []
+    drawn = {"ratio": False, "failed": False, "metric": False}
+    with_data: set[int] = set()
+    for index, run in enumerate(runs):
+        colour = run_colour(index)
+        epochs, ratio = epoch_values(run, "deepfool_ratio")
+        if ratio.size:
+            with_data.add(index)
+        all_epochs.extend(epochs.tolist())
+        drawn["ratio"] |= plot_finite(
+            ratio_axes, epochs, ratio, color=colour, marker="o", markersize=3
+        )
+        epochs, failed = epoch_values(run, "deepfool_failed_fraction")
+        drawn["failed"] |= plot_finite(
+            failed_axes, epochs, 100 * failed, color=colour, marker="o", markersize=3
+        )
+        if index not in with_data:  # NC1 is drawn next to the runs DeepFool measured
+            continue
+        epochs, values = run.series(metric, layer=PENULTIMATE_POST, split="train")
+        all_epochs.extend(epochs[np.isfinite(values)].tolist())
+        drawn["metric"] |= plot_positive(metric_axes, epochs, values, color=colour)
+    tpts = [
+        drawn_tpt(run, all_epochs, epoch_axis) if i in with_data else None
+        for i, run in enumerate(runs)
+    ]
+    for index, tpt in enumerate(tpts):
+        if tpt is not None:
+            for panel in axes[0]:
+                panel.axvline(float(tpt), color=run_colour(index), linestyle=":", linewidth=0.9)
+    for panel, key, note in (
+        (ratio_axes, "ratio", "DeepFool not measured"),
+        (failed_axes, "failed", "DeepFool not measured"),
+        (metric_axes, "metric", f"{metric} not measured"),
+    ):
+        if drawn[key]:
+            set_epoch_scale(panel, all_epochs, epoch_axis)
+        else:
+            mark_empty(panel, note)
+    ratio_axes.set_title("DeepFool: mean ‖r(x)‖ / ‖x‖", fontsize=9)
+    failed_axes.set_title("not fooled within the step limit (%)", fontsize=9)
+    from neuralcollapse import schema
+
+    label = schema.METRICS[metric].label if metric in schema.METRICS else metric
+    metric_axes.set_title(f"{label} (train, penultimate post-ReLU)", fontsize=9)
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=run_colour(i), label=getattr(run, "name", str(i)))
+        for i, run in enumerate(runs)
+        if i in with_data
+    ]
+    if any(tpt is not None for tpt in tpts):
+        handles.append(
+            Line2D([], [], color="#444444", linestyle=":", label="first zero training error")
+        )
+    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4),
+                  fontsize=8)  # fmt: skip
+    figure.suptitle("Robustness through training (Papyan, Han & Donoho 2020)")
+    return figure

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -25,6 +27,7 @@ from neuralcollapse import schema
 from neuralcollapse.geometry import of_etf_distance
 from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, TrainingRun
 from neuralcollapse.viz.style import (
+    REFERENCE_COLOUR,
     check_epoch_axis,
     mark_empty,
     new_figure,
@@ -334,8 +337,105 @@ def _profile_epochs(epochs: Sequence[int], count: int) -> list[int]:
     return chosen
 
 
+@dataclass(frozen=True)
+class DepthFit:
+    """The law of data separation fitted to one run's layers at one epoch, or why not.
+
+    ``fit`` is a :class:`neuralcollapse.measures.depth.SeparationFit` over the intermediate
+    layers and the post-ReLU penultimate features (depth 1, 2, ...; ``D_l = K * NC1``), or
+    None with ``reason`` saying why no fit is possible.
+    """
+
+    run: str
+    epoch: int | None
+    fit: Any = None
+    num_classes: int | None = None
+    reason: str = ""
+
+
+#: the fewest intermediate layers (besides the penultimate features) the depth fit needs
+MIN_FIT_LAYERS = 2
+
+
+def separation_fit(run: TrainingRun, *, split: str = "train") -> DepthFit:
+    """He & Su's law ``log D_l = a + l log rho`` fitted at the run's last measured epoch.
+
+    The layers are the run's intermediate layers, input side first, then the post-ReLU
+    penultimate features (the pre-ReLU ones share that depth and are left out), with
+    ``D_l = K * NC1`` (:func:`neuralcollapse.measures.depth.fit_separation_law`). A fit needs
+    at least :data:`MIN_FIT_LAYERS` intermediate layers (two points always lie on a line) and
+    every layer's NC1 finite and > 0 at that epoch; otherwise ``fit`` is None and ``reason``
+    says why.
+    """
+    from neuralcollapse.measures.depth import fit_separation_law
+
+    chosen = profile_epochs(run, split=split, num_epochs=1)
+    if not chosen:
+        return DepthFit(run.name, None, reason=f"no {split} rows were measured")
+    epoch = chosen[-1]
+    intermediate = list(run.intermediate_layers)
+    if len(intermediate) < MIN_FIT_LAYERS:
+        named = f" ({', '.join(intermediate)})" if intermediate else ""
+        return DepthFit(
+            run.name,
+            epoch,
+            reason=f"it measured {len(intermediate)} intermediate layer"
+            f"{'' if len(intermediate) == 1 else 's'}{named}, and the fit needs at least "
+            f"{MIN_FIT_LAYERS} besides the penultimate features (train with --layers all)",
+        )
+    layers = intermediate + ([PENULTIMATE_POST] if PENULTIMATE_POST in run.layers else [])
+    rows = {}
+    for layer in layers:
+        row = next((r for r in run.rows(layer=layer, split=split) if r["epoch"] == epoch), None)
+        if row is None:
+            return DepthFit(run.name, epoch, reason=f"{layer} was not measured at epoch {epoch}")
+        nc1 = _as_float(row.get("nc1"))
+        if not (math.isfinite(nc1) and nc1 > 0):
+            why = "not computed" if math.isnan(nc1) else f"{nc1:g}"
+            return DepthFit(
+                run.name,
+                epoch,
+                reason=f"NC1 of {layer} at epoch {epoch} is {why} (the fit needs log NC1)",
+            )
+        rows[layer] = row
+    try:
+        fit = fit_separation_law(rows)
+    except ValueError as error:
+        return DepthFit(run.name, epoch, reason=str(error))
+    classes = _as_float(rows[layers[0]].get("num_classes"))
+    return DepthFit(run.name, epoch, fit, int(classes) if math.isfinite(classes) else None)
+
+
+def _draw_fit(axes, run: TrainingRun, depth_fit: DepthFit) -> bool:
+    """The fitted law as NC1 (``exp(a) rho^l / K``) at the drawn layers' slots, grey dashed.
+
+    The pre-ReLU penultimate slot gets the penultimate depth (flat to the post-ReLU slot)."""
+    fit = depth_fit.fit
+    if fit is None or not depth_fit.num_classes:
+        return False
+    depth = dict(zip(fit.layers, fit.positions, strict=True))
+    if PENULTIMATE_PRE not in depth and PENULTIMATE_POST in depth:
+        depth[PENULTIMATE_PRE] = depth[PENULTIMATE_POST]
+    slots = [(i, depth[layer]) for i, layer in enumerate(run.layers) if layer in depth]
+    x = np.array([slot for slot, _ in slots], dtype=float)
+    values = fit.fitted([position for _, position in slots]) / depth_fit.num_classes
+    return plot_positive(
+        axes,
+        x,
+        values,
+        color=REFERENCE_COLOUR,
+        linestyle="--",
+        linewidth=1.1,
+        label=f"fit, epoch {depth_fit.epoch}: ρ = {fit.rho:.3g}, R² = {fit.r_squared:.3f}",
+    )
+
+
 def plot_depth_profile(
-    runs: Sequence[TrainingRun], *, split: str = "train", num_epochs: int = 5
+    runs: Sequence[TrainingRun],
+    *,
+    split: str = "train",
+    num_epochs: int = 5,
+    fit: bool = False,
 ) -> Figure:
     """Depth-wise NC1 profile: NC1 of every measured layer, one panel per run.
 
@@ -350,6 +450,8 @@ def plot_depth_profile(
     runs : runs to draw.
     split : which split's measurements to draw.
     num_epochs : at most this many epochs per panel, spread log-uniformly, last included.
+    fit : also draw He & Su's law of data separation fitted at the last drawn epoch
+        (:func:`separation_fit`), a grey dashed line, where a fit is possible.
 
     Returns
     -------
@@ -380,6 +482,8 @@ def plot_depth_profile(
                 markersize=4,
                 label=f"epoch {epoch}",
             )
+        if fit and drawn:
+            _draw_fit(axes, run, separation_fit(run, split=split))
         axes.set_xticks(range(len(layers)))
         axes.set_xticklabels(
             [_short_layer_name(layer) for layer in layers], rotation=30, ha="right", fontsize=8
@@ -410,3 +514,77 @@ def _short_layer_name(layer: str) -> str:
     return {PENULTIMATE_PRE: "penult. pre-ReLU", PENULTIMATE_POST: "penult. post-ReLU"}.get(
         layer, layer
     )
+
+
+# ----------------------------------------------------------------------------- MSE terms
+
+#: the panels of :func:`plot_mse_terms`: (title, ((column, line style), ...)); labels from
+#: :data:`neuralcollapse.schema.RUN_COLUMNS`
+MSE_PANELS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("MSE loss (solid), L_LS (dashed)", (("mse_loss", "-"), ("mse_loss_ls", "--"))),
+    ("L_NC1: within-class term", (("mse_nc1", "-"),)),
+    ("L_NC2/3: class-mean term", (("mse_nc2_3", "-"),)),
+    ("L_LS⊥: distance from least squares", (("mse_ls_perp", "-"),)),
+)
+#: the three terms of Han, Papyan & Donoho's decomposition (MSE loss = their sum)
+MSE_TERM_KEYS = ("mse_nc1", "mse_nc2_3", "mse_ls_perp")
+
+
+def plot_mse_terms(
+    runs: Sequence[TrainingRun], *, split: str = "train", epoch_axis: str = "log"
+) -> Figure:
+    """Han, Papyan & Donoho's MSE decomposition over epochs, one colour per run.
+
+    Panels (log y): the MSE loss of the network's classifier with the least-squares loss
+    ``L_LS = L_NC1 + L_NC2/3`` dashed, then the three terms ``L_NC1``, ``L_NC2/3`` and
+    ``L_LS⊥`` (``mse_*`` columns of the ``penultimate_post`` rows). A dotted vertical line in
+    the run's colour marks its first zero-error epoch. Panels without data say so.
+    """
+    _check_runs(runs)
+    check_epoch_axis(epoch_axis)
+    figure, grid = new_figure(1, len(MSE_PANELS), panel_size=(3.4, 2.8))
+    all_epochs: list[float] = []
+    for run in runs:
+        for _, columns in MSE_PANELS:
+            for key, _ in columns:
+                epochs, values = run.series(key, layer=PENULTIMATE_POST, split=split)
+                all_epochs.extend(epochs[np.isfinite(values)].tolist())
+    with_data = {
+        index
+        for index, run in enumerate(runs)
+        for _, columns in MSE_PANELS
+        for key, _ in columns
+        if np.isfinite(run.series(key, layer=PENULTIMATE_POST, split=split)[1]).any()
+    }
+    tpts = [
+        drawn_tpt(run, all_epochs, epoch_axis) if index in with_data else None
+        for index, run in enumerate(runs)
+    ]
+    for axes, (title, columns) in zip(grid[0], MSE_PANELS, strict=True):
+        drawn = False
+        for index, run in enumerate(runs):
+            for key, linestyle in columns:
+                epochs, values = run.series(key, layer=PENULTIMATE_POST, split=split)
+                drawn |= plot_positive(
+                    axes, epochs, values, color=run_colour(index), linestyle=linestyle,
+                    marker=".",
+                )  # fmt: skip
+            if index in with_data:
+                _mark_tpt(axes, tpts[index], run_colour(index))
+        axes.set_title(title, fontsize=9)
+        if drawn:
+            set_epoch_scale(axes, all_epochs, epoch_axis)
+        else:
+            mark_empty(axes)
+    # the legend names the runs that have MSE terms (each in its colour of every figure)
+    handles = [
+        _line_handle(run_colour(i), "-", run.name) for i, run in enumerate(runs) if i in with_data
+    ]
+    if any(tpt is not None for tpt in tpts):
+        handles.append(_line_handle(_KEY_COLOUR, ":", "first zero training error (TPT)"))
+    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4),
+                  fontsize=8)  # fmt: skip
+    figure.suptitle(
+        f"MSE decomposition of the penultimate features ({split} split; Han, Papyan & Donoho 2022)"
+    )
+    return figure
