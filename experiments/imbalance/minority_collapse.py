@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from neuralcollapse.ufm import UFMProblem, solve_lbfgs
+from neuralcollapse.ufm.closed_forms import imbalanced_mse_theory
 from neuralcollapse.ufm.lpm import LPMProblem, solve_lpm_nonconvex
 from neuralcollapse.ufm.lpm_convex import solve_lpm_convex
-from neuralcollapse.ufm.closed_forms import imbalanced_mse_theory
 from neuralcollapse.viz.imbalance_figures import minority_collapse_figure
 
 K_A, K_B, DIM = 5, 5, 20
