@@ -25,13 +25,16 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks experiments
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_metrics.py
 	$(PY) benchmarks/bench_ufm.py
 	$(PY) benchmarks/bench_train.py
 	$(PY) benchmarks/bench_ntk.py
+	$(PY) benchmarks/bench_probe.py
+	$(PY) benchmarks/bench_ood.py
+	$(PY) benchmarks/bench_robustness.py
 
 clean:
 	rm -rf $(VENV) $(OUT) .pytest_cache
