@@ -76,7 +76,10 @@ def test_balanced_counts_given_as_a_list_are_balanced():
 @pytest.mark.parametrize(
     "fields,message",
     [
-        (dict(num_classes=1), "num_classes must be >= 2"),
+        (
+            dict(num_classes=1),
+            "num_classes must be an integer >= 2 (collapse needs at least two classes)",
+        ),
         (dict(per_class=0), "per_class (n) must be an integer >= 1"),
         (dict(per_class=[2, 0, 1]), "every per-class count must be >= 1"),
         (dict(per_class=[2, 2]), "one per class"),
@@ -88,7 +91,7 @@ def test_balanced_counts_given_as_a_list_are_balanced():
         (dict(bias=-0.5), "regularised bias needs lam_b > 0"),
         (dict(bias="shifted"), "unknown bias 'shifted'"),
         (dict(lam_b=0.3), "only used with a regularised bias"),
-        (dict(depth=0), "depth (number of weight layers L) must be >= 1"),
+        (dict(depth=0), "depth (number of weight layers L) must be an integer >= 1"),
         (dict(depth=2, lam_w=(0.1, 0.2, 0.3)), "one value per weight layer"),
         (dict(depth=2, hidden_dims=(4, 4)), "hidden_dims needs depth-1 = 1 widths"),
     ],

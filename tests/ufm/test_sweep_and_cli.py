@@ -138,7 +138,7 @@ def test_ufm_sweep_command_writes_csv_and_png(tmp_path, capsys):
 @pytest.mark.parametrize(
     "arguments,message",
     [
-        (["ufm", "--K", "1"], "num_classes must be >= 2"),
+        (["ufm", "--K", "1"], "num_classes must be an integer >= 2"),
         (["ufm", "--lambda-h", "0"], "lam_h must be a finite number > 0"),
         (["ufm", "--solver", "gd", "--lr", "1e6", "--steps", "100"], "diverged"),
         (["ufm-sweep"], "give at least one of --lambda-w-range"),

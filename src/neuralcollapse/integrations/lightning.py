@@ -20,6 +20,7 @@ from typing import Any
 
 from torch import nn
 
+from neuralcollapse.checks import check_int
 from neuralcollapse.integrations.callback_support import logged_scalars, require
 from neuralcollapse.integrations.model_metrics import Data, ModelCollapse
 from neuralcollapse.integrations.shards import shard_loader, world_and_rank
@@ -56,8 +57,7 @@ class NeuralCollapseCallback(Callback):
         **measure_options: Any,
     ) -> None:
         super().__init__()
-        if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be an integer >= 1; got {every_n_epochs!r}")
+        every_n_epochs = check_int("every_n_epochs", every_n_epochs, minimum=1, meaning="epochs")
         self.data = data
         self.eval_data = eval_data
         self.every_n_epochs = every_n_epochs

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from neuralcollapse import schema
+from neuralcollapse.checks import check_int
 from neuralcollapse.integrations.capture import BatchFn, resolve_classifier
 from neuralcollapse.integrations.model_metrics import (
     Data,
@@ -87,8 +88,7 @@ class CollapseTracker:
         batch_fn: BatchFn | None = None,
         **measure_options: Any,
     ) -> None:
-        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            raise ValueError(f"every must be an integer >= 1 (epochs); got {every!r}")
+        every = check_int("every", every, minimum=1, meaning="epochs")
         self.run_dir = None if run_dir is None else Path(run_dir)
         if self.run_dir is not None and self.run_dir.exists() and not self.run_dir.is_dir():
             raise ValueError(f"run_dir {self.run_dir} is a file; choose a directory")
@@ -168,8 +168,7 @@ class CollapseTracker:
         writes under ``torch.distributed``; every rank must call it (the statistics are
         all-reduced).
         """
-        if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-            raise ValueError(f"epoch must be an integer >= 0; got {epoch!r}")
+        epoch = check_int("epoch", epoch, minimum=0)
         values = {k: _plain(v) for k, v in logs.items()}
         measure_now = self.due(epoch)
         results = self.measure() if measure_now else None

@@ -78,9 +78,14 @@ import torch
 from neuralcollapse.metrics.ood import ood_mean
 from neuralcollapse.metrics.pairwise import (
     UNIFORMITY_KERNELS,
+    ClassDistanceVariance,
+    CosineMoments,
+    EtfGap,
+    OfGap,
+    UniformityKernels,
     check_tile_size,
     check_uniformity_kernels,
-    frame_statistics,
+    reduce_frame,
     row_blocks,
     rowwise_dot,
 )
@@ -282,22 +287,21 @@ def compute_metrics(
 
     # one tiled pass over the means' Gram: NC2 of the centred means, the OF gap of the
     # uncentred ones (mu_k = m_k + mu_G, through the offset), CDNV and the uniformity kernels
-    means_frame = frame_statistics(
-        centred,
-        etf_gap=True,
-        of_gap=True,
-        offset=geometry.global_mean,
-        variances=class_variances,
-        uniformity_kernels=kernels,
-        tile_size=tile_size,
+    means_angles, means_etf = CosineMoments(), EtfGap()
+    means_of = OfGap(offset=geometry.global_mean)
+    uniformity = UniformityKernels(kernels)
+    cdnv = None if class_variances is None else ClassDistanceVariance(class_variances)
+    means_reducers = [means_angles, uniformity, means_etf, means_of]
+    means_frame = reduce_frame(
+        centred, means_reducers + ([] if cdnv is None else [cdnv]), tile_size=tile_size
     )
-    uncentred_norms = means_frame.offset_norms  # ||mu_k||
+    uncentred_norms = means_of.offset_norms  # ||mu_k||
     global_mean_ratio = float(torch.linalg.vector_norm(geometry.global_mean)) / float(
         uncentred_norms.mean()
     )
     nc5 = None if ood_centre is None else _ood_orthogonality(geometry, uncentred_norms, ood_centre)
 
-    weight_frame = None
+    weight_frame = weight_angles = weight_etf = weight_of = None
     self_duality = self_duality_uncentred = unc3 = unc3_cv = similarities = None
     weight_norms = None
     if weights is not None:
@@ -306,7 +310,10 @@ def compute_metrics(
         weight_scale = power_of_two_scale(peak_magnitude(weights))
         if weight_scale != 1.0:
             weights = weights * (1.0 / weight_scale)
-        weight_frame = frame_statistics(weights, etf_gap=True, of_gap=True, tile_size=tile_size)
+        weight_angles, weight_etf, weight_of = CosineMoments(), EtfGap(), OfGap()
+        weight_frame = reduce_frame(
+            weights, [weight_angles, weight_etf, weight_of], tile_size=tile_size
+        )
         self_duality = _duality_gap(weights, centred, None, means_frame.norms, tile_size)
         self_duality_uncentred = _duality_gap(
             weights, centred, geometry.global_mean, uncentred_norms, tile_size
@@ -327,16 +334,13 @@ def compute_metrics(
         if class_variances is not None:
             class_variances = _times(class_variances, scale, scale)
 
-    def from_weights(name: str) -> float | None:
-        return None if weight_frame is None else getattr(weight_frame, name)
-
     per_class = PerClassTable.from_tensors(
         count=counts,
         within_variance=class_variances,
         mean_norm=mean_norms,
         weight_norm=weight_norms,
         duality=similarities,
-        cdnv=means_frame.class_cdnv,
+        cdnv=None if cdnv is None else cdnv.per_row,
     )
     return CollapseMetrics(
         num_classes=num_classes,
@@ -344,26 +348,26 @@ def compute_metrics(
         dim=dim,
         nc1=nc1,
         nc1_trace_ratio=trace_ratio,
-        cdnv=means_frame.cdnv,
+        cdnv=None if cdnv is None else cdnv.value,
         within_class_variance=within,
         between_class_variance=between,
         equinorm_means=means_frame.equinorm,
-        equinorm_weights=from_weights("equinorm"),
-        equiangular_means=means_frame.equiangular,
-        equiangular_weights=from_weights("equiangular"),
-        maxangle_means=means_frame.maxangle,
-        maxangle_weights=from_weights("maxangle"),
-        etf_gap_means=means_frame.etf_gap,
-        etf_gap_weights=from_weights("etf_gap"),
-        of_gap_means=means_frame.of_gap,
-        of_gap_weights=from_weights("of_gap"),
+        equinorm_weights=None if weight_frame is None else weight_frame.equinorm,
+        equiangular_means=means_angles.equiangular,
+        equiangular_weights=None if weight_angles is None else weight_angles.equiangular,
+        maxangle_means=means_angles.maxangle,
+        maxangle_weights=None if weight_angles is None else weight_angles.maxangle,
+        etf_gap_means=means_etf.value,
+        etf_gap_weights=None if weight_etf is None else weight_etf.value,
+        of_gap_means=means_of.value,
+        of_gap_weights=None if weight_of is None else weight_of.value,
         global_mean_ratio=global_mean_ratio,
         self_duality=self_duality,
         self_duality_uncentred=self_duality_uncentred,
         ncc_mismatch=ncc_mismatch,
         ncc_accuracy=ncc_accuracy,
         accuracy=accuracy,
-        **means_frame.uniformity,
+        **uniformity.values,
         unc3=unc3,
         unc3_cv=unc3_cv,
         nc5=nc5,

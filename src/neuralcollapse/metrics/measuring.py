@@ -146,6 +146,7 @@ def measure_batches(
     reference: ClassStats | None = None,
     uniformity_kernels: Sequence[str] = DEFAULT_UNIFORMITY_KERNELS,
     tile_size: int | None = None,
+    class_stats: ClassStats | None = None,
 ) -> CollapseMetrics:
     """Neural-collapse metrics of a stream of ``(features, labels)`` batches.
 
@@ -153,6 +154,13 @@ def measure_batches(
     any order or batching): pass 1 gathers the class means, pass 2 the within-class
     statistics around them. A DataLoader passed through a feature extractor fits:
     ``lambda: ((net.features(x), y) for x, y in loader)``.
+
+    ``class_stats``: pass-1 statistics the caller has already accumulated over exactly
+    these batches (e.g. kept as the reference of another split); pass 1 is then skipped
+    and ``make_batches()`` is called once. The caller vouches that they come from the same
+    samples; the second pass still checks that it saw the same per-class counts. They
+    must be complete (already all-reduced under ``distributed=True``: they are not reduced
+    again) and are left unchanged (the means are computed in a copy).
 
     With ``distributed=True`` (``torch.distributed`` initialised by the caller, e.g. under
     torchrun), each process streams only its shard and the sums are all-reduced after each
@@ -181,21 +189,27 @@ def measure_batches(
             "torch.distributed.init_process_group first (torchrun does the rendezvous)"
         )
     device = check_device(device)
-    class_stats = ClassStats(num_classes, device=device, chunk_rows=chunk_rows)
-    for batch_features, batch_labels in make_batches():
-        class_stats.update(batch_features, batch_labels)
-    if not class_stats.initialised:
-        raise ValueError("make_batches() yielded no batches; nothing to measure")
-    if distributed:
-        class_stats.all_reduce()
+    # the class sums are private to this call unless the caller passed them: then they are
+    # the caller's (a split's reference), and the means must not overwrite them
+    owned = class_stats is None
+    if owned:
+        class_stats = ClassStats(num_classes, device=device, chunk_rows=chunk_rows)
+        for batch_features, batch_labels in make_batches():
+            class_stats.update(batch_features, batch_labels)
+        if not class_stats.initialised:
+            raise ValueError("make_batches() yielded no batches; nothing to measure")
+        if distributed:
+            class_stats.all_reduce()
+    else:
+        _check_given_class_stats(class_stats, num_classes, device)
     dim = class_stats.dim
     input_eps = class_stats.input_eps
     _check_reference(reference, num_classes, dim)
     if ood_features is not None:
         check_ood_dimension(ood_features, dim)
-    # the class sums are private to this call: turn them into the centred means in place
-    # (one K x d array instead of three, which matters for a vocabulary of classes)
-    means = class_stats.means(overwrite=True)
+    # private class sums become the centred means in place (one K x d array instead of
+    # three, which matters for a vocabulary of classes); the caller's are copied
+    means = class_stats.means(overwrite=owned)
     check_untiled_memory(
         num_classes,
         dim,
@@ -241,6 +255,32 @@ def measure_batches(
         uniformity_kernels=kernels,
         tile_size=tile_size,
     )
+
+
+def _check_given_class_stats(
+    class_stats: ClassStats, num_classes: int, device: torch.device | None
+) -> None:
+    """Pass-1 statistics handed in by the caller must be ClassStats of these K classes."""
+    if not isinstance(class_stats, ClassStats):
+        raise ValueError(
+            f"class_stats must be the ClassStats accumulated over the same batches (pass 1); "
+            f"got {type(class_stats).__name__}"
+        )
+    if not class_stats.initialised:
+        raise ValueError("class_stats has seen no data (pass 1 is empty); nothing to measure")
+    if class_stats.num_classes != num_classes:
+        raise ValueError(
+            f"class_stats has K = {class_stats.num_classes} classes but num_classes = "
+            f"{num_classes}; it must be the pass-1 statistics of the same batches"
+        )
+    held = class_stats.device
+    if device is not None and (
+        device.type != held.type or (device.index is not None and device.index != held.index)
+    ):
+        raise ValueError(
+            f"class_stats live on {held} but device={str(device)!r} was asked for; the "
+            "statistics are computed where the pass-1 sums are (move them, or drop device=)"
+        )
 
 
 def _check_reference(reference: ClassStats | None, num_classes: int, dim: int) -> None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from neuralcollapse.atomic import atomic_write
+from neuralcollapse.checks import check_float, check_int
 from neuralcollapse.metrics.nearest_centre import NearestCentreRule
 from neuralcollapse.metrics.validation import (
     ArrayLike,
@@ -71,12 +72,9 @@ def default_chunk_rows(dim: int, device: torch.device | str = "cpu") -> int:
 def _check_chunk_rows(chunk_rows: int | None) -> int | None:
     if chunk_rows is None:
         return None
-    if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
-        raise ValueError(
-            f"batch_size (rows per chunk) must be an integer >= 1 or None (automatic); "
-            f"got {chunk_rows!r}"
-        )
-    return chunk_rows
+    return check_int(
+        "batch_size (rows per chunk)", chunk_rows, minimum=1, alternative="or None (automatic)"
+    )
 
 
 def _float64_workspace(
@@ -377,11 +375,14 @@ class ClassStats(_SumState):
         stats.counts.copy_(counts)
         stats.sums.copy_(sums)
         input_eps = state.get("input_eps", FLOAT64_EPS)  # states saved before issue 16 lack it
-        if not isinstance(input_eps, float) or not 0 < input_eps < 1:
-            raise ValueError(
-                f"the ClassStats state's input_eps must lie in (0, 1); got {input_eps!r}"
-            )
-        stats.input_eps = input_eps
+        stats.input_eps = check_float(
+            "the ClassStats state's input_eps",
+            input_eps,
+            minimum=0.0,
+            maximum=1.0,
+            strict=True,
+            meaning="the machine epsilon of the features",
+        )
         return stats
 
     def save(self, path: str | os.PathLike) -> None:

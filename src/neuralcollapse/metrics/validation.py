@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from neuralcollapse.checks import check_int
+
 ArrayLike = Any  # numpy.ndarray | torch.Tensor | nested sequences
 
 
@@ -143,8 +145,7 @@ def check_labels(
 
 def check_num_classes(num_classes: int) -> int:
     """An int >= 2: neural collapse compares classes, so one class has nothing to measure."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-        raise ValueError(f"num_classes must be an integer; got {num_classes!r}")
+    num_classes = check_int("num_classes", num_classes)
     if num_classes < 2:
         raise ValueError(
             f"neural collapse needs at least 2 classes; got num_classes={int(num_classes)}"

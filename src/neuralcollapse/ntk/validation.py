@@ -2,37 +2,32 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from neuralcollapse.checks import check_float, check_int
+
 
 def check_depth(depth: object) -> int:
     """``depth`` as an int >= 1 (hidden layers of the MLP, residual blocks of the ResNet)."""
-    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
-        raise ValueError(
-            "depth must be an integer >= 1 (the number of hidden layers of the MLP or "
-            f"residual blocks of the ResNet); got {depth!r}"
-        )
-    return int(depth)
+    return check_int(
+        "depth",
+        depth,
+        minimum=1,
+        meaning="the number of hidden layers of the MLP or residual blocks of the ResNet",
+    )
 
 
 def check_alpha(alpha: object) -> float:
     """``alpha`` as a finite float >= 0 (the residual branch scale)."""
-    try:
-        value = float(alpha)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"alpha (residual branch scale) must be a finite number >= 0; got {alpha!r}"
-        ) from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(
-            f"alpha (residual branch scale) must be a finite number >= 0; got {alpha!r}. "
-            "(alpha = 0 removes the residual branches; typical values are 0.1 to 2)"
-        )
-    return value
+    return check_float(
+        "alpha (residual branch scale)",
+        alpha,
+        minimum=0.0,
+        hint="(alpha = 0 removes the residual branches; typical values are 0.1 to 2)",
+    )
 
 
 def check_alphas(alphas: Sequence[object]) -> list[float]:
@@ -45,9 +40,7 @@ def check_alphas(alphas: Sequence[object]) -> list[float]:
 
 def check_width(width: object) -> int:
     """``width`` as an int >= 1."""
-    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
-        raise ValueError(f"width must be an integer >= 1 (hidden units per layer); got {width!r}")
-    return int(width)
+    return check_int("width", width, minimum=1, meaning="hidden units per layer")
 
 
 def as_inputs(x: object, name: str) -> torch.Tensor:

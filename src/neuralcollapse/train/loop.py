@@ -290,10 +290,14 @@ def evaluate_split(
                     "the training split's statistics of this layer could not be gathered, "
                     "so the nearest-class-centre rule has no training means"
                 )
+            layer_stats = None
             if keep_class_stats:
-                class_stats[name] = ClassStats(num_classes).update(features, shard_labels)
+                # pass 1 once: the same statistics serve as this layer's pass 1 below and as
+                # the reference of the next split
+                layer_stats = ClassStats(num_classes).update(features, shard_labels)
                 if processes.distributed:
-                    class_stats[name].all_reduce()
+                    layer_stats.all_reduce()
+                class_stats[name] = layer_stats
             result = measure_batches(
                 lambda f=features: [(f, shard_labels)],
                 num_classes=num_classes,
@@ -301,6 +305,7 @@ def evaluate_split(
                 bias=bias,
                 distributed=processes.distributed,
                 reference=None if reference is None else reference[name],
+                class_stats=layer_stats,
             )
         except ValueError as problem:  # not ``error``: that is the split's error rate
             results[name] = None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from neuralcollapse.metrics import measure
+from neuralcollapse.metrics import CollapseMetrics, measure
 from neuralcollapse.ufm.closed_forms import TheoryResult
 from neuralcollapse.ufm.problem import ProblemBatch, UFMParameters, UFMProblem
 
@@ -37,9 +37,11 @@ class Measurement:
     objective : f at the solution.
     rel_gap : ``(f - f*) / |f*|`` against theory (None without a closed form); negative
         values would mean theory is wrong.
-    metrics : NC metrics of the features entering the last layer, with ``W_L`` and b
-        (:meth:`CollapseMetrics.to_dict`); None for the zero solution.
-    metrics_h : NC metrics of H alone (depth >= 2; for depth 1 it is ``metrics``).
+    result : NC metrics of the features entering the last layer, with ``W_L`` and b
+        (:class:`~neuralcollapse.metrics.CollapseMetrics`); None for the zero solution.
+    result_h : NC metrics of H alone (depth >= 2; for depth 1 it is ``result``).
+    metrics, metrics_h : the same as plain dicts (:meth:`CollapseMetrics.to_dict`), for
+        what writes them to a file or a table.
     geometry, geometry_features : verdict for the class means of H and of the last-layer
         input: "zero", "of", "etf", "between" (centred ETF plus a global-mean component) or
         "other".
@@ -50,14 +52,24 @@ class Measurement:
 
     objective: float
     rel_gap: float | None
-    metrics: dict | None
-    metrics_h: dict | None
+    result: CollapseMetrics | None
+    result_h: CollapseMetrics | None
     geometry: str
     geometry_features: str
     gram_means: torch.Tensor
     gram_features: torch.Tensor
     gram_weights: torch.Tensor
     mean_norm: float
+
+    @property
+    def metrics(self) -> dict | None:
+        """:attr:`result` as a dict (for files and tables); None for the zero solution."""
+        return None if self.result is None else self.result.to_dict()
+
+    @property
+    def metrics_h(self) -> dict | None:
+        """:attr:`result_h` as a dict (for files and tables)."""
+        return None if self.result_h is None else self.result_h.to_dict()
 
 
 def class_means(features: torch.Tensor, problem: UFMProblem) -> torch.Tensor:
@@ -66,7 +78,9 @@ def class_means(features: torch.Tensor, problem: UFMProblem) -> torch.Tensor:
     return torch.stack([piece.mean(dim=1) for piece in pieces], dim=1)
 
 
-def geometry_verdict(metrics: dict | None, mean_norm: float, tol: float = GEOMETRY_TOL) -> str:
+def geometry_verdict(
+    metrics: CollapseMetrics | None, mean_norm: float, tol: float = GEOMETRY_TOL
+) -> str:
     """Name the frame formed by the class means from their measured metrics.
 
     "zero" when the means vanish; "of" when ``of_gap_means <= tol``; "etf" when the centred
@@ -76,10 +90,10 @@ def geometry_verdict(metrics: dict | None, mean_norm: float, tol: float = GEOMET
     """
     if metrics is None or mean_norm <= ZERO_NORM:
         return "zero"
-    if metrics["of_gap_means"] <= tol:
+    if metrics.of_gap_means <= tol:
         return "of"
-    if metrics["etf_gap_means"] <= tol:
-        return "etf" if metrics["global_mean_ratio"] <= tol else "between"
+    if metrics.etf_gap_means <= tol:
+        return "etf" if metrics.global_mean_ratio <= tol else "between"
     return "other"
 
 
@@ -107,22 +121,20 @@ def measure_solution(
     mean_norm = float(means.norm(dim=0).mean())
     feature_norm = float(feature_means.norm(dim=0).mean())
     k = problem.num_classes
-    metrics = None
+    result = None
     if feature_norm > ZERO_NORM:
-        metrics = measure(last_inputs.T, labels, weight, bias, num_classes=k).to_dict()
+        result = measure(last_inputs.T, labels, weight, bias, num_classes=k)
     if problem.depth == 1:
-        metrics_h = metrics
+        result_h = result
     else:
-        metrics_h = (
-            measure(features.T, labels, num_classes=k).to_dict() if mean_norm > ZERO_NORM else None
-        )
+        result_h = measure(features.T, labels, num_classes=k) if mean_norm > ZERO_NORM else None
     return Measurement(
         objective=objective,
         rel_gap=relative_gap(objective, reference),
-        metrics=metrics,
-        metrics_h=metrics_h,
-        geometry=geometry_verdict(metrics_h, mean_norm),
-        geometry_features=geometry_verdict(metrics, feature_norm),
+        result=result,
+        result_h=result_h,
+        geometry=geometry_verdict(result_h, mean_norm),
+        geometry_features=geometry_verdict(result, feature_norm),
         gram_means=means.T @ means,
         gram_features=feature_means.T @ feature_means,
         gram_weights=weight @ weight.T,

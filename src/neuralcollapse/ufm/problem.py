@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import torch
 
+from neuralcollapse.checks import check_float, check_int
+
 LOSSES: tuple[str, ...] = ("mse", "ce")
 ACTIVATIONS: tuple[str, ...] = ("linear", "relu")
 BIAS_MODES: tuple[str, ...] = ("none", "free", "regularized")
@@ -41,13 +43,7 @@ DTYPE = torch.float64
 
 
 def _positive(name: str, value: float, hint: str) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number; got {value!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0; got {value!r}. {hint}")
-    return value
+    return check_float(name, value, minimum=0.0, strict=True, hint=hint)
 
 
 @dataclass(frozen=True)
@@ -92,14 +88,13 @@ class UFMProblem:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen dataclass: normalise fields once, here
-        if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int):
-            raise ValueError(f"num_classes must be an integer >= 2; got {self.num_classes!r}")
-        if self.num_classes < 2:
-            raise ValueError(
-                f"num_classes must be >= 2 (collapse needs at least two classes); "
-                f"got {self.num_classes}"
-            )
-        k = self.num_classes
+        k = check_int(
+            "num_classes",
+            self.num_classes,
+            minimum=2,
+            meaning="collapse needs at least two classes",
+        )
+        set_(self, "num_classes", k)
         if isinstance(self.per_class, Sequence):
             counts = tuple(int(c) for c in self.per_class)
             if len(counts) != k:
@@ -114,17 +109,15 @@ class UFMProblem:
         if isinstance(counts, tuple):
             if min(counts) < 1:
                 raise ValueError(f"every per-class count must be >= 1; got {counts}")
-        elif not isinstance(counts, int) or isinstance(counts, bool) or counts < 1:
-            raise ValueError(f"per_class (n) must be an integer >= 1; got {self.per_class!r}")
+        else:
+            counts = check_int("per_class (n)", counts, minimum=1)
         set_(self, "per_class", counts)
-        if not isinstance(self.dim, int) or self.dim < 1:
-            raise ValueError(f"dim (d) must be an integer >= 1; got {self.dim!r}")
+        set_(self, "dim", check_int("dim (d)", self.dim, minimum=1))
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; choose one of {ACTIVATIONS}")
-        if not isinstance(self.depth, int) or self.depth < 1:
-            raise ValueError(f"depth (number of weight layers L) must be >= 1; got {self.depth!r}")
+        set_(self, "depth", check_int("depth (number of weight layers L)", self.depth, minimum=1))
         # bias: a number means a regularised bias with that decay
         bias = self.bias
         if isinstance(bias, (int, float)) and not isinstance(bias, bool):

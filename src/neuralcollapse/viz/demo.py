@@ -230,7 +230,7 @@ def _ufm_gd_section(report: HtmlReport, settings: DemoSettings, seed: int) -> No
     )
     rows = []
     for label, solution in solutions.items():
-        metrics = solution.metrics or {}
+        result = solution.measurement.result  # None for the zero solution
         rows.append(
             {
                 "model": label,
@@ -239,9 +239,9 @@ def _ufm_gd_section(report: HtmlReport, settings: DemoSettings, seed: int) -> No
                 "f_star": solution.theory.f_star,
                 "objective": solution.objective,
                 "rel_gap": solution.rel_gap,
-                "nc1": metrics.get("nc1"),
-                "of_gap_means": metrics.get("of_gap_means"),
-                "global_mean_ratio": metrics.get("global_mean_ratio"),
+                "nc1": None if result is None else result.nc1,
+                "of_gap_means": None if result is None else result.of_gap_means,
+                "global_mean_ratio": None if result is None else result.global_mean_ratio,
                 "steps": solution.iterations,
             }
         )
@@ -274,7 +274,8 @@ def _gd_caption(solutions: dict) -> str:
             sentence += f" NC1 {direction} {abs(decades):.1f} decades"
         if solution.rel_gap is not None:
             sentence += f", gap to f* {solution.rel_gap:.2g}"
-        of_gap = (solution.metrics or {}).get("of_gap_means")
+        result = solution.measurement.result
+        of_gap = None if result is None else result.of_gap_means
         if of_gap is not None:
             sentence += f", OF gap {of_gap:.3g}"
         agreement = "as theory predicts" if measured == theory else f"theory predicts '{theory}'"
@@ -470,18 +471,18 @@ def _phase_section(report: HtmlReport, settings: DemoSettings, seed: int) -> Non
     for lam_b in lam_b_dense:
         gram = theory(_ufm_problem(bias=float(lam_b))).gram_means
         # the metrics of the closed-form class means, through the one metrics engine
-        metrics = measure(_means_from_gram(gram), labels).to_dict()
-        theory_gap.append(metrics["of_gap_means"])
-        theory_ratio.append(metrics["global_mean_ratio"])
-    solved_gap = [s.metrics["of_gap_means"] for s in bias_solutions]
-    solved_ratio = [s.metrics["global_mean_ratio"] for s in bias_solutions]
+        metrics = measure(_means_from_gram(gram), labels)
+        theory_gap.append(metrics.of_gap_means)
+        theory_ratio.append(metrics.global_mean_ratio)
+    solved_gap = [s.measurement.result.of_gap_means for s in bias_solutions]
+    solved_ratio = [s.measurement.result.global_mean_ratio for s in bias_solutions]
     # the closed form at the solved λ_b, for the caption's distance
     closed_at_solved = [
         measure(_means_from_gram(theory(_ufm_problem(bias=float(lam_b))).gram_means), labels)
         for lam_b in lam_b_solved
     ]
-    closed_gap = [float(m.to_dict()["of_gap_means"]) for m in closed_at_solved]
-    closed_ratio = [float(m.to_dict()["global_mean_ratio"]) for m in closed_at_solved]
+    closed_gap = [float(m.of_gap_means) for m in closed_at_solved]
+    closed_ratio = [float(m.global_mean_ratio) for m in closed_at_solved]
     section.add_figure(
         "ufm_bias_path",
         plot_bias_path(
@@ -524,8 +525,8 @@ def _phase_section(report: HtmlReport, settings: DemoSettings, seed: int) -> Non
         [
             {
                 "lam_b": float(lb),
-                "of_gap_means": s.metrics["of_gap_means"],
-                "global_mean_ratio": s.metrics["global_mean_ratio"],
+                "of_gap_means": s.measurement.result.of_gap_means,
+                "global_mean_ratio": s.measurement.result.global_mean_ratio,
                 "geometry": s.geometry,
                 "theory_geometry": s.theory.geometry,
                 "rel_gap": s.rel_gap,
