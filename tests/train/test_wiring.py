@@ -109,3 +109,17 @@ def test_bad_options_are_refused_up_front(tmp_path, options, message):
     )
     with pytest.raises(ValueError, match=message):
         train(config)
+
+
+def test_robustness_prints_its_cost_even_without_progress(tmp_path, capsys):
+    config = TrainConfig(
+        dataset="digits",
+        width=8,
+        depth=1,
+        epochs=1,
+        robustness=5,
+        progress=False,
+        out=str(tmp_path / "r"),
+    )
+    train(config)
+    assert "DeepFool on 5 images" in capsys.readouterr().err

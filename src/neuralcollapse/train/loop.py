@@ -615,7 +615,9 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
 
     tracked = set(tracking_epochs(config.epochs, config.track, config.track_points))
     if config.robustness:
-        _announce_robustness(net, test_x if has_test else None, config, tracked, start_epoch)
+        _announce_robustness(
+            net, test_x if has_test else None, config, tracked, start_epoch, is_main
+        )
     last_epoch_row: dict[str, Any] = {}
     if resume and is_main:
         previous = runlog.read_jsonl(run_dir / "epochs.jsonl")
@@ -816,8 +818,10 @@ def _announce_robustness(
     config: TrainConfig,
     tracked: set[int],
     start_epoch: int,
+    is_main: bool,
 ) -> None:
-    """``--robustness N``: check N against the test split and print what it will cost."""
+    """``--robustness N``: check N against the test split and print what it will cost
+    (always, on rank 0: a user sizing N needs it most when the run goes to a log file)."""
     from neuralcollapse.robustness import describe_cost, seconds_per_image, subset_indices
 
     if test_images is None:
@@ -825,11 +829,11 @@ def _announce_robustness(
             f"--robustness needs a test split; {config.dataset} has none (use --robustness 0)"
         )
     subset_indices(len(test_images), config.robustness, config.seed)  # names the split size
-    if config.progress:
+    if is_main:
         probe = min(16, config.robustness)
         each = seconds_per_image(net, test_images, probe=probe, seed=config.seed)
         remaining = len([epoch for epoch in tracked if epoch > start_epoch])
-        tqdm.write(describe_cost(each, config.robustness, remaining))
+        print(describe_cost(each, config.robustness, remaining), file=sys.stderr, flush=True)
 
 
 def _write_summary(
