@@ -75,3 +75,26 @@ def test_zero_rows_and_bad_matrices_are_rejected():
         minority_cosine(np.ones(4), [0, 1])
     with pytest.raises(ValueError, match="NaN or inf"):
         minority_cosine(np.full((3, 2), math.nan), [0, 1])
+
+
+def test_per_class_group_summary_averages_each_column_over_majority_and_minority():
+    import numpy as np
+
+    from neuralcollapse.metrics import measure
+
+    generator = np.random.default_rng(0)
+    sizes = [30, 30, 30, 3, 3]
+    labels = np.repeat(np.arange(5), sizes)
+    features = generator.normal(size=(len(labels), 6)) + 4 * np.eye(5, 6)[labels]
+    weights = generator.normal(size=(5, 6))
+    table = measure(features, labels, weights).per_class
+    summary = table.group_summary({"majority": range(3), "minority": [3, 4]})
+    assert summary["minority"]["count"] == 3 and summary["majority"]["count"] == 30
+    for column in ("within_variance", "mean_norm", "weight_norm", "duality", "cdnv"):
+        values = getattr(table, column)
+        assert summary["majority"][column] == pytest.approx(values[:3].mean())
+        assert summary["minority"][column] == pytest.approx(values[3:].mean())
+    with pytest.raises(ValueError, match="more than one group"):
+        table.group_summary({"a": [0, 1], "b": [1, 2]})
+    with pytest.raises(ValueError, match="outside \\[0, 5\\)"):
+        table.group_summary({"a": [7]})

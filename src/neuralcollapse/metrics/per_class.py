@@ -14,6 +14,10 @@ keeps, for every class k:
   of this column is the scalar ``cdnv``.
 
 Columns that need what was not given (pass 2, a classifier) are None.
+
+:meth:`PerClassTable.group_summary` averages every column over groups of classes (the
+majority and minority classes of an imbalanced set, Fang et al., PNAS 2021): a minority
+whose ``weight_norm`` and ``duality`` shrink is the per-class face of minority collapse.
 """
 
 from __future__ import annotations
@@ -61,6 +65,35 @@ class PerClassTable:
         for name in self.column_names()[1:]:
             table[name] = getattr(self, name).tolist()
         return table
+
+    def group_summary(self, groups: dict[str, list[int] | range]) -> dict[str, dict[str, float]]:
+        """The mean of every available column over each named group of classes.
+
+        ``groups`` maps a name to class indices, e.g. ``{"majority": range(5),
+        "minority": range(5, 10)}``; the result maps each name to ``{"classes": size,
+        column: mean}``. A group with no class, an index outside [0, K) or a class in two
+        groups is an error.
+        """
+        seen: set[int] = set()
+        summary: dict[str, dict[str, float]] = {}
+        for name, members in groups.items():
+            members = [int(k) for k in members]
+            if not members:
+                raise ValueError(f"group {name!r} has no class; give at least one class index")
+            outside = [k for k in members if not 0 <= k < self.num_classes]
+            if outside:
+                raise ValueError(
+                    f"group {name!r} has class(es) {outside} outside [0, {self.num_classes})"
+                )
+            repeated = seen.intersection(members)
+            if repeated:
+                raise ValueError(f"class(es) {sorted(repeated)} are in more than one group")
+            seen.update(members)
+            row: dict[str, float] = {"classes": float(len(members))}
+            for column in self.column_names()[1:]:
+                row[column] = float(np.mean(getattr(self, column)[members]))
+            summary[name] = row
+        return summary
 
     def write_csv(self, path: str | os.PathLike) -> None:
         """Write the table as CSV: a header of column names, then one row per class."""
