@@ -18,7 +18,14 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from neuralcollapse.viz.style import mark_empty, new_figure, plot_finite, reference_line, run_colour
+from neuralcollapse.viz.style import (
+    mark_empty,
+    new_figure,
+    plot_finite,
+    reference_line,
+    run_colour,
+    run_legend,
+)
 
 
 def _values(values: Sequence[float | None] | None) -> np.ndarray | None:
@@ -178,18 +185,6 @@ def plot_imbalance_over_epochs(runs: Sequence, *, epoch_axis: str = "log") -> Fi
     weight_axes.set_title("minority cosine of the classifier rows", fontsize=9)
     mean_axes.set_title("minority cosine of the centred means", fontsize=9)
     accuracy_axes.set_title("accuracy: majority solid, minority dashed", fontsize=9)
-    from matplotlib.lines import Line2D
-
-    handles = [
-        Line2D([], [], color=run_colour(i), label=run.name)
-        for i, run in enumerate(runs)
-        if i in with_data
-    ]
-    if any(tpt is not None for tpt in tpts):
-        handles.append(
-            Line2D([], [], color="#444444", linestyle=":", label="first zero training error")
-        )
-    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4),
-                  fontsize=8)  # fmt: skip
+    run_legend(figure, runs, with_data, tpts)
     figure.suptitle("Imbalanced classes: minority collapse through training (Fang et al. 2021)")
     return figure

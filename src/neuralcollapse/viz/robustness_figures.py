@@ -35,6 +35,7 @@ from neuralcollapse.viz.style import (
     plot_positive,
     reference_line,
     run_colour,
+    run_legend,
     set_epoch_axis,
 )
 
@@ -288,18 +289,6 @@ def plot_runs_robustness(
 
     label = schema.METRICS[metric].label if metric in schema.METRICS else metric
     metric_axes.set_title(f"{label} (train, penultimate post-ReLU)", fontsize=9)
-    from matplotlib.lines import Line2D
-
-    handles = [
-        Line2D([], [], color=run_colour(i), label=getattr(run, "name", str(i)))
-        for i, run in enumerate(runs)
-        if i in with_data
-    ]
-    if any(tpt is not None for tpt in tpts):
-        handles.append(
-            Line2D([], [], color="#444444", linestyle=":", label="first zero training error")
-        )
-    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4),
-                  fontsize=8)  # fmt: skip
+    run_legend(figure, runs, with_data, tpts)
     figure.suptitle("Robustness through training (Papyan, Han & Donoho 2020)")
     return figure

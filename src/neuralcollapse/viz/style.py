@@ -184,6 +184,25 @@ def figure_png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def run_legend(figure: Figure, runs: Sequence, with_data: set[int] | Sequence[int], tpts) -> None:
+    """One legend under the panels: a colour per run that has data, and the TPT line style
+    when any run reached zero training error (only what is drawn gets an entry)."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=run_colour(i), label=getattr(run, "name", str(i)))
+        for i, run in enumerate(runs)
+        if i in with_data
+    ]
+    if any(tpt is not None for tpt in tpts):
+        handles.append(
+            Line2D([], [], color="#444444", linestyle=":", label="first zero training error")
+        )
+    figure.legend(
+        handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize=8
+    )
+
+
 def save_figure(figure: Figure, path: str | Path) -> Path:
     """Write the figure as PNG to ``path`` (folders created), atomically; returns the path."""
     from neuralcollapse.atomic import atomic_write_bytes
