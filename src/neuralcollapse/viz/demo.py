@@ -117,6 +117,47 @@ SECTION_TITLES = (
 )
 
 
+#: headers of the demo's own table columns (metrics and run columns take the schema's labels)
+DEMO_HEADERS = {
+    "model": "model",
+    "theory_geometry": "geometry (theory)",
+    "measured_geometry": "geometry (measured)",
+    "f_star": "f* (closed form)",
+    "objective": "objective f",
+    "rel_gap": "(f − f*) / |f*|",
+    "steps": "GD steps",
+    "lam_w": "λ_W",
+    "lam_h": "λ_H",
+    "lam_b": "λ_b",
+    "control_K_sqrt_n_lamW_lamH": "K √(n λ_W λ_H)",
+    "stage": "stage",
+    "seconds": "seconds",
+}
+
+
+def _table(section, name: str, rows: list[dict], caption: str):
+    """A demo table with readable headers."""
+    return section.add_table(name, rows, caption, columns=readable_columns(rows))
+
+
+def readable_columns(rows: list[dict]) -> list:
+    """The columns of a demo table with readable headers (the CSV keeps the keys)."""
+    from neuralcollapse.viz.html import Column
+    from neuralcollapse.viz.report import table_column
+
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    columns = []
+    for key in keys:
+        column = table_column(key)
+        if column.header:  # a metric or run column of the schema
+            columns.append(column)
+            continue
+        text = any(isinstance(row.get(key), str) for row in rows)
+        header = DEMO_HEADERS.get(key, key.replace("_", " "))
+        columns.append(Column(key, header, kind="text" if text else "number"))
+    return columns
+
+
 @contextlib.contextmanager
 def torch_threads(count: int) -> Iterator[None]:
     """Run a block with ``count`` torch threads (tiny problems are faster on one thread)."""
@@ -177,7 +218,12 @@ def run_demo(
     timings.append({"stage": "total", "seconds": sum(row["seconds"] for row in timings)})
     report.section(
         "Run time", f"Wall-clock seconds of each stage ({'quick' if quick else 'full'} mode)."
-    ).add_table("timings", timings, "Seconds per stage on this machine.")
+    ).add_table(
+        "timings",
+        timings,
+        "Seconds per stage on this machine.",
+        columns=readable_columns(timings),
+    )
     return report.write(out)
 
 
@@ -252,7 +298,8 @@ def _ufm_gd_section(report: HtmlReport, settings: DemoSettings, seed: int) -> No
                 "steps": solution.iterations,
             }
         )
-    section.add_table(
+    _table(
+        section,
         "ufm_gd_summary",
         rows,
         "Look at: the measured geometry of the class means entering the last layer against "
@@ -512,7 +559,8 @@ def _phase_section(report: HtmlReport, settings: DemoSettings, seed: int) -> Non
             closed_ratio,
         ),
     )
-    section.add_table(
+    _table(
+        section,
         "ufm_phase_points",
         [
             {
@@ -527,7 +575,8 @@ def _phase_section(report: HtmlReport, settings: DemoSettings, seed: int) -> Non
         ],
         _phase_points_caption(measured, solutions, k, n),
     )
-    section.add_table(
+    _table(
+        section,
         "ufm_bias_path",
         [
             {
@@ -620,7 +669,8 @@ def _training_sections(report: HtmlReport, out: Path) -> None:
             }
         )
     tables = report.sections[-1]
-    tables.add_table(
+    _table(
+        tables,
         "mlp_frame_predictions",
         rows,
         _frame_predictions_caption(runs),
@@ -645,7 +695,8 @@ def _ntk_section(report: HtmlReport, settings: DemoSettings, seed: int) -> None:
     captions = _ntk_captions(result.table())
     for key, figure in result.figure_objects.items():
         section.add_figure(f"ntk_{key}", figure_png(figure), captions.get(key, key))
-    section.add_table(
+    _table(
+        section,
         "ntk_smoothness",
         result.table(),
         "Smoothness of each kernel: profile slope at 0, kink size and RMSE of the interpolants "
