@@ -36,21 +36,12 @@ import torch
 import torch.nn.functional as F
 
 from neuralcollapse import measure
-from neuralcollapse.measures import OODScorer, evaluate_ood, fit_separation_law
+from neuralcollapse.measures import SCORES, OODScorer, evaluate_ood, fit_separation_law
 from neuralcollapse.train import FeatureProbe, build_net, load_dataset, read_idx
 from neuralcollapse.train.probe import PENULTIMATE_POST
 
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-METHODS = (
-    "msp",
-    "max_logit",
-    "energy",
-    "mahalanobis",
-    "neco",
-    "neco_max_logit",
-    "nci",
-    "mean_alignment",
-)
+METHODS = SCORES  # every score the scorer offers
 
 
 def load_fashion(directory: Path, mean: float, std: float, count: int) -> torch.Tensor | None:

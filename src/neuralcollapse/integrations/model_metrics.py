@@ -36,6 +36,7 @@ from neuralcollapse.metrics.collapse import (
     CollapseMetrics,
     compute_metrics,
 )
+from neuralcollapse.metrics.measuring import check_reference
 from neuralcollapse.metrics.memory import check_untiled_memory
 from neuralcollapse.metrics.stats import (
     CentredStats,
@@ -359,11 +360,13 @@ def measure_model(
     measured = torch.arange(num_classes) if classes is None else classes.cpu()
     result = ModelCollapse({}, classes=measured)
     centred: dict[str, CentredStats] = {}
+    pass_one_counts: dict[str, torch.Tensor] = {}
     for name in names:
         layer_stats = stats[name]
+        layer_reference = None if reference is None else reference.get(name)
         try:
-            if reference is not None and name in reference:
-                _check_reference(reference[name], measured_classes, layer_stats.dim, name)
+            if layer_reference is not None:
+                _check_reference(layer_reference, measured_classes, layer_stats.dim, name)
             counts = layer_stats.counts.clone()
             if keep_class_stats:
                 result.class_stats[name] = layer_stats
@@ -380,7 +383,7 @@ def measure_model(
                 layer_stats.dim,
                 layer_stats.device,
                 weights=weights is not None,
-                reference=reference is not None and name in reference,
+                reference=layer_reference is not None,
                 chunk_rows=default_chunk_rows(max(layer_stats.dim, measured_classes)),
             )
             # the rank cut-off follows the precision of the features (float16 carries less)
@@ -389,9 +392,9 @@ def measure_model(
             )
             weights, bias = check_classifier(weights, bias, measured_classes, layer_stats.dim)
             reference_geometry = None
-            if reference is not None and name in reference:
+            if layer_reference is not None:
                 reference_geometry = MeanGeometry.from_means(
-                    reference[name].means(), overwrite=True, input_eps=reference[name].input_eps
+                    layer_reference.means(), overwrite=True, input_eps=layer_reference.input_eps
                 )
             centred[name] = CentredStats(
                 geometry,
@@ -401,7 +404,7 @@ def measure_model(
                 reference=reference_geometry,
                 tile_size=tile_size,
             )
-            centred[name].pass_one_counts = counts  # type: ignore[attr-defined]
+            pass_one_counts[name] = counts
         except ValueError as error:
             if errors == "raise":
                 raise ValueError(f"layer {name!r}: {error}") from error
@@ -428,7 +431,8 @@ def measure_model(
         layer = centred[name]
         if distributed:
             layer.all_reduce()
-        if not torch.equal(layer.pass_one_counts, layer.counts.to(layer.pass_one_counts.device)):
+        expected = pass_one_counts[name]
+        if not torch.equal(expected, layer.counts.to(expected.device)):
             raise ValueError(
                 "the two passes over data saw different samples (per-class counts differ): it "
                 "must yield the same samples on every iteration (a shuffling loader is fine; a "
@@ -447,14 +451,11 @@ def measure_model(
 
 
 def _check_reference(reference: ClassStats, num_classes: int, dim: int, layer: str) -> None:
+    """A layer's reference: a ClassStats of the same classes and dimension (the K and d
+    check is the metrics engine's own)."""
     if not isinstance(reference, ClassStats):
         raise ValueError(
             f"reference[{layer!r}] must be a ClassStats (e.g. from keep_class_stats=True on the "
             f"training data); got {type(reference).__name__}"
         )
-    if reference.num_classes != num_classes or reference.dim != dim:
-        raise ValueError(
-            f"reference[{layer!r}] has K = {reference.num_classes}, d = {reference.dim} but the "
-            f"layer has K = {num_classes}, d = {dim}: the reference must come from the same "
-            "classes and layer"
-        )
+    check_reference(reference, num_classes, dim)

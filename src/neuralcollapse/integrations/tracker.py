@@ -118,11 +118,7 @@ class CollapseTracker:
         }
         if self._writes():
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            previous = runlog.read_jsonl(self.run_dir / "epochs.jsonl")
-            self.tpt_epoch = next(
-                (row["epoch"] for row in previous if row.get("train_error") == 0), None
-            )
-            self.last_epoch_row = previous[-1] if previous else {}
+            self._read_previous()
 
     def _writes(self) -> bool:
         return self.run_dir is not None and _is_main_process()
@@ -217,6 +213,10 @@ class CollapseTracker:
         for name in ("epochs.jsonl", "metrics.jsonl"):
             if (self.run_dir / name).exists():
                 runlog.truncate_jsonl(self.run_dir / name, epoch - 1)
+        self._read_previous()
+
+    def _read_previous(self) -> None:
+        """The last logged epoch and the first with zero training error, from epochs.jsonl."""
         previous = runlog.read_jsonl(self.run_dir / "epochs.jsonl")
         self.last_epoch_row = previous[-1] if previous else {}
         self.tpt_epoch = next(

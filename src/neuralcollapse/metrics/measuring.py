@@ -204,7 +204,7 @@ def measure_batches(
         _check_given_class_stats(class_stats, num_classes, device)
     dim = class_stats.dim
     input_eps = class_stats.input_eps
-    _check_reference(reference, num_classes, dim)
+    check_reference(reference, num_classes, dim)
     if ood_features is not None:
         check_ood_dimension(ood_features, dim)
     # private class sums become the centred means in place (one K x d array instead of
@@ -283,7 +283,7 @@ def _check_given_class_stats(
         )
 
 
-def _check_reference(reference: ClassStats | None, num_classes: int, dim: int) -> None:
+def check_reference(reference: ClassStats | None, num_classes: int, dim: int) -> None:
     """The reference statistics must describe the same classes in the same feature space."""
     if reference is None:
         return
