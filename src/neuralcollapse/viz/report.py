@@ -16,9 +16,11 @@ Metric names, directions and theory values come from :mod:`neuralcollapse.schema
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from matplotlib.figure import Figure
 
 from neuralcollapse import schema
 from neuralcollapse.viz.html import Column, HtmlReport, NotComputed, cell_text
@@ -1334,6 +1336,128 @@ def imbalance_rows(runs: Sequence[TrainingRun]) -> list[dict]:
     return rows
 
 
+@dataclass(frozen=True)
+class MeasureSection:
+    """One section of :func:`add_measure_sections`: a figure and a table of one measure.
+
+    The section is added when some run has the figure's or the table's data
+    (``has_figure`` / ``has_table``); each part only when some run has its own data.
+    Captions are functions of the runs, so each sentence is computed from what is drawn.
+    ``trim`` sends the table through :func:`_add_table` (constant columns left out and
+    named, ``missing`` says what "—" means); otherwise every column is shown and
+    ``table_caption`` says all there is to say.
+    """
+
+    title: str
+    intro: str
+    name: str
+    has_figure: Callable[[TrainingRun], bool]
+    plot: Callable[..., Figure]
+    figure_caption: Callable[..., str]
+    has_table: Callable[[TrainingRun], bool]
+    table_rows: Callable[[Sequence[TrainingRun]], list[dict]]
+    table_caption: Callable[[Sequence[TrainingRun]], str]
+    table_keys: Sequence[str]
+    table_name: str | None = None
+    trim: bool = True
+    missing: str = "not computed"
+
+    def add_to(
+        self,
+        report: HtmlReport,
+        runs: Sequence[TrainingRun],
+        *,
+        name_prefix: str,
+        title_prefix: str,
+        epoch_axis: str,
+    ) -> str | None:
+        """Add the section to ``report`` when some run has its data; its title, else None."""
+        with_figure = any(self.has_figure(run) for run in runs)
+        with_table = any(self.has_table(run) for run in runs)
+        if not (with_figure or with_table):
+            return None
+        title = f"{title_prefix}{self.title}"
+        section = report.section(title, self.intro)
+        if with_figure:
+            section.add_figure(
+                f"{name_prefix}{self.name}",
+                self.plot(runs, epoch_axis=epoch_axis),
+                self.figure_caption(runs, epoch_axis=epoch_axis),
+            )
+        if with_table:
+            name = f"{name_prefix}{self.table_name or self.name}"
+            rows, caption = self.table_rows(runs), self.table_caption(runs)
+            if self.trim:
+                keys = list(self.table_keys)
+                _add_table(section, name, rows, caption, keys, missing=self.missing)
+            else:
+                columns = [table_column(key) for key in self.table_keys]
+                section.add_table(name, rows, caption, columns=columns)
+        return title
+
+
+def _generalisation_table_caption(runs: Sequence[TrainingRun]) -> str:
+    return (
+        generalisation_caption(runs)
+        + " Accuracies and their change are shown in %; not reached: the run never had "
+        "zero training error; — : not computed."
+    )
+
+
+#: the sections of :func:`add_measure_sections`, in page order
+MEASURE_SECTIONS = (
+    MeasureSection(
+        title=MSE_TITLE,
+        intro="Han, Papyan & Donoho (ICLR 2022) split the MSE loss of the penultimate features "
+        "into a within-class term L_NC1, a class-mean term L_NC2/3 and the distance L_LS⊥ "
+        "of the classifier from the least-squares one (docs/measures.md).",
+        name="mse_terms",
+        has_figure=has_mse_terms,
+        plot=plot_mse_terms,
+        figure_caption=mse_caption,
+        has_table=has_mse_terms,
+        table_rows=mse_rows,
+        table_caption=lambda runs: (
+            "The MSE terms of each MSE run at its last epoch where they were computed."
+        ),
+        table_keys=MSE_TABLE_KEYS,
+    ),
+    MeasureSection(
+        title=ROBUSTNESS_TITLE,
+        intro="What the terminal phase buys, per Papyan, Han & Donoho (2020): robustness to "
+        "DeepFool perturbations and test accuracy (docs/robustness.md).",
+        name="robustness",
+        has_figure=has_robustness,
+        plot=plot_runs_robustness,
+        figure_caption=robustness_caption,
+        # the generalisation table has a row for every run, so it comes with the section
+        has_table=lambda run: has_robustness(run) or has_generalisation(run),
+        table_rows=generalisation_rows,
+        table_caption=_generalisation_table_caption,
+        table_keys=GENERALISATION_KEYS,
+        table_name="generalisation",
+        trim=False,
+    ),
+    MeasureSection(
+        title=IMBALANCE_TITLE,
+        intro="Runs trained with step imbalance (--imbalance R --minority-classes K_B: the last "
+        "K_B classes keep 1/R of the training images; the test split stays balanced; "
+        "docs/imbalance.md).",
+        name="imbalance",
+        has_figure=has_imbalance,
+        plot=plot_imbalance_over_epochs,
+        figure_caption=imbalance_caption,
+        has_table=has_imbalance,
+        table_rows=imbalance_rows,
+        table_caption=lambda runs: (
+            "Group test accuracies and minority cosines of each imbalanced run at its last "
+            "epoch (the cosine of the means at the last epoch the means were gathered)."
+        ),
+        table_keys=IMBALANCE_TABLE_KEYS,
+    ),
+)
+
+
 def add_measure_sections(
     report: HtmlReport,
     runs: Sequence[TrainingRun],
@@ -1345,6 +1469,8 @@ def add_measure_sections(
     """Add the sections of the per-epoch measures that ride along (docs/training.md), each
     only when some run has its data; returns the titles added.
 
+    The sections are :data:`MEASURE_SECTIONS`:
+
     - "MSE decomposition" (some run has ``mse_*`` terms): :func:`plot_mse_terms` and the
       terms at the last epoch;
     - "Robustness and generalisation" (some run has ``deepfool_ratio`` or a summary.json
@@ -1355,75 +1481,12 @@ def add_measure_sections(
     """
     check_epoch_axis(epoch_axis)
     added = []
-    if any(has_mse_terms(run) for run in runs):
-        title = f"{title_prefix}{MSE_TITLE}"
-        section = report.section(
-            title,
-            "Han, Papyan & Donoho (ICLR 2022) split the MSE loss of the penultimate features "
-            "into a within-class term L_NC1, a class-mean term L_NC2/3 and the distance L_LS⊥ "
-            "of the classifier from the least-squares one (docs/measures.md).",
+    for spec in MEASURE_SECTIONS:
+        title = spec.add_to(
+            report, runs, name_prefix=name_prefix, title_prefix=title_prefix, epoch_axis=epoch_axis
         )
-        section.add_figure(
-            f"{name_prefix}mse_terms",
-            plot_mse_terms(runs, epoch_axis=epoch_axis),
-            mse_caption(runs, epoch_axis=epoch_axis),
-        )
-        rows = mse_rows(runs)
-        _add_table(
-            section,
-            f"{name_prefix}mse_terms",
-            rows,
-            "The MSE terms of each MSE run at its last epoch where they were computed.",
-            list(MSE_TABLE_KEYS),
-            missing="not computed",
-        )
-        added.append(title)
-    robust = any(has_robustness(run) for run in runs)
-    if robust or any(has_generalisation(run) for run in runs):
-        title = f"{title_prefix}{ROBUSTNESS_TITLE}"
-        section = report.section(
-            title,
-            "What the terminal phase buys, per Papyan, Han & Donoho (2020): robustness to "
-            "DeepFool perturbations and test accuracy (docs/robustness.md).",
-        )
-        if robust:
-            section.add_figure(
-                f"{name_prefix}robustness",
-                plot_runs_robustness(runs, epoch_axis=epoch_axis),
-                robustness_caption(runs, epoch_axis=epoch_axis),
-            )
-        section.add_table(
-            f"{name_prefix}generalisation",
-            generalisation_rows(runs),
-            generalisation_caption(runs)
-            + " Accuracies and their change are shown in %; not reached: the run never had "
-            "zero training error; — : not computed.",
-            columns=[table_column(key) for key in GENERALISATION_KEYS],
-        )
-        added.append(title)
-    if any(has_imbalance(run) for run in runs):
-        title = f"{title_prefix}{IMBALANCE_TITLE}"
-        section = report.section(
-            title,
-            "Runs trained with step imbalance (--imbalance R --minority-classes K_B: the last "
-            "K_B classes keep 1/R of the training images; the test split stays balanced; "
-            "docs/imbalance.md).",
-        )
-        section.add_figure(
-            f"{name_prefix}imbalance",
-            plot_imbalance_over_epochs(runs, epoch_axis=epoch_axis),
-            imbalance_caption(runs, epoch_axis=epoch_axis),
-        )
-        _add_table(
-            section,
-            f"{name_prefix}imbalance",
-            imbalance_rows(runs),
-            "Group test accuracies and minority cosines of each imbalanced run at its last "
-            "epoch (the cosine of the means at the last epoch the means were gathered).",
-            list(IMBALANCE_TABLE_KEYS),
-            missing="not computed",
-        )
-        added.append(title)
+        if title is not None:
+            added.append(title)
     return added
 
 
