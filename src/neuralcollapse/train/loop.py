@@ -527,11 +527,36 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
             torch.distributed.destroy_process_group()
 
 
-def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processes) -> TrainResult:
-    device, rank, world = processes.device, processes.rank, processes.world
-    is_main = rank == 0
+@dataclass
+class _Optimisation:
+    """What one run trains: the network (and its DDP wrapper), optimiser and schedule."""
 
-    # ---- data: the whole split lives on the device; batches are index slices
+    net: CollapseNet
+    model: torch.nn.Module  # ``net``, or its DistributedDataParallel wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    layers: tuple[str, ...]
+    smallest_batch: int
+    mse_ridge: float | None
+
+
+@dataclass
+class _DeviceSplits:
+    """The whole dataset on the device (batches are index slices); ``test_*`` None without
+    a test split."""
+
+    num_classes: int
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor | None
+    test_y: torch.Tensor | None
+
+    @property
+    def has_test(self) -> bool:
+        return self.test_x is not None
+
+
+def _load_splits(config: TrainConfig, device: torch.device) -> tuple[_DeviceSplits, Any]:
     data = load_dataset(
         config.dataset,
         data_dir=config.data_dir,
@@ -542,17 +567,25 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         imbalance=config.imbalance,
         minority_classes=config.minority_classes,
     )
-    num_classes = data.num_classes
-    train_x, train_y = data.train_images.to(device), data.train_labels.to(device)
     has_test = data.test_images is not None
-    if has_test:
-        test_x, test_y = data.test_images.to(device), data.test_labels.to(device)
+    splits = _DeviceSplits(
+        num_classes=data.num_classes,
+        train_x=data.train_images.to(device),
+        train_y=data.train_labels.to(device),
+        test_x=data.test_images.to(device) if has_test else None,
+        test_y=data.test_labels.to(device) if has_test else None,
+    )
+    return splits, data.input_shape
 
-    # ---- network, optimiser (separate weight decay on the classifier), schedule
+
+def _build_optimisation(
+    config: TrainConfig, input_shape: Any, num_classes: int, processes: Processes
+) -> _Optimisation:
+    """Network, SGD with a separate weight decay on the classifier, schedule, DDP wrapper."""
     torch.manual_seed(config.seed)
     net = build_net(
         config.arch,
-        data.input_shape,
+        input_shape,
         num_classes,
         width=config.width,
         depth=config.depth,
@@ -560,16 +593,14 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         bias=config.bias,
         base_channels=config.base_channels,
         stem=config.stem,
-    ).to(device)
+    ).to(processes.device)
     layers = _resolve_layers(net, config.layers)
-    smallest_batch = check_batch_size(config.batch_size, world, has_batch_norm(net))
+    smallest_batch = check_batch_size(config.batch_size, processes.world, has_batch_norm(net))
     classifier_decay = (
         config.weight_decay
         if config.classifier_weight_decay is None
         else config.classifier_weight_decay
     )
-    # the least-squares classifier of Han et al.'s decomposition is ridge-regularised like ours
-    mse_ridge = classifier_decay if config.loss == "mse" else None
     optimizer = torch.optim.SGD(
         [
             {"params": net.feature_parameters(), "weight_decay": config.weight_decay},
@@ -578,23 +609,47 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         lr=config.lr,
         momentum=config.momentum,
     )
-    scheduler = make_scheduler(optimizer, config)
     model: torch.nn.Module = net
     if processes.distributed:
+        device = processes.device
         model = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
+    return _Optimisation(
+        net=net,
+        model=model,
+        optimizer=optimizer,
+        scheduler=make_scheduler(optimizer, config),
+        layers=layers,
+        smallest_batch=smallest_batch,
+        # the least-squares classifier of Han et al.'s decomposition is ridge-regularised
+        # like ours
+        mse_ridge=classifier_decay if config.loss == "mse" else None,
+    )
 
-    # ---- run directory: fresh, or resumed from the last checkpoint
+
+def _open_run_dir(
+    run_dir: Path,
+    config: TrainConfig,
+    resume: bool,
+    optimisation: _Optimisation,
+    processes: Processes,
+) -> tuple[int, int | None]:
+    """A fresh run directory, or the state of its last checkpoint: ``(start_epoch, tpt)``.
+
+    On resume the log rows written after the checkpoint are dropped (they are recomputed),
+    and a torn last line is reported; orphaned temporaries of a killed run are removed.
+    """
+    is_main = processes.rank == 0
     start_epoch, tpt_epoch = 0, None
     if resume:
         checkpoint = runlog.load_checkpoint(run_dir)
-        net.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        _restore_rng(checkpoint["rng"], device)
+        optimisation.net.load_state_dict(checkpoint["model"])
+        optimisation.optimizer.load_state_dict(checkpoint["optimizer"])
+        optimisation.scheduler.load_state_dict(checkpoint["scheduler"])
+        _restore_rng(checkpoint["rng"], processes.device)
         start_epoch, tpt_epoch = checkpoint["epoch"], checkpoint["tpt_epoch"]
-        if is_main:  # drop log rows written after the checkpoint: they are recomputed
+        if is_main:
             for name in ("epochs.jsonl", "metrics.jsonl"):
                 torn = runlog.truncate_jsonl(run_dir / name, start_epoch)
                 if torn is not None:
@@ -611,13 +666,187 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
             print(f"removed {path}, left by a run killed while writing it", file=sys.stderr)
     if processes.distributed:
         torch.distributed.barrier()
+    return start_epoch, tpt_epoch
+
+
+def _train_one_epoch(
+    optimisation: _Optimisation,
+    splits: _DeviceSplits,
+    config: TrainConfig,
+    epoch: int,
+    processes: Processes,
+) -> float:
+    """One epoch of SGD on the shuffled global batches (the same order for any world size);
+    returns the summed training loss over all processes."""
+    model, optimizer = optimisation.model, optimisation.optimizer
+    rank, world, device = processes.rank, processes.world, processes.device
+    n_train = len(splits.train_y)
+    model.train()
+    order = torch.randperm(
+        n_train, generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+    ).to(device)
+    running_loss = torch.zeros((), dtype=torch.float64, device=device)
+    for start in range(0, n_train, config.batch_size):
+        global_batch = order[start : start + config.batch_size]
+        if len(global_batch) < optimisation.smallest_batch:
+            continue
+        local = global_batch[rank::world]
+        logits, features = model(splits.train_x[local], return_features=True)
+        losses = per_sample_loss(logits, splits.train_y[local], config, splits.num_classes)
+        objective = losses.sum()
+        if config.feature_decay:
+            objective = objective + 0.5 * config.feature_decay * features.pow(2).sum()
+        # DDP averages gradients over processes: scaling the local sum by world/B makes
+        # that average exactly the gradient of the mean over the global batch of B
+        loss = objective * (world / len(global_batch))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running_loss += losses.detach().sum()
+    return _all_reduce(running_loss, processes).item()
+
+
+def _evaluate_epoch(
+    optimisation: _Optimisation,
+    splits: _DeviceSplits,
+    config: TrainConfig,
+    measure_now: bool,
+    processes: Processes,
+) -> dict[str, SplitResult]:
+    """Evaluate train and test (features captured only at tracked epochs); the test split's
+    NCC uses the training means."""
+    common = dict(
+        config=config,
+        num_classes=splits.num_classes,
+        layers=optimisation.layers,
+        measure_now=measure_now,
+        processes=processes,
+        mse_ridge=optimisation.mse_ridge,
+    )
+    results = {
+        "train": evaluate_split(
+            optimisation.net,
+            splits.train_x,
+            splits.train_y,
+            keep_class_stats=splits.has_test or bool(config.minority_classes),
+            **common,
+        )
+    }
+    if splits.has_test:
+        results["test"] = evaluate_split(
+            optimisation.net,
+            splits.test_x,
+            splits.test_y,
+            reference=results["train"].class_stats,
+            **common,
+        )
+    return results
+
+
+def _epoch_row(
+    epoch: int,
+    lr: float,
+    results: dict[str, SplitResult],
+    seconds: float,
+    measure_now: bool,
+) -> dict[str, Any]:
+    """The epochs.jsonl row of the losses and errors (the extra measures are merged in)."""
+    test = results.get("test")
+    return {
+        "epoch": epoch,
+        "lr": lr,
+        "train_loss": results["train"].loss,
+        "train_error": results["train"].error,
+        "test_loss": test.loss if test is not None else None,
+        "test_error": test.error if test is not None else None,
+        "seconds": seconds,
+        "tracked": measure_now,
+    }
+
+
+def _extra_columns(
+    config: TrainConfig,
+    net: CollapseNet,
+    splits: _DeviceSplits,
+    results: dict[str, SplitResult],
+    measure_now: bool,
+    is_main: bool,
+) -> list[dict[str, Any]]:
+    """The extra measures of this epoch: each adds its columns (schema.RUN_COLUMNS) and
+    never stops the run."""
+    extras: list[dict[str, Any]] = []
+    if config.minority_classes:
+        evaluated = results["test" if splits.has_test else "train"]
+        extras.append(
+            group_columns(
+                evaluated.correct_per_class, evaluated.count_per_class, config.minority_classes
+            )
+        )
+        train_stats = results["train"].class_stats.get(PENULTIMATE_POST)
+        extras.append(
+            minority_columns(net.classifier.weight.detach(), train_stats, config.minority_classes)
+        )
+    if config.robustness:
+        extras.append(
+            robustness_columns(
+                net,
+                splits.test_x,
+                splits.test_y,
+                subset=config.robustness,
+                seed=config.seed,
+                measure_now=measure_now and is_main,
+            )
+        )
+    return extras
+
+
+def _metrics_rows(
+    epoch: int, epoch_row: dict[str, Any], results: dict[str, SplitResult]
+) -> list[dict[str, Any]]:
+    """The metrics.jsonl rows of one epoch: one per split and layer, with the losses."""
+    losses_part = {
+        k: epoch_row[k] for k in ("train_loss", "train_error", "test_loss", "test_error", "lr")
+    }
+    return [
+        {"epoch": epoch, "split": split, "layer": layer, **losses_part, **values}
+        for split, result in results.items()
+        for layer, values in result.rows.items()
+    ]
+
+
+def _save_checkpoint(
+    run_dir: Path,
+    epoch: int,
+    tpt_epoch: int | None,
+    optimisation: _Optimisation,
+    config: TrainConfig,
+    device: torch.device,
+) -> None:
+    runlog.save_checkpoint(
+        run_dir,
+        {
+            "epoch": epoch,
+            "tpt_epoch": tpt_epoch,
+            "model": optimisation.net.state_dict(),
+            "optimizer": optimisation.optimizer.state_dict(),
+            "scheduler": optimisation.scheduler.state_dict(),
+            "rng": _capture_rng(device),
+            "config": config_to_dict(config),
+            "version": RUN_FORMAT_VERSION,
+        },
+    )
+
+
+def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processes) -> TrainResult:
+    device, is_main = processes.device, processes.rank == 0
+    splits, input_shape = _load_splits(config, device)
+    optimisation = _build_optimisation(config, input_shape, splits.num_classes, processes)
+    start_epoch, tpt_epoch = _open_run_dir(run_dir, config, resume, optimisation, processes)
     board = TensorBoardLog(run_dir, start_epoch) if (config.tensorboard and is_main) else None
 
     tracked = set(tracking_epochs(config.epochs, config.track, config.track_points))
     if config.robustness:
-        _announce_robustness(
-            net, test_x if has_test else None, config, tracked, start_epoch, is_main
-        )
+        _announce_robustness(optimisation.net, splits.test_x, config, tracked, start_epoch, is_main)
     last_epoch_row: dict[str, Any] = {}
     if resume and is_main:
         previous = runlog.read_jsonl(run_dir / "epochs.jsonl")
@@ -635,165 +864,53 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         disable=bar_disabled(config.progress and is_main),
         dynamic_ncols=True,
     )
-    n_train = len(train_y)
 
     epoch = checkpoint_epoch = start_epoch
     for epoch in range(start_epoch + 1, stop_epoch + 1):
         started = time.perf_counter()
-        lr = optimizer.param_groups[0]["lr"]
-
-        # ---- train one epoch on the shuffled global batches (same order for any world size)
-        model.train()
-        order = torch.randperm(
-            n_train, generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-        ).to(device)
-        running_loss = torch.zeros((), dtype=torch.float64, device=device)
-        for start in range(0, n_train, config.batch_size):
-            global_batch = order[start : start + config.batch_size]
-            if len(global_batch) < smallest_batch:
-                continue
-            local = global_batch[rank::world]
-            logits, features = model(train_x[local], return_features=True)
-            losses = per_sample_loss(logits, train_y[local], config, num_classes)
-            objective = losses.sum()
-            if config.feature_decay:
-                objective = objective + 0.5 * config.feature_decay * features.pow(2).sum()
-            # DDP averages gradients over processes: scaling the local sum by world/B makes
-            # that average exactly the gradient of the mean over the global batch of B
-            loss = objective * (world / len(global_batch))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running_loss += losses.detach().sum()
-        running_loss = _all_reduce(running_loss, processes)
-        scheduler.step()
-        if not math.isfinite(running_loss.item()):
-            if board is not None:
-                board.close()
-            _stop_diverged(
-                run_dir, epoch, lr, is_main, tpt_epoch, last_epoch_row, checkpoint_epoch, bar
-            )
-
-        # ---- evaluate train and test (features captured only at tracked epochs)
+        lr = optimisation.optimizer.param_groups[0]["lr"]
+        running_loss = _train_one_epoch(optimisation, splits, config, epoch, processes)
+        optimisation.scheduler.step()
         measure_now = epoch in tracked
-        split_results = {
-            "train": evaluate_split(
-                net,
-                train_x,
-                train_y,
-                config=config,
-                num_classes=num_classes,
-                layers=layers,
-                measure_now=measure_now,
-                processes=processes,
-                keep_class_stats=has_test or bool(config.minority_classes),
-                mse_ridge=mse_ridge,
-            )
-        }
-        if has_test:
-            split_results["test"] = evaluate_split(
-                net,
-                test_x,
-                test_y,
-                config=config,
-                num_classes=num_classes,
-                layers=layers,
-                measure_now=measure_now,
-                processes=processes,
-                # NCC on test with the training means
-                reference=split_results["train"].class_stats,
-                mse_ridge=mse_ridge,
-            )
-        train_loss, train_error = split_results["train"].loss, split_results["train"].error
-        test_loss = split_results["test"].loss if has_test else None
-        test_error = split_results["test"].error if has_test else None
-        if not math.isfinite(train_loss):
+        # a NaN/inf loss stops the run before its epoch is logged; training's sum is checked
+        # before evaluation (which would only repeat it), the evaluated loss after
+        results = (
+            _evaluate_epoch(optimisation, splits, config, measure_now, processes)
+            if math.isfinite(running_loss)
+            else None
+        )
+        if results is None or not math.isfinite(results["train"].loss):
             if board is not None:
                 board.close()
             _stop_diverged(
                 run_dir, epoch, lr, is_main, tpt_epoch, last_epoch_row, checkpoint_epoch, bar
             )
-        if tpt_epoch is None and train_error == 0:
+        if tpt_epoch is None and results["train"].error == 0:
             tpt_epoch = epoch  # the terminal phase of training starts here
 
         # ---- log (rank 0 writes)
-        epoch_row = {
-            "epoch": epoch,
-            "lr": lr,
-            "train_loss": train_loss,
-            "train_error": train_error,
-            "test_loss": test_loss,
-            "test_error": test_error,
-            "seconds": time.perf_counter() - started,
-            "tracked": measure_now,
-        }
-        # the extra measures: each adds its columns (schema.RUN_COLUMNS) and never stops the run
-        extras: list[dict[str, Any]] = []
-        if config.minority_classes:
-            evaluated = split_results["test" if has_test else "train"]
-            extras.append(
-                group_columns(
-                    evaluated.correct_per_class, evaluated.count_per_class, config.minority_classes
-                )
-            )
-            train_stats = split_results["train"].class_stats.get(PENULTIMATE_POST)
-            extras.append(
-                minority_columns(
-                    net.classifier.weight.detach(), train_stats, config.minority_classes
-                )
-            )
-        if config.robustness:
-            extras.append(
-                robustness_columns(
-                    net,
-                    test_x,
-                    test_y,
-                    subset=config.robustness,
-                    seed=config.seed,
-                    measure_now=measure_now and is_main,
-                )
-            )
-        epoch_row = merge_columns(epoch_row, *extras)
-        last_epoch_row = epoch_row
-        losses_part = {
-            k: epoch_row[k] for k in ("train_loss", "train_error", "test_loss", "test_error", "lr")
-        }
-        rows = [
-            {"epoch": epoch, "split": split, "layer": layer, **losses_part, **values}
-            for split, result in split_results.items()
-            for layer, values in result.rows.items()
-        ]
+        epoch_row = _epoch_row(epoch, lr, results, time.perf_counter() - started, measure_now)
+        extras = _extra_columns(config, optimisation.net, splits, results, measure_now, is_main)
+        epoch_row = last_epoch_row = merge_columns(epoch_row, *extras)
+        rows = _metrics_rows(epoch, epoch_row, results)
         metrics_rows += rows
         if measure_now:
-            latest = split_results["train"].rows[PENULTIMATE_POST]["nc1"]
+            latest = results["train"].rows[PENULTIMATE_POST]["nc1"]
             latest_nc1 = float("nan") if latest is None else latest  # None: not computed
         if is_main:
             runlog.append_jsonl(run_dir / "epochs.jsonl", epoch_row)
             for row in rows:
                 runlog.append_jsonl(run_dir / "metrics.jsonl", row)
         if board is not None:
-            board.write(
-                epoch, epoch_row, {split: part.metrics for split, part in split_results.items()}
-            )
+            board.write(epoch, epoch_row, {split: part.metrics for split, part in results.items()})
 
         # ---- checkpoint (atomic), then summary
         if is_main and (epoch % config.checkpoint_every == 0 or epoch == stop_epoch):
-            runlog.save_checkpoint(
-                run_dir,
-                {
-                    "epoch": epoch,
-                    "tpt_epoch": tpt_epoch,
-                    "model": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "rng": _capture_rng(device),
-                    "config": config_to_dict(config),
-                    "version": RUN_FORMAT_VERSION,
-                },
-            )
+            _save_checkpoint(run_dir, epoch, tpt_epoch, optimisation, config, device)
             checkpoint_epoch = epoch
             _write_summary(run_dir, tpt_epoch, epoch, epoch_row, finished=False)
         bar.update(1)
+        train_loss, train_error = results["train"].loss, results["train"].error
         bar.set_postfix(loss=f"{train_loss:.3g}", err=f"{train_error:.3g}", nc1=f"{latest_nc1:.3g}")
     bar.close()
     if board is not None:
@@ -809,7 +926,9 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
                 f"stopped after epoch {epochs_done} of {config.epochs}; continue with "
                 f"`neuralcollapse train --resume --out {run_dir}`"
             )
-    return TrainResult(run_dir, epochs_done, tpt_epoch, finished, last_epoch_row, net, metrics_rows)
+    return TrainResult(
+        run_dir, epochs_done, tpt_epoch, finished, last_epoch_row, optimisation.net, metrics_rows
+    )
 
 
 def _announce_robustness(
