@@ -21,10 +21,30 @@ import math
 
 import torch
 
+from neuralcollapse.checks import check_int
 
-def _check_num_classes(num_classes: int) -> None:
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise ValueError(f"num_classes must be an integer >= 2; got {num_classes!r}")
+
+def _check_num_classes(num_classes: object) -> int:
+    return check_int(
+        "num_classes", num_classes, minimum=2, meaning="a frame needs at least two vectors"
+    )
+
+
+def _check_dim_and_seed(function: str, k: int, dim: object, seed: object) -> tuple[int, int | None]:
+    """``dim`` (default K) and ``seed`` as Python ints (torch refuses NumPy integers)."""
+    if dim is None:
+        dim = k
+    else:
+        dim = check_int(
+            "dim",
+            dim,
+            minimum=k,
+            meaning=f"{function} needs dim >= num_classes",
+            alternative="or None (dim = num_classes)",
+        )
+    if seed is not None:
+        seed = check_int("seed", seed, alternative="or None (no rotation: the coordinate axes)")
+    return dim, seed
 
 
 def _random_orthonormal_columns(
@@ -43,8 +63,7 @@ def _random_orthonormal_columns(
 
 def etf_gram(num_classes: int, *, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """Gram matrix of the unit-norm simplex ETF: ``K/(K-1) (I - 11^T/K)``."""
-    _check_num_classes(num_classes)
-    k = num_classes
+    k = _check_num_classes(num_classes)
     identity = torch.eye(k, dtype=dtype)
     return (identity - torch.full((k, k), 1.0 / k, dtype=dtype)) * (k / (k - 1))
 
@@ -69,11 +88,8 @@ def simplex_etf(
     dim : d >= K (default K).
     seed : rotate the frame by a Haar-random orthogonal matrix drawn with this seed.
     """
-    _check_num_classes(num_classes)
-    dim = num_classes if dim is None else dim
-    if dim < num_classes:
-        raise ValueError(f"simplex_etf needs dim >= num_classes; got dim={dim} < {num_classes}")
-    k = num_classes
+    k = _check_num_classes(num_classes)
+    dim, seed = _check_dim_and_seed("simplex_etf", k, dim, seed)
     centred = torch.eye(k, dtype=torch.float64) - 1.0 / k
     basis = _random_orthonormal_columns(dim, k, dtype=torch.float64, seed=seed)
     return (math.sqrt(k / (k - 1)) * centred @ basis.T).to(dtype)
@@ -87,13 +103,9 @@ def orthogonal_frame(
     seed: int | None = None,
 ) -> torch.Tensor:
     """K orthonormal rows in R^d (d >= K): coordinate axes, or rotated when ``seed`` is given."""
-    _check_num_classes(num_classes)
-    dim = num_classes if dim is None else dim
-    if dim < num_classes:
-        raise ValueError(
-            f"orthogonal_frame needs dim >= num_classes; got dim={dim} < {num_classes}"
-        )
-    return _random_orthonormal_columns(dim, num_classes, dtype=dtype, seed=seed).T.contiguous()
+    k = _check_num_classes(num_classes)
+    dim, seed = _check_dim_and_seed("orthogonal_frame", k, dim, seed)
+    return _random_orthonormal_columns(dim, k, dtype=dtype, seed=seed).T.contiguous()
 
 
 def normalized_gram_distance(gram: torch.Tensor, target: torch.Tensor) -> float:
@@ -122,5 +134,5 @@ def of_etf_distance(num_classes: int) -> float:
     ``|| I/sqrt(K) - (I-J)/sqrt(K-1) ||_F = sqrt(2 - 2 sqrt((K-1)/K))``, because
     ``<I, I-J> = K-1``. It is what ``etf_gap_weights`` reads for weights forming an OF.
     """
-    _check_num_classes(num_classes)
-    return math.sqrt(2.0 - 2.0 * math.sqrt((num_classes - 1) / num_classes))
+    k = _check_num_classes(num_classes)
+    return math.sqrt(2.0 - 2.0 * math.sqrt((k - 1) / k))

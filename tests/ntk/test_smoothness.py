@@ -131,5 +131,5 @@ def test_non_finite_targets_are_rejected():
 
 
 def test_bad_finite_difference_step_is_rejected():
-    with pytest.raises(ValueError, match=r"step must lie in \(0, 0.1\)"):
+    with pytest.raises(ValueError, match=r"step must be a finite number in \(0, 0.1\)"):
         profile_slope_at_zero(MLPKernel(2), step=0.5)

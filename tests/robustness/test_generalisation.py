@@ -92,7 +92,7 @@ def test_non_finite_logged_values_are_not_computed():
 
 def test_empty_and_bad_rows(tmp_path):
     assert generalisation_table([]).not_computed == {"*": "no epoch was logged"}
-    with pytest.raises(ValueError, match="integer 'epoch'"):
+    with pytest.raises(ValueError, match="'epoch' of row 1 must be an integer"):
         generalisation_table([{"train_error": 0.0}])
     with pytest.raises(FileNotFoundError, match="epochs.jsonl"):
         read_generalisation_table(tmp_path)

@@ -81,10 +81,13 @@ def test_resume_with_a_changed_option_is_refused(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--epochs", "0"], "epochs must be >= 1; got 0"),
-        (["--lr", "-1"], "lr must be > 0.0; got -1.0"),
-        (["--momentum", "1"], "momentum must lie in [0, 1); got 1.0"),
-        (["--label-smoothing", "1.5"], "label_smoothing must lie in [0, 1)"),
+        (["--epochs", "0"], "epochs must be an integer >= 1; got 0"),
+        (["--lr", "-1"], "lr must be a finite number > 0; got -1.0"),
+        (
+            ["--momentum", "1"],
+            "momentum must be a finite number < 1 (SGD momentum, in [0, 1)); got 1.0",
+        ),
+        (["--label-smoothing", "1.5"], "label_smoothing must be a finite number < 1"),
         (["--per-class", "500"], "class 0 has only 134 samples"),
         (["--layers", "layer7"], "layer 'layer7' is not a module of MLP"),
         (["--device", "gpu"], "device must be auto, cpu, cuda, cuda:N or mps"),
@@ -124,7 +127,7 @@ def test_unknown_choice_is_rejected_by_the_parser(tmp_path, capsys):
     ("content", "message"),
     [
         ("widht = 3\n", "unknown option 'widht' (did you mean width?)"),
-        ('epochs = "ten"\n', "option 'epochs' must be int; got 'ten'"),
+        ('epochs = "ten"\n', "epochs must be an integer; got 'ten'"),
         ("[train]\nepochs = 3\n", "options must be flat key = value pairs"),
         ("epochs = \n", "invalid TOML"),
     ],

@@ -45,7 +45,10 @@ def test_load_dataset_imbalances_train_only_and_default_is_unchanged():
     [
         (dict(ratio=0.5, minority_classes=1), "must be a finite number >= 1"),
         (dict(ratio=float("nan"), minority_classes=1), "must be a finite number >= 1"),
-        (dict(ratio=2, minority_classes=0), r"must be an integer in \[1, K-1\] = \[1, 3\]"),
+        (
+            dict(ratio=2, minority_classes=0),
+            r"minority_classes \(K_B\) must be an integer in \[1, 3\] \(at most K-1 = 3",
+        ),
         (dict(ratio=2, minority_classes=4), r"\[1, 3\]"),
     ],
 )

@@ -98,9 +98,9 @@ def test_summary_holds_the_generalisation_table(imbalanced_mse_run):
     "options,message",
     [
         ({"robustness": 100_000}, "larger than|exceeds|only"),
-        ({"robustness": -1}, "robustness must be >= 0"),
+        ({"robustness": -1}, "robustness must be an integer >= 0"),
         ({"imbalance": 10.0}, "needs both --imbalance"),
-        ({"imbalance": 0.5, "minority_classes": 2}, "imbalance must be >= 1"),
+        ({"imbalance": 0.5, "minority_classes": 2}, "imbalance must be a finite number >= 1"),
     ],
 )
 def test_bad_options_are_refused_up_front(tmp_path, options, message):

@@ -15,7 +15,13 @@ import math
 import torch
 from torch import nn
 
-from neuralcollapse.ntk.validation import check_alpha, check_depth, check_width
+from neuralcollapse.ntk.validation import (
+    check_alpha,
+    check_depth,
+    check_in_dim,
+    check_seed,
+    check_width,
+)
 
 Taps = list[tuple[torch.Tensor, torch.Tensor, int]]
 
@@ -73,7 +79,8 @@ class ReLUMLP(nn.Module):
 
     def __init__(self, in_dim: int, width: int, depth: int, *, seed: int | None = None) -> None:
         super().__init__()
-        depth, width, in_dim = check_depth(depth), check_width(width), check_width(in_dim)
+        depth, width, in_dim = check_depth(depth), check_width(width), check_in_dim(in_dim)
+        seed = check_seed(seed)
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         sizes = [in_dim] + [width] * depth
         self.hidden = nn.ModuleList(
@@ -113,8 +120,9 @@ class ResidualReLUNet(nn.Module):
         self, in_dim: int, width: int, depth: int, alpha: float, *, seed: int | None = None
     ) -> None:
         super().__init__()
-        depth, width, in_dim = check_depth(depth), check_width(width), check_width(in_dim)
+        depth, width, in_dim = check_depth(depth), check_width(width), check_in_dim(in_dim)
         self.alpha = check_alpha(alpha)
+        seed = check_seed(seed)
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         self.embed = NTKLinear(in_dim, width, generator=generator)
         self.inner = nn.ModuleList(

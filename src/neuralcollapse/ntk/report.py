@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from neuralcollapse import schema
+from neuralcollapse.checks import check_int
 from neuralcollapse.ntk.compare import (
     SmoothnessRow,
     compare_smoothness,
@@ -118,6 +119,7 @@ def ntk_report_figures(
     """
     depth = check_depth(depth)
     alphas = check_alphas(alphas)
+    seed = check_int("seed", seed)  # torch's generators refuse NumPy integers
     widths = list(QUICK_WIDTHS if quick else FULL_WIDTHS) if widths is None else list(widths)
     widths = [check_width(width) for width in widths]
     # plotting is imported here so that the numeric API never pays for matplotlib

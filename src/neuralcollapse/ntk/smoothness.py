@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from neuralcollapse.checks import check_float, check_int
+
 Kernel = Callable[..., torch.Tensor]
 
 
@@ -88,8 +90,15 @@ def profile_slope_at_zero(kernel: Kernel, *, step: float = 1e-4) -> float:
     float
         The slope a (negative for ReLU kernels; -L/(2 pi) for the L-layer MLP).
     """
-    if not (0 < step < 0.1):
-        raise ValueError(f"step must lie in (0, 0.1); got {step!r}")
+    step = check_float(
+        "step",
+        step,
+        minimum=0.0,
+        maximum=0.1,
+        strict=True,
+        meaning="the finite-difference step h in radians",
+        hint="The default 1e-4 balances truncation and rounding error",
+    )
     profile = kernel_profile(kernel, [step / 2.0, step])
     coarse = (float(profile[1]) - 1.0) / step
     fine = (float(profile[0]) - 1.0) / (step / 2.0)
@@ -110,12 +119,14 @@ def training_angles(
     seed : int
         Seed of the random draw.
     """
-    if isinstance(num_points, bool) or not isinstance(num_points, int) or num_points < 2:
-        raise ValueError(f"num_points must be an integer >= 2; got {num_points!r}")
+    num_points = check_int(
+        "num_points", num_points, minimum=2, meaning="training points on the circle"
+    )
     if sampling == "equispaced":
         return 2.0 * math.pi * torch.arange(num_points, dtype=torch.float64) / num_points
     if sampling == "random":
-        generator = torch.Generator().manual_seed(seed)
+        # as a Python int: torch's generator refuses NumPy integers
+        generator = torch.Generator().manual_seed(check_int("seed", seed))
         draws = torch.rand(num_points, generator=generator, dtype=torch.float64)
         return torch.sort(2.0 * math.pi * draws).values
     raise ValueError(f"sampling must be 'equispaced' or 'random'; got {sampling!r}")

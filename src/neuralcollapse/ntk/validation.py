@@ -43,6 +43,18 @@ def check_width(width: object) -> int:
     return check_int("width", width, minimum=1, meaning="hidden units per layer")
 
 
+def check_in_dim(in_dim: object) -> int:
+    """``in_dim`` as an int >= 1."""
+    return check_int("in_dim", in_dim, minimum=1, meaning="the input dimension d")
+
+
+def check_seed(seed: object) -> int | None:
+    """``seed`` as a Python int, or None: torch's generators refuse NumPy integers."""
+    if seed is None:
+        return None
+    return check_int("seed", seed, alternative="or None (torch's global generator)")
+
+
 def as_inputs(x: object, name: str) -> torch.Tensor:
     """``x`` as a finite, float64, 2-D tensor (rows are inputs), with no all-zero row.
 

@@ -58,6 +58,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from neuralcollapse.checks import check_float, check_int
+
 #: the paper's overshoot eta
 DEFAULT_OVERSHOOT = 0.02
 #: the step limit of the paper's reference code; networks in the terminal phase need few steps
@@ -107,12 +109,20 @@ def _check_images(images: torch.Tensor) -> None:
         )
 
 
-def _check_settings(overshoot: float, max_steps: int, batch_size: int) -> None:
-    if not (isinstance(overshoot, (int, float)) and math.isfinite(overshoot) and overshoot >= 0):
-        raise ValueError(f"overshoot must be a finite number >= 0 (paper: 0.02); got {overshoot!r}")
-    for name, value in (("max_steps", max_steps), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+def _check_settings(
+    overshoot: object, max_steps: object, batch_size: object
+) -> tuple[float, int, int]:
+    """The attack's settings as Python numbers (a NumPy step count drives ``range`` too)."""
+    return (
+        check_float(
+            "overshoot (eta)",
+            overshoot,
+            minimum=0.0,
+            hint="The paper uses 0.02; 0 is Algorithm 2 exactly",
+        ),
+        check_int("max_steps", max_steps, minimum=1, meaning="linearisation steps per image"),
+        check_int("batch_size", batch_size, minimum=1, meaning="images attacked together"),
+    )
 
 
 def subset_indices(num_images: int, subset: int | None, seed: int = 0) -> torch.Tensor:
@@ -128,19 +138,22 @@ def subset_indices(num_images: int, subset: int | None, seed: int = 0) -> torch.
     """
     if subset is None:
         return torch.arange(num_images)
-    if isinstance(subset, bool) or not isinstance(subset, int):
-        raise ValueError(f"subset must be an integer number of images or None; got {subset!r}")
-    if subset < 1:
-        raise ValueError(
-            f"subset must be >= 1 image; got {subset}. To switch the measurement off, do not "
-            "call it (the training option --robustness 0 means off)"
-        )
+    subset = check_int(
+        "subset",
+        subset,
+        minimum=1,
+        meaning="images to attack",
+        alternative="or None (all images)",
+        hint="To switch the measurement off, do not call it (the training option "
+        "--robustness 0 means off)",
+    )
+    seed = check_int("seed", seed)
     if subset > num_images:
         raise ValueError(
             f"subset={subset} is larger than the split, which has {num_images} images; "
             f"choose at most {num_images}"
         )
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator().manual_seed(seed)
     return torch.randperm(num_images, generator=generator)[:subset].sort().values
 
 
@@ -320,14 +333,14 @@ def deepfool(
         ``(B, K)`` logits.
     """
     _check_images(images)
-    _check_settings(overshoot, max_steps, batch_size)
+    overshoot, max_steps, batch_size = _check_settings(overshoot, max_steps, batch_size)
     pieces: list[tuple[torch.Tensor, ...]] = []
     context = eval_mode(model) if isinstance(model, nn.Module) else _nothing()
     with context, torch.enable_grad():
         num_classes = _num_classes(model, images[: min(batch_size, images.shape[0])].detach())
         for start in range(0, images.shape[0], batch_size):
             batch = images[start : start + batch_size].detach()
-            pieces.append(_attack_batch(model, batch, float(overshoot), max_steps))
+            pieces.append(_attack_batch(model, batch, overshoot, max_steps))
     perturbations, success, steps, original, perturbed, norms = (
         torch.cat(part) for part in zip(*pieces, strict=True)
     )
@@ -479,7 +492,8 @@ def robustness(
         image of norm 0 (the ratio is undefined); labels of the wrong shape or range.
     """
     _check_images(images)
-    _check_settings(overshoot, max_steps, batch_size)
+    overshoot, max_steps, batch_size = _check_settings(overshoot, max_steps, batch_size)
+    seed = check_int("seed", seed)
     indices = subset_indices(images.shape[0], subset, seed)
     chosen = images[indices.to(images.device)]
     chosen_labels = None
@@ -544,9 +558,9 @@ def robustness(
         accuracy=accuracy,
         mean_steps=mean_steps,
         seconds=seconds,
-        overshoot=float(overshoot),
+        overshoot=overshoot,
         max_steps=max_steps,
-        seed=int(seed),
+        seed=seed,
         indices=indices.tolist(),
         not_computed=reasons,
     )
@@ -571,7 +585,7 @@ def seconds_per_image(
     changes as training goes on, and a larger batch costs less per image. Use it to print
     what a per-epoch measurement will cost (:func:`describe_cost`).
     """
-    probe = min(int(probe), images.shape[0])
+    probe = min(check_int("probe", probe, minimum=1, meaning="images timed"), images.shape[0])
     result = robustness(
         model,
         images,

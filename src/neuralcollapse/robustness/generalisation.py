@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neuralcollapse.checks import check_int
+
 _VALUE_KEYS = (
     "accuracy_tpt",
     "loss_tpt",
@@ -105,11 +107,11 @@ def generalisation_table(rows: Iterable[Mapping[str, Any]]) -> GeneralisationTab
     by_epoch: dict[int, Mapping[str, Any]] = {}
     for number, row in enumerate(rows, start=1):
         epoch = row.get("epoch") if isinstance(row, Mapping) else None
-        if isinstance(epoch, bool) or not isinstance(epoch, int):
-            raise ValueError(
-                f"row {number} has no integer 'epoch' (got {epoch!r}); pass the rows of a "
-                "run's epochs.jsonl"
-            )
+        epoch = check_int(
+            f"'epoch' of row {number}",
+            epoch,
+            hint="Pass the rows of a run's epochs.jsonl, each with its integer 'epoch'",
+        )
         by_epoch[epoch] = row
     if not by_epoch:
         return GeneralisationTable(None, None, None, not_computed={"*": "no epoch was logged"})

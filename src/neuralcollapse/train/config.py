@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
-import math
 import re
 import typing
 from dataclasses import dataclass
@@ -115,21 +114,33 @@ def field_types() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
 
 
+def _unset_alternative(annotation: Any) -> str:
+    """The accepted "no value" of an optional field, for the checker's message."""
+    return "or null/None (unset)" if type(None) in typing.get_args(annotation) else ""
+
+
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    """Check one value against its field's type (ints are accepted for floats)."""
+    """One value checked against its field's type, as a plain Python value.
+
+    Numbers go through the shared checker: NumPy scalars are accepted (and stored as Python
+    ``int`` / ``float``, so ``config.json`` can hold them), ``bool`` is refused where a number
+    belongs, ints are accepted for floats, and NaN and infinity are refused: NaN passes every
+    bound below (``nan < 0`` is False) and inf trains until the loss is "diverged" (issue 16).
+    """
+    # imported here: `neuralcollapse train --help` loads this module and must not load NumPy
+    from neuralcollapse.checks import check_float, check_int
+
     allowed = typing.get_args(annotation) or (annotation,)
     if value is None:
         if type(None) in allowed:
             return None
         raise ValueError(f"option {name!r} cannot be null/None")
-    for kind in allowed:
-        if kind is bool and isinstance(value, bool):
-            return value
-        if kind is int and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        if kind is str and isinstance(value, str):
+    if int in allowed:
+        return check_int(name, value, alternative=_unset_alternative(annotation))
+    if float in allowed:
+        return check_float(name, value, alternative=_unset_alternative(annotation))
+    for kind in (bool, str):
+        if kind in allowed and isinstance(value, kind):
             return value
     names = " or ".join(getattr(k, "__name__", str(k)) for k in allowed if k is not type(None))
     raise ValueError(f"option {name!r} must be {names}; got {value!r} ({type(value).__name__})")
@@ -184,15 +195,51 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?|mps)$")
 
 
+# counts that must be at least 1 (the optional ones may also be unset)
+_COUNTS = (
+    "width",
+    "depth",
+    "epochs",
+    "batch_size",
+    "step_size",
+    "track_points",
+    "eval_batch_size",
+    "checkpoint_every",
+    "per_class",
+    "test_per_class",
+    "base_channels",
+    "stop_after_epoch",
+)
+
+
+def _check_bounds(config: TrainConfig, name: str, **bounds: Any) -> None:
+    """An option (already of its field's type) against its bounds; unset passes."""
+    from neuralcollapse.checks import check_float, check_int  # lazy: see _coerce
+
+    value = getattr(config, name)
+    if value is None:
+        return
+    alternative = _unset_alternative(field_types()[name])
+    check = check_int if isinstance(value, int) else check_float
+    check(name, value, alternative=alternative, **bounds)
+
+
+def _check_fraction(config: TrainConfig, name: str, meaning: str) -> None:
+    """An option in [0, 1): the checker's intervals are closed or open, so one end at a time."""
+    _check_bounds(config, name, minimum=0.0, meaning=meaning)
+    _check_bounds(config, name, maximum=1.0, strict=True, meaning=meaning)
+
+
 def validate(config: TrainConfig) -> TrainConfig:
-    """Check every option; raise ValueError naming the option, the value and the fix."""
-    for name, annotation in field_types().items():
-        _coerce(name, getattr(config, name), annotation)
-        value = getattr(config, name)
-        # NaN passes every comparison below (nan < 0 is False) and inf trains until the loss
-        # is "diverged": refuse both before any work (issue 16)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number; got {value}")
+    """Check every option; raise ValueError naming the option, the value and the fix.
+
+    Returns the config with every number as a plain Python ``int`` / ``float`` (NumPy
+    scalars are accepted); the given object is not changed.
+    """
+    types = field_types()
+    config = dataclasses.replace(
+        config, **{name: _coerce(name, getattr(config, name), kind) for name, kind in types.items()}
+    )
 
     def choice(name: str, options: tuple[str, ...]) -> None:
         if getattr(config, name) not in options:
@@ -200,52 +247,28 @@ def validate(config: TrainConfig) -> TrainConfig:
                 f"{name} must be one of {', '.join(options)}; got {getattr(config, name)!r}"
             )
 
-    def at_least(name: str, bound: float, *, strict: bool = False) -> None:
-        value = getattr(config, name)
-        if value is None:
-            return
-        if value < bound or (strict and value == bound):
-            relation = ">" if strict else ">="
-            raise ValueError(f"{name} must be {relation} {bound}; got {value}")
-
     choice("dataset", DATASET_NAMES)
     choice("arch", ARCHITECTURES)
     choice("loss", LOSSES)
     choice("schedule", SCHEDULES)
     choice("track", TRACK_MODES)
     choice("stem", ("auto", "small", "imagenet"))
-    for name in (
-        "width",
-        "depth",
-        "epochs",
-        "batch_size",
-        "step_size",
-        "track_points",
-        "eval_batch_size",
-        "checkpoint_every",
-        "per_class",
-        "test_per_class",
-        "base_channels",
-        "stop_after_epoch",
-    ):
-        at_least(name, 1)
-    at_least("robustness", 0)
-    at_least("imbalance", 1.0)
-    at_least("minority_classes", 1)
+    for name in _COUNTS:
+        _check_bounds(config, name, minimum=1)
+    _check_bounds(config, "robustness", minimum=0, meaning="test images attacked; 0 is off")
+    _check_bounds(config, "imbalance", minimum=1.0, meaning="R = n_majority / n_minority")
+    _check_bounds(config, "minority_classes", minimum=1)
     if (config.imbalance is None) != (config.minority_classes is None):
         raise ValueError(
             "step imbalance needs both --imbalance R (>= 1) and --minority-classes K_B "
             f"(got imbalance={config.imbalance}, minority_classes={config.minority_classes})"
         )
-    at_least("lr", 0.0, strict=True)
-    at_least("mse_scale", 0.0, strict=True)
-    at_least("gamma", 0.0, strict=True)
-    for name in ("weight_decay", "classifier_weight_decay", "feature_decay", "momentum"):
-        at_least(name, 0.0)
-    if config.momentum >= 1:
-        raise ValueError(f"momentum must lie in [0, 1); got {config.momentum}")
-    if not 0 <= config.label_smoothing < 1:
-        raise ValueError(f"label_smoothing must lie in [0, 1); got {config.label_smoothing}")
+    for name in ("lr", "mse_scale", "gamma"):
+        _check_bounds(config, name, minimum=0.0, strict=True)
+    for name in ("weight_decay", "classifier_weight_decay", "feature_decay"):
+        _check_bounds(config, name, minimum=0.0)
+    _check_fraction(config, "momentum", "SGD momentum, in [0, 1)")
+    _check_fraction(config, "label_smoothing", "in [0, 1); 0 is plain cross-entropy")
     if not _DEVICE.match(config.device):
         raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps; got {config.device!r}")
     return config

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neuralcollapse.checks import check_float, check_int
 from neuralcollapse.train.idx import read_idx
 
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -128,8 +129,7 @@ def balanced_subset(labels: torch.Tensor | np.ndarray, per_class: int, seed: int
     ValueError : per_class < 1, or a class has fewer than ``per_class`` samples.
     """
     labels = np.asarray(labels)
-    if int(per_class) != per_class or per_class < 1:
-        raise ValueError(f"per_class must be a positive integer; got {per_class!r}")
+    per_class = check_int("per_class", per_class, minimum=1, meaning="samples kept per class")
     rng = np.random.default_rng(seed)
     chosen = []
     for label in np.unique(labels):
@@ -170,25 +170,20 @@ def step_imbalanced_subset(
     labels = np.asarray(labels)
     classes = np.unique(labels)
     k = len(classes)
-    try:
-        ratio = float(ratio)
-    except (TypeError, ValueError):
-        raise ValueError(f"imbalance ratio R must be a number >= 1; got {ratio!r}") from None
-    if not np.isfinite(ratio) or ratio < 1:
-        raise ValueError(
-            f"imbalance ratio R = n_majority / n_minority must be a finite number >= 1; got "
-            f"{ratio!r} (R = 1 is balanced)"
-        )
-    if (
-        isinstance(minority_classes, bool)
-        or int(minority_classes) != minority_classes
-        or not 1 <= minority_classes <= k - 1
-    ):
-        raise ValueError(
-            f"minority_classes (K_B) must be an integer in [1, K-1] = [1, {k - 1}]; got "
-            f"{minority_classes!r} (at least one class must stay a majority class)"
-        )
-    minority = set(classes[k - int(minority_classes) :].tolist())
+    ratio = check_float(
+        "ratio (imbalance R)",
+        ratio,
+        minimum=1.0,
+        meaning="R = n_majority / n_minority; R = 1 is balanced",
+    )
+    minority_classes = check_int(
+        "minority_classes (K_B)",
+        minority_classes,
+        minimum=1,
+        maximum=k - 1,
+        meaning=f"at most K-1 = {k - 1}: at least one class must stay a majority class",
+    )
+    minority = set(classes[k - minority_classes :].tolist())
     majority_size = min(int((labels == c).sum()) for c in classes if c not in minority)
     keep_minority = max(1, int(round(majority_size / ratio)))
     rng = np.random.default_rng(seed)

@@ -20,6 +20,7 @@ import math
 import torch
 from torch import nn
 
+from neuralcollapse.checks import check_int
 from neuralcollapse.train.names import ARCHITECTURES
 
 
@@ -318,8 +319,8 @@ def build_net(
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
-    if width < 1 or depth < 1:
-        raise ValueError(f"width and depth must be >= 1; got width={width}, depth={depth}")
+    width = check_int("width", width, minimum=1, meaning="hidden units per MLP layer")
+    depth = check_int("depth", depth, minimum=1, meaning="hidden layers of the MLP")
     channels, height, _ = input_shape
     if arch == "mlp":
         return MLP(
