@@ -59,3 +59,18 @@ def test_network_in_dim_and_seed_refuse_bool_and_nan(bad):
         build_network("mlp", in_dim=bad, width=4, depth=2)
     with pytest.raises(ValueError, match=r"^seed must be an integer, or None .*; got "):
         build_network("resnet", in_dim=3, width=4, depth=2, alpha=0.5, seed=bad)
+
+
+def test_fit_and_summary_arguments_are_checked_by_name():
+    from neuralcollapse.ntk.smoothness import fit_ridgeless, summarize_smoothness
+
+    kernel = MLPKernel(2)
+    angles = training_angles(6)
+    with pytest.raises(ValueError, match=r"^rcond must be a finite number in \[0, 1\]"):
+        fit_ridgeless(kernel, angles, rcond=-1.0)
+    with pytest.raises(ValueError, match=r"^grid_size must be an integer >= 1"):
+        summarize_smoothness(kernel, angles, grid_size=0)
+    with pytest.raises(ValueError, match=r"^step \(h\) must be a finite number > 0"):
+        fit_ridgeless(kernel, angles).numerical_kinks(step=0.0)
+    from_numpy = summarize_smoothness(kernel, angles, grid_size=np.int64(64))
+    assert from_numpy == summarize_smoothness(kernel, angles, grid_size=64)

@@ -99,3 +99,28 @@ def test_build_net_sizes():
         for bad in (True, float("nan"), 0):
             with pytest.raises(ValueError, match=rf"^{option} must be an integer >= 1 "):
                 build_net("mlp", (1, 4, 4), 3, **{option: bad})
+
+
+def test_sizes_that_had_no_check_are_refused_by_name():
+    with pytest.raises(ValueError, match=r"^num_classes \(K\) must be an integer >= 2"):
+        build_net("mlp", (1, 8, 8), 1)
+    with pytest.raises(ValueError, match=r"^base_channels must be an integer >= 1"):
+        build_net("cnn", (1, 8, 8), 3, base_channels=0)
+    with pytest.raises(ValueError, match=r"^seed must be an integer >= 0"):
+        validate(TrainConfig(seed=-1))
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5, float("nan"), True])
+def test_holdout_fraction_outside_zero_one_is_refused(fraction):
+    from neuralcollapse.train.data import stratified_holdout
+
+    with pytest.raises(ValueError, match=r"^fraction must be a finite number in \[0, 1\]"):
+        stratified_holdout(LABELS, fraction)
+
+
+def test_holdout_fraction_accepts_numpy_and_holds_out_round_fraction_per_class():
+    from neuralcollapse.train.data import stratified_holdout
+
+    keep, holdout = stratified_holdout(LABELS, np.float64(0.5))
+    assert len(holdout) == 4 * 3 and len(keep) == 4 * 3
+    assert sorted(np.bincount(LABELS[holdout]).tolist()) == [3, 3, 3, 3]

@@ -162,6 +162,8 @@ class CircleInterpolant:
         ``f'(t-)``; h defaults to 1e-4 of the smallest gap, so no other kink is crossed.
         """
         angles = self.train_angles
+        if step is not None:
+            step = check_float("step (h)", step, minimum=0, strict=True, hint="e.g. 1e-5")
         if step is None:
             gaps = torch.diff(torch.cat([angles, angles[:1] + 2.0 * math.pi]))
             step = 1e-4 * float(gaps.min())
@@ -201,6 +203,9 @@ def fit_ridgeless(
     -------
     CircleInterpolant
     """
+    rcond = check_float(
+        "rcond", rcond, minimum=0, maximum=1, meaning="relative eigenvalue cut-off"
+    )
     angles = torch.as_tensor(np.asarray(train_angles, dtype=np.float64)).reshape(-1)
     if angles.numel() < 2:
         raise ValueError("train_angles needs at least 2 angles")
@@ -263,6 +268,7 @@ def summarize_smoothness(
     grid_size : int
         Equispaced test angles on which the RMSE to ``0.5 cos t + sin 4t`` is measured.
     """
+    grid_size = check_int("grid_size", grid_size, minimum=1, meaning="test angles")
     interpolant = fit_ridgeless(kernel, train_angles)
     kinks = interpolant.kinks().abs()
     grid = 2.0 * math.pi * torch.arange(grid_size, dtype=torch.float64) / grid_size

@@ -258,6 +258,8 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_bounds(config, "robustness", minimum=0, meaning="test images attacked; 0 is off")
     _check_bounds(config, "imbalance", minimum=1.0, meaning="R = n_majority / n_minority")
     _check_bounds(config, "minority_classes", minimum=1)
+    # torch's generators take seeds in [0, 2**64); the run's derived seeds grow from this one
+    _check_bounds(config, "seed", minimum=0, meaning="random seed")
     if (config.imbalance is None) != (config.minority_classes is None):
         raise ValueError(
             "step imbalance needs both --imbalance R (>= 1) and --minority-classes K_B "

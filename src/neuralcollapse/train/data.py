@@ -101,6 +101,7 @@ def stratified_holdout(
 
     Deterministic for a given ``seed``; indices come back sorted.
     """
+    fraction = check_float("fraction", fraction, minimum=0, maximum=1, meaning="held out")
     rng = np.random.default_rng(seed)
     keep, holdout = [], []
     for label in np.unique(labels):

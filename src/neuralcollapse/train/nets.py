@@ -321,6 +321,11 @@ def build_net(
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     width = check_int("width", width, minimum=1, meaning="hidden units per MLP layer")
     depth = check_int("depth", depth, minimum=1, meaning="hidden layers of the MLP")
+    num_classes = check_int("num_classes (K)", num_classes, minimum=2, meaning="classifier outputs")
+    if base_channels is not None:
+        base_channels = check_int(
+            "base_channels", base_channels, minimum=1, meaning="conv channels of the first stage"
+        )
     channels, height, _ = input_shape
     if arch == "mlp":
         return MLP(
