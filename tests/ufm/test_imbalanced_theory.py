@@ -77,4 +77,4 @@ def test_too_small_dimension_has_no_closed_form():
 def test_imbalanced_ce_and_free_bias_solve_and_collapse_within_classes(fields):
     solution = solve_lbfgs(UFMProblem(3, COUNTS, 4, lam_w=1e-2, lam_h=1e-2, **fields))
     assert solution.reached_global_minimum is None  # no closed form to compare with
-    assert solution.converged and solution.metrics["nc1"] < 1e-8
+    assert solution.converged and solution.result.nc1 < 1e-8

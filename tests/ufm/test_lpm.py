@@ -115,8 +115,8 @@ def test_a_stuck_nonconvex_solve_is_reported():
 @pytest.mark.parametrize(
     "call,message",
     [
-        (lambda: LPMProblem((3, 0, 2), 6), "must be >= 1"),
-        (lambda: LPMProblem((3, 2.5, 2), 6), "must be a positive integer"),
+        (lambda: LPMProblem((3, 0, 2), 6), r"class_sizes\[1\] must be an integer >= 1 .*got 0"),
+        (lambda: LPMProblem((3, 2.5, 2), 6), r"class_sizes\[1\] must be an integer >= 1 .*2\.5"),
         (lambda: LPMProblem((3,), 6), "at least 2 classes"),
         (lambda: LPMProblem((3, 3), 6, e_w=0.0), r"e_w \(E_W\) must be a finite number > 0"),
         (lambda: LPMProblem((3, 3), 6, e_h=-1.0), r"e_h \(E_H\) must be a finite number > 0"),

@@ -72,7 +72,7 @@ def test_imbalanced_problem_is_solved_without_a_reference():
     solution = solve_lbfgs(UFMProblem(3, (4, 2, 1), 4, lam_w=1e-2, lam_h=1e-2), restarts=2)
     assert solution.rel_gap is None and not solution.theory.available
     assert solution.converged
-    assert solution.metrics["nc1"] < 1e-8  # collapse still holds within each class
+    assert solution.result.nc1 < 1e-8  # collapse still holds within each class
 
 
 def test_batched_lbfgs_minimises_independent_quadratics_exactly():

@@ -10,7 +10,7 @@ from neuralcollapse.cli import main
 from neuralcollapse.ufm import UFMProblem
 from neuralcollapse.ufm.sweeps import sweep
 from neuralcollapse.viz.style import save_figure
-from neuralcollapse.viz.ufm_solution_figures import plot_sweep
+from neuralcollapse.viz.ufm_figures import plot_phase_diagram
 
 
 def test_lam_b_sweep_moves_class_means_from_etf_to_orthogonal_frame(tmp_path):
@@ -24,7 +24,8 @@ def test_lam_b_sweep_moves_class_means_from_etf_to_orthogonal_frame(tmp_path):
     ratios = [row["global_mean_ratio"] for row in rows]
     assert ratios[0] < 1e-6 and ratios[-1] == pytest.approx(0.5, abs=1e-3)  # 1/sqrt(K)
     assert max(abs(row["rel_gap"]) for row in rows) < 1e-6
-    assert save_figure(plot_sweep(result), tmp_path / "bias.png").stat().st_size > 0
+    assert result.control_name == "K sqrt(n lam_W lam_H)"
+    assert save_figure(plot_phase_diagram(result), tmp_path / "bias.png").stat().st_size > 0
 
 
 def test_two_dimensional_sweep_marks_the_zero_phase_like_theory(tmp_path):
@@ -39,13 +40,13 @@ def test_two_dimensional_sweep_marks_the_zero_phase_like_theory(tmp_path):
     with path.open() as handle:
         table = list(csv.DictReader(handle))
     assert len(table) == 16 and float(table[5]["lam_h"]) == pytest.approx(grid[1])
-    assert save_figure(plot_sweep(result), tmp_path / "grid.png").stat().st_size > 0
+    assert save_figure(plot_phase_diagram(result), tmp_path / "grid.png").stat().st_size > 0
 
 
 def test_sweep_without_a_grid_is_an_error():
     with pytest.raises(ValueError, match="at least one grid"):
         sweep(UFMProblem(3, 2, 4))
-    with pytest.raises(ValueError, match="must all be > 0"):
+    with pytest.raises(ValueError, match=r"lam_w\[1\] must be a finite number > 0 .*got -1\.0"):
         sweep(UFMProblem(3, 2, 4), lam_w=[0.1, -1.0])
 
 

@@ -59,11 +59,11 @@ def test_depth_one_closed_form_is_the_solver_minimum(fields, geometry):
 
 def test_mse_no_bias_means_form_an_orthogonal_frame_not_an_etf():
     solution = solve_lbfgs(UFMProblem(4, 3, 6, lam_w=1e-2, lam_h=1e-2), restarts=2)
-    metrics = solution.metrics
-    assert metrics["of_gap_means"] < 1e-6
-    assert metrics["global_mean_ratio"] == pytest.approx(1 / math.sqrt(4), abs=1e-6)
-    assert metrics["nc1"] < 1e-10
-    assert metrics["self_duality_uncentred"] < 1e-8
+    result = solution.result
+    assert result.of_gap_means < 1e-6
+    assert result.global_mean_ratio == pytest.approx(1 / math.sqrt(4), abs=1e-6)
+    assert result.nc1 < 1e-10
+    assert result.self_duality_uncentred < 1e-8
 
 
 def _depth_two_lams(ratio: float, k: int = K, n: int = N_PER) -> dict:
@@ -108,10 +108,10 @@ def test_relu_depth_two_value_equals_linear_and_post_relu_means_are_an_orthogona
     solution = solve_lbfgs(relu, restarts=4, seed=4)
     _assert_matches_theory(solution)
     assert solution.measurement.geometry_features == "of"
-    assert solution.metrics["of_gap_means"] < 1e-5
+    assert solution.result.of_gap_means < 1e-5
     # NC1 at both layers
-    assert solution.metrics["nc1"] < 1e-8
-    assert solution.measurement.metrics_h["nc1"] < 1e-8
+    assert solution.result.nc1 < 1e-8
+    assert solution.measurement.result_h.nc1 < 1e-8
 
 
 def test_cross_entropy_margin_norms_and_wrong_class_probability_match_theory():

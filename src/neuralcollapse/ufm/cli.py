@@ -221,7 +221,12 @@ def run_ufm(args: argparse.Namespace) -> int:
         )
         if not reference.available:
             print(f"theory: no closed form ({reference.reason})")
-        metrics = solution.metrics or {}
+        result = solution.result  # NC metrics of the last-layer input; None at zero
+        nc1, of_gap, etf_gap = (
+            (None, None, None)
+            if result is None
+            else (result.nc1, result.of_gap_means, result.etf_gap_means)
+        )
         table = [
             ("objective", reference.f_star, solution.objective),
             ("rel. gap", 0.0 if reference.available else None, solution.rel_gap),
@@ -237,9 +242,9 @@ def run_ufm(args: argparse.Namespace) -> int:
                 reference.control,
                 None,
             ),
-            ("NC1", 0.0 if reference.is_zero is False else None, metrics.get("nc1")),
-            ("OF gap of means", None, metrics.get("of_gap_means")),
-            ("ETF gap of centred means", None, metrics.get("etf_gap_means")),
+            ("NC1", 0.0 if reference.is_zero is False else None, nc1),
+            ("OF gap of means", None, of_gap),
+            ("ETF gap of centred means", None, etf_gap),
             (
                 "reached the global minimum",
                 True if reference.available else None,
@@ -253,9 +258,10 @@ def run_ufm(args: argparse.Namespace) -> int:
             print(f"WARNING: {message}")
     if args.plot:
         from neuralcollapse.viz.style import save_figure
-        from neuralcollapse.viz.ufm_solution_figures import plot_solution
+        from neuralcollapse.viz.ufm_figures import plot_trajectories
 
-        print(f"figure: {save_figure(plot_solution(solution), args.plot)}")
+        figure = plot_trajectories(solution, gram=True)
+        print(f"figure: {save_figure(figure, args.plot)}")
     return 0
 
 
@@ -275,7 +281,7 @@ def _range(values: list[float] | None, name: str) -> list[float] | None:
 def run_sweep(args: argparse.Namespace) -> int:
     from neuralcollapse.ufm.sweeps import sweep
     from neuralcollapse.viz.style import save_figure
-    from neuralcollapse.viz.ufm_solution_figures import plot_sweep
+    from neuralcollapse.viz.ufm_figures import plot_phase_diagram
 
     grids = {
         f"lam_{name}": _range(getattr(args, f"lambda_{name}_range"), name)
@@ -294,7 +300,7 @@ def run_sweep(args: argparse.Namespace) -> int:
             _problem(args), restarts=args.restarts, seed=args.seed, init=args.init, **grids
         )
     csv_path = result.to_csv(f"{args.out}.csv")
-    png_path = save_figure(plot_sweep(result), f"{args.out}.png")
+    png_path = save_figure(plot_phase_diagram(result), f"{args.out}.png")
     worst = max((abs(r["rel_gap"]) for r in result.rows if r["rel_gap"] is not None), default=None)
     failed = [row for row in result.rows if row["reached_global_minimum"] is False]
     if failed:

@@ -95,6 +95,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from neuralcollapse.checks import check_float, check_int
 from neuralcollapse.metrics import measure
 
 #: metrics of :class:`neuralcollapse.metrics.CollapseMetrics` kept at each recorded step
@@ -113,19 +114,22 @@ def max_margin(num_classes: int, per_class: int) -> float:
     Attained exactly by simplex-ETF classifiers with collapsed, self-dual features (derivation
     in the module docstring). Lyu & Li's normalisation by ``||W||^2 + ||H||^2`` gives half.
     """
-    _check_sizes(num_classes, per_class, max(num_classes - 1, 1))
-    return 1.0 / ((num_classes - 1) * math.sqrt(per_class))
+    k = check_int("num_classes", num_classes, minimum=2)
+    n = check_int("per_class", per_class, minimum=1)
+    return 1.0 / ((k - 1) * math.sqrt(n))
 
 
-def _check_sizes(num_classes: int, per_class: int, dim: int) -> None:
-    for name, value, low in (("num_classes", num_classes, 2), ("per_class", per_class, 1)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < num_classes - 1:
-        raise ValueError(
-            f"dim must be an integer >= num_classes - 1 = {num_classes - 1} (the max-margin "
-            f"simplex ETF spans K - 1 dimensions); got {dim!r}"
-        )
+def _check_sizes(num_classes: int, per_class: int, dim: int) -> tuple[int, int, int]:
+    """K, n and d as Python ints: K >= 2, n >= 1, d >= K - 1."""
+    k = check_int("num_classes", num_classes, minimum=2)
+    n = check_int("per_class", per_class, minimum=1)
+    d = check_int(
+        "dim",
+        dim,
+        minimum=k - 1,
+        meaning=f"num_classes - 1 = {k - 1}: the max-margin simplex ETF spans K - 1 dimensions",
+    )
+    return k, n, d
 
 
 def record_steps(steps: int, points: int) -> list[int]:
@@ -330,14 +334,16 @@ def implicit_bias_gd(
     ------
     ValueError : bad sizes or settings; the iterates become non-finite (too large a step).
     """
-    _check_sizes(num_classes, per_class, dim)
-    for name, value in (("steps", steps), ("record_points", record_points)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-    for name, value in (("lr", lr), ("init_scale", init_scale)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
-    k, n, d = num_classes, per_class, dim
+    k, n, d = _check_sizes(num_classes, per_class, dim)
+    steps = check_int("steps", steps, minimum=1, meaning="gradient steps")
+    record_points = check_int(
+        "record_points", record_points, minimum=1, meaning="log-spaced records besides step 0"
+    )
+    lr = check_float("lr", lr, minimum=0.0, strict=True, meaning="the step size")
+    init_scale = check_float(
+        "init_scale", init_scale, minimum=0.0, strict=True, meaning="std of the start"
+    )
+    seed = check_int("seed", seed, minimum=0, meaning="NumPy seeds are non-negative")
     started = time.perf_counter()
     threads = torch.get_num_threads()
     # the metrics of a 20 x 20 problem are tiny tensor ops: on a busy machine extra intra-op
@@ -346,9 +352,7 @@ def implicit_bias_gd(
     try:
         # a too-large step overflows: reported as divergence (ValueError), not as warnings
         with np.errstate(over="ignore", invalid="ignore"):
-            return _run(
-                k, n, d, steps, float(lr), float(init_scale), int(seed), record_points, started
-            )
+            return _run(k, n, d, steps, lr, init_scale, seed, record_points, started)
     finally:
         torch.set_num_threads(threads)
 

@@ -26,6 +26,7 @@ import math
 
 import torch
 
+from neuralcollapse.checks import check_float
 from neuralcollapse.ufm.closed_forms import TheoryResult
 from neuralcollapse.ufm.problem import DTYPE, UFMParameters, UFMProblem
 
@@ -71,7 +72,15 @@ def aligned_parameters(
     singular_value: float = 1.0,
     noise: float = ALIGNED_NOISE,
 ) -> UFMParameters:
-    """One aligned start (batch dimension 1) for ``problem``; see the module docstring."""
+    """One aligned start (batch dimension 1) for ``problem``; see the module docstring.
+
+    ``singular_value`` is s in ``Z = s I`` (> 0), ``noise`` the relative size of the Gaussian
+    noise on every factor (>= 0).
+    """
+    singular_value = check_float(
+        "singular_value", singular_value, minimum=0.0, strict=True, meaning="s of Z = s I"
+    )
+    noise = check_float("noise", noise, minimum=0.0, meaning="relative noise on the start")
     if not can_align(problem):
         raise ValueError(
             f"an aligned start needs d and every hidden width >= K = {problem.num_classes}; "

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from neuralcollapse.checks import check_float, check_int
 from neuralcollapse.metrics.minority import minority_cosine
 from neuralcollapse.ufm.lbfgs import batched_lbfgs
 from neuralcollapse.ufm.problem import DTYPE
@@ -49,16 +50,14 @@ LPM_GAP_TOL = 1e-6
 
 
 def _budget(name: str, value: float) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number > 0; got {value!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(
-            f"{name} must be a finite number > 0 (a norm budget); got {value!r}. "
-            "Fang et al. use E_W = E_H = 1"
-        )
-    return value
+    return check_float(
+        name,
+        value,
+        minimum=0.0,
+        strict=True,
+        meaning="a norm budget",
+        hint="Fang et al. use E_W = E_H = 1",
+    )
 
 
 def check_class_sizes(class_sizes: Sequence[int], num_classes: int | None = None) -> tuple:
@@ -68,19 +67,16 @@ def check_class_sizes(class_sizes: Sequence[int], num_classes: int | None = None
             f"class_sizes must be a sequence of K positive integers (one per class); got "
             f"{class_sizes!r}"
         )
-    sizes = []
-    for index, size in enumerate(class_sizes):
-        if isinstance(size, bool) or not isinstance(size, (int, float)) or size != int(size):
-            raise ValueError(
-                f"class size {index} is {size!r}: every class size must be a positive integer "
-                "(a number of samples); round it, or scale all sizes by a common factor"
-            )
-        if size < 1:
-            raise ValueError(
-                f"class size {index} is {size!r}: every class size must be >= 1 (drop empty "
-                "classes)"
-            )
-        sizes.append(int(size))
+    sizes = [
+        check_int(
+            f"class_sizes[{index}]",
+            size,
+            minimum=1,
+            meaning="class sizes are numbers of samples",
+            hint="Round fractional sizes (or scale all by a common factor); drop empty classes",
+        )
+        for index, size in enumerate(class_sizes)
+    ]
     if len(sizes) < 2:
         raise ValueError(f"need at least 2 classes; got class_sizes={list(class_sizes)}")
     if num_classes is not None and len(sizes) != num_classes:
@@ -97,11 +93,11 @@ def step_class_sizes(
 
     Raises ValueError for R < 1, K_A < 1, K_B < 1, n_A < 1, or n_A / R rounding to 0.
     """
-    for name, value in (("num_majority (K_A)", num_majority), ("num_minority (K_B)", num_minority)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-    if isinstance(majority_size, bool) or not isinstance(majority_size, int) or majority_size < 1:
-        raise ValueError(f"majority_size (n_A) must be an integer >= 1; got {majority_size!r}")
+    num_majority = check_int("num_majority (K_A)", num_majority, minimum=1)
+    num_minority = check_int("num_minority (K_B)", num_minority, minimum=1)
+    majority_size = check_int(
+        "majority_size (n_A)", majority_size, minimum=1, meaning="samples per majority class"
+    )
     ratio = check_ratio(ratio)
     minority = round(majority_size / ratio)
     if minority < 1:
@@ -114,16 +110,12 @@ def step_class_sizes(
 
 def check_ratio(ratio: float) -> float:
     """The imbalance ratio R = n_A / n_B: a finite number >= 1."""
-    try:
-        ratio = float(ratio)
-    except (TypeError, ValueError):
-        raise ValueError(f"the imbalance ratio R must be a number >= 1; got {ratio!r}") from None
-    if not math.isfinite(ratio) or ratio < 1:
-        raise ValueError(
-            f"the imbalance ratio R = n_majority / n_minority must be a finite number >= 1; got "
-            f"{ratio!r} (R = 1 is balanced; swap the groups for R < 1)"
-        )
-    return ratio
+    return check_float(
+        "the imbalance ratio R = n_majority / n_minority",
+        ratio,
+        minimum=1.0,
+        hint="R = 1 is balanced; swap the groups for R < 1",
+    )
 
 
 @dataclass(frozen=True)
@@ -154,8 +146,7 @@ class LPMProblem:
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once
         set_(self, "class_sizes", check_class_sizes(self.class_sizes))
-        if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 1:
-            raise ValueError(f"dim (d) must be an integer >= 1; got {self.dim!r}")
+        set_(self, "dim", check_int("dim (d)", self.dim, minimum=1))
         set_(self, "e_w", _budget("e_w (E_W)", self.e_w))
         set_(self, "e_h", _budget("e_h (E_H)", self.e_h))
         if self.minority is not None:
@@ -432,8 +423,7 @@ def solve_lpm_nonconvex(
     problem_list = [problems] if single else list(problems)
     if not problem_list:
         raise ValueError("need at least one LPMProblem")
-    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
-        raise ValueError(f"restarts must be an integer >= 1; got {restarts!r}")
+    restarts = check_int("restarts", restarts, minimum=1, meaning="Gaussian starts per problem")
     references = _references(reference, len(problem_list))
     jobs = [(i, r) for r in range(restarts) for i in range(len(problem_list))]
     batch = _LPMBatch([problem_list[i] for i, _ in jobs], per_sample)

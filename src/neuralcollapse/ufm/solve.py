@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from neuralcollapse.checks import check_float, check_int
+from neuralcollapse.metrics import CollapseMetrics
 from neuralcollapse.progress import bar_disabled
 from neuralcollapse.ufm.closed_forms import TheoryResult, theory_or_none
 from neuralcollapse.ufm.evaluate import Measurement, measure_solution, relative_gap
@@ -106,8 +108,9 @@ class UFMSolution:
         return self.measurement.rel_gap
 
     @property
-    def metrics(self) -> dict | None:
-        return self.measurement.metrics
+    def result(self) -> CollapseMetrics | None:
+        """NC metrics of the last-layer input (:attr:`Measurement.result`; None at zero)."""
+        return self.measurement.result
 
     @property
     def geometry(self) -> str:
@@ -156,11 +159,6 @@ def _problem_dict(problem: UFMProblem) -> dict:
     }
 
 
-def _check_positive_int(name: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
-
-
 def solve_gd(
     problem: UFMProblem,
     lr: float = 1.0,
@@ -197,10 +195,11 @@ def solve_gd(
     ``rel_gap`` and the NC metrics of the last-layer features (``nc1``, ``of_gap_means``, ...;
     None at the zero solution), plus ``nc1_h`` for depth >= 2.
     """
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr must be a finite number > 0; got {lr!r}")
-    _check_positive_int("steps", steps)
-    _check_positive_int("record_every", record_every)
+    lr = check_float("lr", lr, minimum=0.0, strict=True, meaning="the gradient-descent step size")
+    steps = check_int("steps", steps, minimum=1, meaning="the most gradient steps to take")
+    record_every = check_int(
+        "record_every", record_every, minimum=1, meaning="measure every this many steps"
+    )
     reference = theory_or_none(problem) if reference is None else reference
     if tol_gap is not None and not reference.available:
         raise ValueError(f"tol_gap needs a closed form, and there is none: {reference.reason}")
@@ -251,23 +250,41 @@ def _gd_loop(
     return step, trajectory
 
 
+#: the NC metrics a GD trajectory row records at each recorded step
+TRAJECTORY_METRICS: tuple[str, ...] = (
+    "nc1",
+    "of_gap_means",
+    "etf_gap_means",
+    "global_mean_ratio",
+    "etf_gap_weights",
+    "of_gap_weights",
+    "self_duality_uncentred",
+    "accuracy",
+)
+
+
+def _tracked(result: CollapseMetrics | None) -> dict[str, float | None]:
+    """The :data:`TRAJECTORY_METRICS` of one measurement (all None at the zero solution)."""
+    if result is None:
+        return dict.fromkeys(TRAJECTORY_METRICS)
+    return {
+        "nc1": result.nc1,
+        "of_gap_means": result.of_gap_means,
+        "etf_gap_means": result.etf_gap_means,
+        "global_mean_ratio": result.global_mean_ratio,
+        "etf_gap_weights": result.etf_gap_weights,
+        "of_gap_weights": result.of_gap_weights,
+        "self_duality_uncentred": result.self_duality_uncentred,
+        "accuracy": result.accuracy,
+    }
+
+
 def _record(problem: UFMProblem, params: UFMParameters, reference: TheoryResult, step: int) -> dict:
     measured = measure_solution(problem, params, reference)
     row = {"step": step, "objective": measured.objective, "rel_gap": measured.rel_gap}
-    metrics = measured.metrics or {}
-    for key in (
-        "nc1",
-        "of_gap_means",
-        "etf_gap_means",
-        "global_mean_ratio",
-        "etf_gap_weights",
-        "of_gap_weights",
-        "self_duality_uncentred",
-        "accuracy",
-    ):
-        row[key] = metrics.get(key)
+    row.update(_tracked(measured.result))
     if problem.depth > 1:
-        row["nc1_h"] = (measured.metrics_h or {}).get("nc1")
+        row["nc1_h"] = None if measured.result_h is None else measured.result_h.nc1
     return row
 
 
@@ -384,15 +401,28 @@ def solve_lbfgs(
     """
     single = isinstance(problems, UFMProblem)
     problem_list = [problems] if single else list(problems)
-    _check_positive_int("restarts", restarts)
-    _check_positive_int("max_iter", max_iter)
-    if not init_scales or any(not (s > 0) for s in init_scales):
-        raise ValueError(f"init_scales must be positive numbers; got {init_scales!r}")
+    restarts = check_int("restarts", restarts, minimum=1, meaning="starts per problem")
+    max_iter = check_int("max_iter", max_iter, minimum=1, meaning="L-BFGS iterations")
+    if not init_scales:
+        raise ValueError(f"init_scales must hold at least one scale > 0; got {init_scales!r}")
+    init_scales = [
+        check_float(f"init_scales[{i}]", s, minimum=0.0, strict=True, meaning="a start's scale")
+        for i, s in enumerate(init_scales)
+    ]
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
     ProblemBatch(problem_list)  # validates that they can be batched together
     jobs = [(index, r) for r in range(restarts) for index in range(len(problem_list))]
-    chunk = len(jobs) if chunk_size is None else max(1, int(chunk_size))
+    if chunk_size is None:
+        chunk = len(jobs)
+    else:
+        chunk = check_int(
+            "chunk_size",
+            chunk_size,
+            minimum=1,
+            meaning="(problem, restart) pairs per batch",
+            alternative="or None (all at once)",
+        )
     check_solve_memory(problem_list[0], min(chunk, len(jobs)), memory)
     references = _references(problem_list, reference)
     best: dict[int, tuple[float, UFMParameters, int, bool, list[float], str]] = {}

@@ -3,8 +3,10 @@
 :func:`sweep` varies lam_w, lam_h and/or lam_b over a grid around a base problem, solves the
 whole grid with one batched L-BFGS (:func:`neuralcollapse.ufm.solve.solve_lbfgs`) and returns
 one row per grid point: where the minimiser is zero, ETF vs orthogonal frame (measured
-through the metrics engine), and the relative gap to theory. :func:`plot_sweep` draws it
-(heat maps for a 2-D grid, curves for a 1-D one); :meth:`SweepResult.to_csv` writes the table.
+through the metrics engine), and the relative gap to theory.
+:func:`neuralcollapse.viz.ufm_figures.plot_phase_diagram` draws it (theory's and the solver's
+geometry as cells for a 2-D grid, curves for a 1-D one); :meth:`SweepResult.to_csv` writes
+the table.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from neuralcollapse.checks import check_float
+from neuralcollapse.metrics import CollapseMetrics
 from neuralcollapse.ufm.problem import UFMProblem
 from neuralcollapse.ufm.solve import solve_lbfgs
 
@@ -43,11 +47,16 @@ COLUMNS: tuple[str, ...] = (
 
 @dataclass
 class SweepResult:
-    """Rows (one dict per grid point, keys :data:`COLUMNS`) and the swept axes, in order."""
+    """Rows (one dict per grid point, keys :data:`COLUMNS`) and the swept axes, in order.
+
+    ``control_name`` spells theory's ``control`` column (e.g. ``"K sqrt(n lam_W lam_H)"``;
+    empty without a closed form), for the figure's threshold label; it is not a column.
+    """
 
     rows: list[dict]
     axes: dict[str, list[float]]
     base: UFMProblem
+    control_name: str = ""
 
     def to_csv(self, path: str | Path) -> Path:
         """Write the table as CSV (one row per grid point) and return the path."""
@@ -61,12 +70,31 @@ class SweepResult:
 
 
 def _grid_values(name: str, values: Sequence[float]) -> list[float]:
-    values = [float(v) for v in values]
+    values = list(values)
     if not values:
         raise ValueError(f"{name} grid is empty; give at least one value")
-    if any(not (v > 0) for v in values):
-        raise ValueError(f"{name} grid values must all be > 0; got {values}")
-    return values
+    return [
+        check_float(
+            f"{name}[{index}]",
+            value,
+            minimum=0.0,
+            strict=True,
+            meaning=f"every {name} grid value is a penalty",
+        )
+        for index, value in enumerate(values)
+    ]
+
+
+def _frame_columns(result: CollapseMetrics | None) -> dict[str, float | None]:
+    """The table's metric columns from the metrics of H (None at the zero solution)."""
+    if result is None:
+        return dict.fromkeys(("of_gap_means", "etf_gap_means", "global_mean_ratio", "nc1"))
+    return {
+        "of_gap_means": result.of_gap_means,
+        "etf_gap_means": result.etf_gap_means,
+        "global_mean_ratio": result.global_mean_ratio,
+        "nc1": result.nc1,
+    }
 
 
 def sweep(
@@ -125,7 +153,7 @@ def sweep(
     rows = []
     for problem, solution in zip(problems, solutions, strict=True):
         reference, measured = solution.theory, solution.measurement
-        metrics = measured.metrics_h or {}
+        frame = _frame_columns(measured.result_h)
         rows.append(
             {
                 "lam_w": problem.layer_lams[0],
@@ -140,12 +168,14 @@ def sweep(
                 "theory_geometry": reference.geometry,
                 "geometry": measured.geometry,
                 "mean_norm": measured.mean_norm,
-                "of_gap_means": metrics.get("of_gap_means"),
-                "etf_gap_means": metrics.get("etf_gap_means"),
-                "global_mean_ratio": metrics.get("global_mean_ratio"),
-                "nc1": metrics.get("nc1"),
+                "of_gap_means": frame["of_gap_means"],
+                "etf_gap_means": frame["etf_gap_means"],
+                "global_mean_ratio": frame["global_mean_ratio"],
+                "nc1": frame["nc1"],
                 "converged": solution.converged,
                 "reached_global_minimum": solution.reached_global_minimum,
             }
         )
-    return SweepResult(rows=rows, axes=axes, base=base)
+    names = {solution.theory.control_name for solution in solutions} - {""}
+    control_name = names.pop() if len(names) == 1 else ""
+    return SweepResult(rows=rows, axes=axes, base=base, control_name=control_name)

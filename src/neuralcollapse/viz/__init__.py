@@ -3,6 +3,8 @@
 - :mod:`neuralcollapse.viz.runs`: read a training run directory;
 - :mod:`neuralcollapse.viz.training_figures`: Papyan-style panels, ETF-vs-OF gaps, depth profile;
 - :mod:`neuralcollapse.viz.per_class_figures`: the per-class table against class size;
+- :mod:`neuralcollapse.viz.ufm_figures`: UFM phase diagrams (``ufm-sweep``, the demo), solver
+  trajectories (``ufm --plot``, the demo) and the lam_b path;
 - :mod:`neuralcollapse.viz.html`: the self-contained HTML report builder;
 - :mod:`neuralcollapse.viz.report`: ``neuralcollapse report``;
 - :mod:`neuralcollapse.viz.demo`: ``neuralcollapse demo``.
@@ -17,9 +19,12 @@ __all__ = [
     "load_run",
     "load_runs",
     "per_class_figure",
+    "plot_bias_path",
     "plot_depth_profile",
     "plot_frame_gaps",
+    "plot_phase_diagram",
     "plot_training_panels",
+    "plot_trajectories",
 ]
 
 #: export -> the module that defines it
@@ -33,6 +38,9 @@ _EXPORTS = {
     "plot_depth_profile": "neuralcollapse.viz.training_figures",
     "plot_frame_gaps": "neuralcollapse.viz.training_figures",
     "plot_training_panels": "neuralcollapse.viz.training_figures",
+    "plot_bias_path": "neuralcollapse.viz.ufm_figures",
+    "plot_phase_diagram": "neuralcollapse.viz.ufm_figures",
+    "plot_trajectories": "neuralcollapse.viz.ufm_figures",
 }
 
 

