@@ -81,7 +81,7 @@ def test_balanced_counts_given_as_a_list_are_balanced():
             "num_classes must be an integer >= 2 (collapse needs at least two classes)",
         ),
         (dict(per_class=0), "per_class (n) must be an integer >= 1"),
-        (dict(per_class=[2, 0, 1]), "every per-class count must be >= 1"),
+        (dict(per_class=[2, 0, 1]), r"per_class\[1\] must be an integer >= 1"),
         (dict(per_class=[2, 2]), "one per class"),
         (dict(loss="hinge"), "unknown loss 'hinge'"),
         (dict(activation="tanh"), "unknown activation 'tanh'"),
@@ -110,3 +110,15 @@ def test_objective_rejects_wrong_shapes():
         problem.objective([torch.zeros(3, 4)], torch.zeros(5, 6))
     with pytest.raises(ValueError, match="no bias"):
         problem.objective([torch.zeros(3, 5)], torch.zeros(5, 6), torch.zeros(3))
+
+
+def test_counts_and_widths_are_checked_one_by_one():
+    problem = UFMProblem(num_classes=3, per_class=(np.int64(4), 4, 2), dim=5)
+    assert problem.per_class == (4, 4, 2) and all(type(c) is int for c in problem.per_class)
+    assert UFMProblem(num_classes=3, per_class=[3, 3, 3], dim=5).per_class == 3
+    with pytest.raises(ValueError, match=r"^per_class\[0\] must be an integer >= 1"):
+        UFMProblem(num_classes=3, per_class=(True, 2, 2), dim=5)
+    with pytest.raises(ValueError, match=r"^hidden_dims\[1\] must be an integer >= 1"):
+        UFMProblem(num_classes=3, per_class=2, dim=5, depth=3, hidden_dims=(4, 0))
+    deep = UFMProblem(num_classes=3, per_class=2, dim=5, depth=3, hidden_dims=(np.int32(4), 6))
+    assert deep.hidden_dims == (4, 6)

@@ -46,6 +46,80 @@ def _positive(name: str, value: float, hint: str) -> float:
     return check_float(name, value, minimum=0.0, strict=True, hint=hint)
 
 
+def _normalised_counts(per_class: object, num_classes: int) -> int | tuple[int, ...]:
+    """One n for every class, or K per-class counts (equal counts collapse to one n)."""
+    if not isinstance(per_class, Sequence) or isinstance(per_class, str):
+        return check_int("per_class (n)", per_class, minimum=1)
+    if len(per_class) != num_classes:
+        raise ValueError(
+            f"per_class must be one integer or {num_classes} per-class counts (one per class); "
+            f"got {len(per_class)} counts"
+        )
+    counts = tuple(
+        check_int(f"per_class[{i}]", c, minimum=1, meaning="samples of class i")
+        for i, c in enumerate(per_class)
+    )
+    return counts[0] if len(set(counts)) == 1 else counts
+
+
+def _normalised_bias(bias: object, lam_b: object) -> tuple[str, float]:
+    """``(bias mode, lam_b)``; a number as ``bias`` means a regularised bias with that decay."""
+    if isinstance(bias, (int, float)) and not isinstance(bias, bool):
+        bias, lam_b = "regularized", float(bias)
+    if bias == "regularised":
+        bias = "regularized"
+    if bias not in BIAS_MODES:
+        raise ValueError(
+            f"unknown bias {bias!r}; use 'none', 'free', or a number lam_b > 0 "
+            f"(regularised bias)"
+        )
+    if bias == "regularized":
+        hint = "A regularised bias needs lam_b > 0; use bias='free' for an unpenalised bias."
+        return bias, _positive("lam_b", lam_b, hint)
+    if lam_b not in (0, 0.0):
+        raise ValueError(
+            f"lam_b={lam_b!r} is only used with a regularised bias; pass "
+            f"bias={lam_b!r} (or bias='regularized') to penalise the bias"
+        )
+    return bias, lam_b
+
+
+def _normalised_weight_decay(lam_w: object, depth: int) -> float | tuple[float, ...]:
+    """One lam_W for every layer, or one per weight layer (equal values collapse to one)."""
+    if isinstance(lam_w, Sequence) and not isinstance(lam_w, str):
+        values = tuple(lam_w)
+        if len(values) != depth:
+            raise ValueError(
+                f"lam_w needs one value per weight layer: depth={depth} but got "
+                f"{len(values)} values {values}"
+            )
+    else:
+        values = (lam_w,) * depth
+    hint = (
+        "Weight decay must be positive for the minimiser to exist and be bounded "
+        "(zero decay on both W and H is the implicit-bias experiment: CE with gradient "
+        "descent, `neuralcollapse ufm --loss ce --solver gd --lambda-w 0 --lambda-h 0`)."
+    )
+    checked = tuple(_positive(f"lam_w (layer {i + 1})", v, hint) for i, v in enumerate(values))
+    return checked[0] if len(set(checked)) == 1 else checked
+
+
+def _normalised_hidden(hidden_dims: object, dim: int, depth: int) -> tuple[int, ...]:
+    """The widths of W_1..W_(L-1)'s outputs (default: d each)."""
+    if hidden_dims is None:
+        return (dim,) * (depth - 1)
+    hidden = tuple(hidden_dims)
+    if len(hidden) != depth - 1:
+        raise ValueError(
+            f"hidden_dims needs depth-1 = {depth - 1} widths (outputs of W_1..W_(L-1)); "
+            f"got {len(hidden)}"
+        )
+    return tuple(
+        check_int(f"hidden_dims[{i}]", h, minimum=1, meaning="a hidden layer's width")
+        for i, h in enumerate(hidden)
+    )
+
+
 @dataclass(frozen=True)
 class UFMProblem:
     """Specification of one (extended) unconstrained features model.
@@ -95,88 +169,20 @@ class UFMProblem:
             meaning="collapse needs at least two classes",
         )
         set_(self, "num_classes", k)
-        if isinstance(self.per_class, Sequence):
-            counts = tuple(int(c) for c in self.per_class)
-            if len(counts) != k:
-                raise ValueError(
-                    f"per_class must be one integer or {k} per-class counts (one per class); "
-                    f"got {len(counts)} counts"
-                )
-            if len(set(counts)) == 1:
-                counts = counts[0]
-        else:
-            counts = self.per_class
-        if isinstance(counts, tuple):
-            if min(counts) < 1:
-                raise ValueError(f"every per-class count must be >= 1; got {counts}")
-        else:
-            counts = check_int("per_class (n)", counts, minimum=1)
-        set_(self, "per_class", counts)
+        set_(self, "per_class", _normalised_counts(self.per_class, k))
         set_(self, "dim", check_int("dim (d)", self.dim, minimum=1))
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {LOSSES}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; choose one of {ACTIVATIONS}")
-        set_(self, "depth", check_int("depth (number of weight layers L)", self.depth, minimum=1))
-        # bias: a number means a regularised bias with that decay
-        bias = self.bias
-        if isinstance(bias, (int, float)) and not isinstance(bias, bool):
-            set_(self, "lam_b", float(bias))
-            bias = "regularized"
-        if bias == "regularised":
-            bias = "regularized"
-        if bias not in BIAS_MODES:
-            raise ValueError(
-                f"unknown bias {bias!r}; use 'none', 'free', or a number lam_b > 0 "
-                f"(regularised bias)"
-            )
+        depth = check_int("depth (number of weight layers L)", self.depth, minimum=1)
+        set_(self, "depth", depth)
+        bias, lam_b = _normalised_bias(self.bias, self.lam_b)
         set_(self, "bias", bias)
-        if bias == "regularized":
-            set_(
-                self,
-                "lam_b",
-                _positive(
-                    "lam_b",
-                    self.lam_b,
-                    "A regularised bias needs lam_b > 0; use bias='free' for an unpenalised bias.",
-                ),
-            )
-        elif self.lam_b not in (0, 0.0):
-            raise ValueError(
-                f"lam_b={self.lam_b!r} is only used with a regularised bias; pass "
-                f"bias={self.lam_b!r} (or bias='regularized') to penalise the bias"
-            )
-        lam_w = self.lam_w
-        if isinstance(lam_w, Sequence) and not isinstance(lam_w, str):
-            lam_w = tuple(lam_w)
-            if len(lam_w) != self.depth:
-                raise ValueError(
-                    f"lam_w needs one value per weight layer: depth={self.depth} but got "
-                    f"{len(lam_w)} values {lam_w}"
-                )
-        else:
-            lam_w = (lam_w,) * self.depth
-        hint = (
-            "Weight decay must be positive for the minimiser to exist and be bounded "
-            "(zero decay on both W and H is the implicit-bias experiment: CE with gradient "
-            "descent, `neuralcollapse ufm --loss ce --solver gd --lambda-w 0 --lambda-h 0`)."
-        )
-        lam_w = tuple(_positive(f"lam_w (layer {i + 1})", v, hint) for i, v in enumerate(lam_w))
-        set_(self, "lam_w", lam_w[0] if len(set(lam_w)) == 1 else lam_w)
+        set_(self, "lam_b", lam_b)
+        set_(self, "lam_w", _normalised_weight_decay(self.lam_w, depth))
         set_(self, "lam_h", _positive("lam_h", self.lam_h, "Feature decay must be positive."))
-        hidden = self.hidden_dims
-        if hidden is None:
-            hidden = (self.dim,) * (self.depth - 1)
-        else:
-            hidden = tuple(int(h) for h in hidden)
-        if len(hidden) != self.depth - 1:
-            raise ValueError(
-                f"hidden_dims needs depth-1 = {self.depth - 1} widths (outputs of W_1..W_(L-1)); "
-                f"got {len(hidden)}"
-            )
-        if any(h < 1 for h in hidden):
-            raise ValueError(f"hidden widths must be >= 1; got {hidden}")
-        set_(self, "hidden_dims", hidden)
+        set_(self, "hidden_dims", _normalised_hidden(self.hidden_dims, self.dim, depth))
 
     # ---- derived sizes -------------------------------------------------------------------
     @property
