@@ -105,15 +105,15 @@ def test_deep_linear_ufm_layers_are_equal_frames_aligned_with_their_weights(bias
 
 def test_bad_input_names_the_problem():
     means = np.random.default_rng(5).normal(size=(3, 4))
-    with pytest.raises(ValueError, match=r"num_directions must lie in \[1, 2\]"):
+    with pytest.raises(ValueError, match=r"num_directions must be an integer in \[1, 2\]"):
         layer_rank(means, np.ones((2, 4)), num_directions=3)
-    with pytest.raises(ValueError, match="num_directions must lie"):
+    with pytest.raises(ValueError, match=r"num_directions must be an integer in \[1, 2\]"):
         layer_rank(means, np.ones((2, 4)), num_directions=0)
     with pytest.raises(ValueError, match="transposed"):
         layer_rank(means, np.ones((4, 2)))
     with pytest.raises(ValueError, match="all equal"):
         spectrum(np.zeros((3, 4)))
-    with pytest.raises(ValueError, match="rtol must lie"):
+    with pytest.raises(ValueError, match="rtol must be a finite number < 1"):
         spectrum(means, rtol=1.5)
     with pytest.raises(ValueError, match="unknown subspace"):
         layer_rank(means, np.ones((2, 4)), subspace="both")

@@ -167,13 +167,15 @@ def test_error_messages(setting):
     with pytest.raises(ValueError, match="ood_features contains NaN.*index 5"):
         scorer.score(bad, "neco", name="ood_features")
     for count in (0, setting["d"] + 1):
-        with pytest.raises(ValueError, match=r"num_directions must lie in \[1, 9\].*principal"):
+        with pytest.raises(
+            ValueError, match=r"num_directions must be an integer in \[1, 9\].*principal"
+        ):
             scorer.score(setting["test"], "neco", num_directions=count)
     with pytest.raises(ValueError, match="unknown OOD score"):
         scorer.score(setting["test"], "odin")
     with pytest.raises(ValueError, match="dimension 3 but the training features had 9"):
         scorer.score(np.ones((4, 3)), "msp")
-    with pytest.raises(ValueError, match="temperature must be > 0"):
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
         scorer.score(setting["test"], "energy", temperature=0)
     with pytest.raises(ValueError, match="alpha must be a finite number >= 0"):
         scorer.score(setting["test"], "nci", alpha=-1)

@@ -1,57 +1,48 @@
-"""Argument checks shared by the measures, each naming the problem and the fix."""
+"""Argument checks shared by the measures, each naming the problem and the fix.
+
+Scalars go through :mod:`neuralcollapse.checks` (one message style, NumPy scalars accepted,
+``bool`` refused); what is here only composes those checks.
+"""
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 
+from neuralcollapse.checks import check_float
 from neuralcollapse.metrics.validation import ArrayLike, as_tensor, check_finite
+
+
+def check_fraction(
+    name: str, value: object, *, zero: bool, one: bool, meaning: str = "", hint: str = ""
+) -> float:
+    """A number in [0, 1], ``0`` allowed only if ``zero`` and ``1`` only if ``one``.
+
+    ``check_float`` has one ``strict`` for both bounds, so a half-open interval such as
+    [0, 1) is two calls; each message names the bound that failed and, in its ``meaning``,
+    the whole interval.
+    """
+    if zero == one:
+        return check_float(
+            name, value, minimum=0.0, maximum=1.0, strict=not zero, meaning=meaning, hint=hint
+        )
+    interval = "[0, 1)" if zero else "(0, 1]"
+    meaning = f"in {interval}: {meaning}" if meaning else f"in {interval}"
+    number = check_float(name, value, minimum=0.0, strict=not zero, meaning=meaning, hint=hint)
+    return check_float(name, number, maximum=1.0, strict=not one, meaning=meaning, hint=hint)
 
 
 def check_rtol(rtol: float | None, default: float) -> float:
     """A relative tolerance in [0, 1), or ``default`` when None."""
     if rtol is None:
         return default
-    try:
-        value = float(rtol)
-    except (TypeError, ValueError):
-        raise ValueError(f"rtol must be a number in [0, 1); got {rtol!r}") from None
-    if not (0.0 <= value < 1.0):
-        raise ValueError(
-            f"rtol must lie in [0, 1) (singular values below rtol * largest count as zero); "
-            f"got {rtol!r}"
-        )
-    return value
-
-
-def check_nonnegative(name: str, value: float, fix: str) -> float:
-    """A finite number >= 0."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number >= 0; got {value!r}") from None
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{name} must be a finite number >= 0; got {value!r}. {fix}")
-    return number
-
-
-def check_positive(name: str, value: float, fix: str) -> float:
-    """A finite number > 0."""
-    number = check_nonnegative(name, value, fix)
-    if number == 0:
-        raise ValueError(f"{name} must be > 0; got {value!r}. {fix}")
-    return number
-
-
-def check_count(name: str, value: int, low: int, high: int, fix: str) -> int:
-    """An integer in [low, high]."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer in [{low}, {high}]; got {value!r}. {fix}")
-    if not (low <= int(value) <= high):
-        raise ValueError(f"{name} must lie in [{low}, {high}]; got {int(value)}. {fix}")
-    return int(value)
+    return check_fraction(
+        "rtol",
+        rtol,
+        zero=True,
+        one=False,
+        meaning="singular values below rtol * largest count as zero",
+        hint="Pass None for the default (a size times float64's machine epsilon)",
+    )
 
 
 def as_matrix(value: ArrayLike, name: str, *, shape_hint: str) -> torch.Tensor:

@@ -30,15 +30,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from neuralcollapse.measures.scatter import BatchSource, sum_across_processes
+from neuralcollapse.measures.scatter import sum_across_processes
 from neuralcollapse.metrics import ClassStats, CollapseMetrics
-from neuralcollapse.metrics.stats import default_chunk_rows
+from neuralcollapse.metrics.stats import check_chunk_rows, default_chunk_rows
 from neuralcollapse.metrics.validation import (
     ArrayLike,
-    as_tensor,
-    check_features,
-    check_labels,
+    BatchSource,
+    check_batch,
     check_num_classes,
+    checked_batches,
 )
 
 WEIGHTINGS = ("samples", "classes")
@@ -225,20 +225,10 @@ def separation_fuzziness(
     ``D = (1/N) sum_i ||S^-1 V^T (h_i - mu_{y_i})||^2``: one (N x d)(d x r) projection.
     The rank cut-off is ``torch.linalg.pinv``'s on the d x d ``SS_B`` (``d * eps`` relative).
     """
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"unknown weighting {weighting!r}; choose one of {WEIGHTINGS}")
-    tensor = check_features(features)
-    label_tensor = as_tensor(labels, "labels")
-    if num_classes is None:
-        num_classes = int(label_tensor.max()) + 1 if label_tensor.numel() else 0
-    num_classes = check_num_classes(num_classes)
-    label_tensor = check_labels(label_tensor, tensor.shape[0], num_classes, tensor.device)
-    return separation_fuzziness_batches(
-        lambda: [(tensor, label_tensor)],
-        num_classes=num_classes,
-        weighting=weighting,
-        batch_size=batch_size,
-    )
+    weighting = _check_weighting(weighting)
+    rows = check_chunk_rows(batch_size)
+    batch = check_batch(features, labels, num_classes)  # the passes take it unchecked
+    return _fuzziness(batch, batch.num_classes, weighting, rows)
 
 
 def separation_fuzziness_batches(
@@ -251,11 +241,26 @@ def separation_fuzziness_batches(
 ) -> float:
     """:func:`separation_fuzziness` of a stream (``make_batches()`` is read twice);
     ``distributed=True`` all-reduces every rank's sums (torchrun)."""
+    weighting = _check_weighting(weighting)
+    rows = check_chunk_rows(batch_size)
+    return _fuzziness(make_batches, check_num_classes(num_classes), weighting, rows, distributed)
+
+
+def _check_weighting(weighting: str) -> str:
     if weighting not in WEIGHTINGS:
         raise ValueError(f"unknown weighting {weighting!r}; choose one of {WEIGHTINGS}")
-    stats = ClassStats(check_num_classes(num_classes))
-    for features, labels in make_batches():
-        stats.update(features, labels)
+    return weighting
+
+
+def _fuzziness(
+    make_batches: BatchSource,
+    num_classes: int,
+    weighting: str,
+    rows: int | None,
+    distributed: bool = False,
+) -> float:
+    """The two passes of :func:`separation_fuzziness_batches`, its arguments checked."""
+    stats = ClassStats(num_classes).update_from(make_batches)
     if distributed:
         stats.all_reduce()
     means = stats.means()
@@ -276,10 +281,8 @@ def separation_fuzziness_batches(
         raise ValueError("all class means are equal: SS_B = 0 and the fuzziness is undefined")
     scaled_basis = right[keep].T / singular[keep]
     total = 0.0
-    rows = batch_size or default_chunk_rows(dim, means.device)
-    for features, labels in make_batches():
-        tensor = check_features(features, check_values=False)
-        label_tensor = check_labels(labels, tensor.shape[0], num_classes, means.device)
+    rows = rows or default_chunk_rows(dim, means.device)
+    for tensor, label_tensor in checked_batches(make_batches, num_classes, means.device):
         for start in range(0, tensor.shape[0], rows):
             chunk = tensor[start : start + rows].to(device=means.device, dtype=torch.float64)
             projected = (chunk - means[label_tensor[start : start + rows]]) @ scaled_basis

@@ -33,7 +33,8 @@ import numpy as np
 import scipy.linalg
 import torch
 
-from neuralcollapse.measures._checks import as_matrix, check_count, check_rtol
+from neuralcollapse.checks import check_int
+from neuralcollapse.measures._checks import as_matrix, check_rtol
 from neuralcollapse.metrics import ClassStats
 from neuralcollapse.metrics.validation import ArrayLike
 
@@ -161,12 +162,13 @@ def subspace_alignment(
     rank = spectrum(mean_matrix, rtol=rtol).numerical_rank
     largest = min(weight.shape)
     count = rank if num_directions is None else num_directions
-    count = check_count(
+    count = check_int(
         "num_directions",
         count,
-        1,
-        largest,
-        f"W (shape {tuple(weight.shape)}) has at most {largest} right-singular vectors",
+        minimum=1,
+        maximum=largest,
+        alternative="or None for the means' numerical rank",
+        hint=f"W (shape {tuple(weight.shape)}) has at most {largest} right-singular vectors",
     )
     if float(torch.linalg.matrix_norm(weight, ord=2)) == 0.0:
         raise ValueError("weights are all zero: their singular vectors are undefined")

@@ -54,7 +54,8 @@ from dataclasses import dataclass
 
 import torch
 
-from neuralcollapse.measures._checks import check_nonnegative, check_positive, check_rtol
+from neuralcollapse.checks import check_float
+from neuralcollapse.measures._checks import check_fraction, check_rtol
 from neuralcollapse.measures.scatter import (
     BatchSource,
     FeatureStatistics,
@@ -139,16 +140,28 @@ def decompose(
     rtol: float | None = None,
 ) -> MSEDecomposition:
     """The decomposition from :class:`FeatureStatistics` (see :func:`mse_decomposition`)."""
-    ridge = check_nonnegative(
+    ridge = check_float(
         "ridge (lambda)",
         ridge,
-        "The ridge penalty lambda/2 ||W||^2 needs lambda >= 0; use 0 "
+        minimum=0.0,
+        hint="The ridge penalty lambda/2 ||W||^2 needs lambda >= 0; use 0 "
         "for the plain least-squares classifier",
     )
-    scale = check_positive("target_scale", target_scale, "Targets are target_scale * e_c.")
-    smoothing = check_nonnegative("label_smoothing", label_smoothing, "Use a value in [0, 1).")
-    if smoothing >= 1:
-        raise ValueError(f"label_smoothing must lie in [0, 1); got {label_smoothing!r}")
+    scale = check_float(
+        "target_scale",
+        target_scale,
+        minimum=0.0,
+        strict=True,
+        hint="Targets are target_scale * e_c.",
+    )
+    smoothing = check_fraction(
+        "label_smoothing",
+        label_smoothing,
+        zero=True,
+        one=False,
+        meaning="targets s((1 - eps) e_c + eps / K)",
+        hint="Use 0 for no smoothing.",
+    )
     num_classes, dim = statistics.num_classes, statistics.dim
     weight, offset = check_classifier(weights, bias, num_classes, dim)
     if fit_bias is None:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score, roc_curve
 
+from neuralcollapse.measures._checks import check_fraction
 from neuralcollapse.metrics.validation import ArrayLike
 
 
@@ -87,12 +88,18 @@ def evaluate_ood(
     """
     inside = _scores(id_scores, "id_scores")
     outside = _scores(ood_scores, "ood_scores")
-    if not (0.0 < float(tpr_level) <= 1.0):
-        raise ValueError(f"tpr_level must lie in (0, 1]; got {tpr_level!r}")
+    tpr_level = check_fraction(
+        "tpr_level",
+        tpr_level,
+        zero=False,
+        one=True,
+        meaning="the true-positive rate the FPR is read at",
+        hint="Use 0.95 for FPR95.",
+    )
     truth = np.concatenate([np.ones(inside.size), np.zeros(outside.size)])
     values = np.concatenate([inside, outside])
     false_pos, true_pos, _ = roc_curve(truth, values, drop_intermediate=False)
-    reached = int(np.argmax(true_pos >= float(tpr_level) - 1e-12))
+    reached = int(np.argmax(true_pos >= tpr_level - 1e-12))
     return OODEvaluation(
         auroc=float(roc_auc_score(truth, values)),
         aupr_in=float(average_precision_score(truth, values)),
@@ -100,5 +107,5 @@ def evaluate_ood(
         fpr_at_95_tpr=float(false_pos[reached]),
         num_id=int(inside.size),
         num_ood=int(outside.size),
-        tpr_level=float(tpr_level),
+        tpr_level=tpr_level,
     )

@@ -59,14 +59,14 @@ from collections.abc import Iterable
 import numpy as np
 import torch
 
-from neuralcollapse.measures._checks import check_count, check_nonnegative, check_positive
+from neuralcollapse.checks import check_float, check_int
 from neuralcollapse.measures.scatter import (
     BatchSource,
     FeatureStatistics,
     feature_statistics,
     feature_statistics_batches,
 )
-from neuralcollapse.metrics.stats import default_chunk_rows
+from neuralcollapse.metrics.stats import check_chunk_rows, default_chunk_rows
 from neuralcollapse.metrics.validation import (
     ArrayLike,
     check_classifier,
@@ -252,7 +252,9 @@ class OODScorer:
                 "score features of the same layer of the same network"
             )
         kernel = self._kernel(method, num_directions, standardize, temperature, alpha)
-        rows = batch_size or default_chunk_rows(max(dim, self.statistics.num_classes))
+        rows = check_chunk_rows(batch_size) or default_chunk_rows(
+            max(dim, self.statistics.num_classes)
+        )
         out = torch.empty(tensor.shape[0], dtype=torch.float64, device=self._device)
         workspace = torch.empty(
             min(rows, tensor.shape[0]), dim, dtype=torch.float64, device=self._device
@@ -278,12 +280,13 @@ class OODScorer:
         if method in ("neco", "neco_max_logit"):
             dim = self.statistics.dim
             count = min(self.statistics.num_classes - 1, dim)
-            count = check_count(
+            count = check_int(
                 "num_directions",
                 count if num_directions is None else num_directions,
-                1,
-                dim,
-                f"NECO projects on between 1 and d = {dim} principal directions",
+                minimum=1,
+                maximum=dim,
+                alternative="or None for min(K - 1, d)",
+                hint=f"NECO projects on between 1 and d = {dim} principal directions",
             )
             centre, scale, axes = self._principal(bool(standardize))
             top = axes[:, :count]
@@ -318,7 +321,13 @@ class OODScorer:
 
             return alignment
         if method == "nci":
-            weight_alpha = check_nonnegative("alpha", alpha, "NCI's norm weight is >= 0")
+            weight_alpha = check_float(
+                "alpha",
+                alpha,
+                minimum=0.0,
+                meaning="NCI's weight of ||h||_1",
+                hint="Use 0 for the pScore alone.",
+            )
             centre = self.statistics.sample_mean
 
             def nci(chunk: torch.Tensor) -> torch.Tensor:
@@ -334,7 +343,14 @@ class OODScorer:
 
             return nci
         if method == "energy":
-            scale = check_positive("temperature", temperature, "the energy's T is > 0")
+            scale = check_float(
+                "temperature",
+                temperature,
+                minimum=0.0,
+                strict=True,
+                meaning="the energy's T",
+                hint="Use 1 for the plain energy score.",
+            )
 
             def energy(chunk: torch.Tensor) -> torch.Tensor:
                 return scale * _logsumexp(self._logits(chunk).div_(scale))

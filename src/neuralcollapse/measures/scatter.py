@@ -23,22 +23,19 @@ The total covariance comes from the exact identity ``S_T = S_W + sum_k n_k (mu_k
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 
 from neuralcollapse.metrics import ClassStats
-from neuralcollapse.metrics.stats import default_chunk_rows
+from neuralcollapse.metrics.stats import check_chunk_rows, default_chunk_rows
 from neuralcollapse.metrics.validation import (
     ArrayLike,
-    as_tensor,
-    check_features,
-    check_labels,
+    BatchSource,
+    check_batch,
     check_num_classes,
+    checked_batches,
 )
-
-BatchSource = Callable[[], Iterable[tuple[ArrayLike, ArrayLike]]]
 
 
 @dataclass(frozen=True)
@@ -105,17 +102,9 @@ def feature_statistics(
 
     ``num_classes`` defaults to ``labels.max() + 1``; every class needs a sample.
     """
-    tensor = check_features(features)
-    label_tensor = as_tensor(labels, "labels")
-    if num_classes is None:
-        if label_tensor.numel() == 0:
-            raise ValueError("labels is empty; nothing to measure")
-        num_classes = int(label_tensor.max()) + 1
-    num_classes = check_num_classes(num_classes)
-    label_tensor = check_labels(label_tensor, tensor.shape[0], num_classes, tensor.device)
-    return feature_statistics_batches(
-        lambda: [(tensor, label_tensor)], num_classes=num_classes, batch_size=batch_size
-    )
+    rows = check_chunk_rows(batch_size)
+    batch = check_batch(features, labels, num_classes)  # the passes take it unchecked
+    return _statistics(batch, batch.num_classes, rows)
 
 
 def sum_across_processes(tensor: torch.Tensor) -> torch.Tensor:
@@ -147,10 +136,20 @@ def feature_statistics_batches(
     rank gets the statistics of all shards (a given ``class_stats`` must already hold them).
     """
     num_classes = check_num_classes(num_classes)
+    rows = check_chunk_rows(batch_size)
+    return _statistics(make_batches, num_classes, rows, class_stats, distributed)
+
+
+def _statistics(
+    make_batches: BatchSource,
+    num_classes: int,
+    rows: int | None,
+    class_stats: ClassStats | None = None,
+    distributed: bool = False,
+) -> FeatureStatistics:
+    """The two passes of :func:`feature_statistics_batches`, its arguments checked."""
     if class_stats is None:
-        class_stats = ClassStats(num_classes)
-        for features, labels in make_batches():
-            class_stats.update(features, labels)
+        class_stats = ClassStats(num_classes).update_from(make_batches)
         if distributed:
             class_stats.all_reduce()
     means = class_stats.means()
@@ -158,15 +157,13 @@ def feature_statistics_batches(
     dim = means.shape[1]
     within = torch.zeros(dim, dim, dtype=torch.float64, device=device)
     counts = torch.zeros(num_classes, dtype=torch.int64, device=device)
-    rows = batch_size or default_chunk_rows(dim, device)
-    for features, labels in make_batches():
-        tensor = check_features(features, check_values=False)
+    rows = rows or default_chunk_rows(dim, device)
+    for tensor, label_tensor in checked_batches(make_batches, num_classes, device):
         if tensor.shape[1] != dim:
             raise ValueError(
                 f"features have dimension {tensor.shape[1]} in the second pass but {dim} in "
                 "the first; make_batches() must yield the same data on both passes"
             )
-        label_tensor = check_labels(labels, tensor.shape[0], num_classes, device)
         counts += torch.bincount(label_tensor, minlength=num_classes)
         for start in range(0, tensor.shape[0], rows):
             chunk = tensor[start : start + rows].to(device=device, dtype=torch.float64)

@@ -75,7 +75,7 @@ from dataclasses import dataclass, field, fields
 
 import torch
 
-from neuralcollapse.metrics.ood import ood_mean
+from neuralcollapse.metrics.ood import OODFeatures, check_ood_dimension, checked_ood_mean
 from neuralcollapse.metrics.pairwise import (
     UNIFORMITY_KERNELS,
     ClassDistanceVariance,
@@ -249,6 +249,7 @@ def compute_metrics(
     tile_size = check_tile_size(tile_size)
     if centred_stats is not None:
         geometry = centred_stats.geometry
+        # CentredStats checked its classifier when it was built
         weights, bias = centred_stats.weights, centred_stats.bias
         counts = centred_stats.counts
     else:
@@ -257,9 +258,41 @@ def compute_metrics(
         geometry = MeanGeometry.from_means(class_stats.means(), input_eps=class_stats.input_eps)
         weights, bias = check_classifier(weights, bias, *geometry.shape)
         counts = class_stats.counts
+    ood = None if ood_features is None else check_ood_dimension(ood_features, geometry.shape[1])
+    return checked_metrics(
+        geometry,
+        counts,
+        weights,
+        bias,
+        centred_stats,
+        ood_features=ood,
+        kernels=kernels,
+        tile_size=tile_size,
+    )
+
+
+def checked_metrics(
+    geometry: MeanGeometry,
+    counts: torch.Tensor,
+    weights: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    centred_stats: CentredStats | None,
+    *,
+    ood_features: OODFeatures | None,
+    kernels: tuple[str, ...],
+    tile_size: int,
+) -> CollapseMetrics:
+    """:func:`compute_metrics` of arguments that passed its checks (issue 13: checked once).
+
+    For the caller that has checked them at its own door (``measure_batches``):
+    ``weights``/``bias`` as :func:`~.validation.check_classifier` returns them,
+    ``ood_features`` as :func:`~.ood.check_ood_dimension` does, ``kernels`` and
+    ``tile_size`` as their checks do; ``geometry`` and ``counts`` are the class means'
+    and the per-class sample counts.
+    """
     num_classes, dim = geometry.shape
     device = geometry.centred.device
-    ood_centre = None if ood_features is None else ood_mean(ood_features, dim, device)
+    ood_centre = None if ood_features is None else checked_ood_mean(ood_features, device)
     if ood_centre is not None:  # only its direction matters: bring it to ~1 (exact)
         ood_centre = ood_centre / power_of_two_scale(peak_magnitude(ood_centre))
     num_samples = int(counts.sum())

@@ -7,14 +7,14 @@ Both run the same two passes over the data: :class:`ClassStats` (class means), t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 
 from neuralcollapse.metrics.collapse import (
     DEFAULT_UNIFORMITY_KERNELS,
     CollapseMetrics,
-    compute_metrics,
+    checked_metrics,
 )
 from neuralcollapse.metrics.memory import check_untiled_memory
 from neuralcollapse.metrics.ood import check_ood_dimension
@@ -28,14 +28,10 @@ from neuralcollapse.metrics.stats import (
 )
 from neuralcollapse.metrics.validation import (
     ArrayLike,
-    as_tensor,
-    check_classifier,
-    check_features,
-    check_labels,
+    BatchSource,
+    check_batch,
     check_num_classes,
 )
-
-BatchSource = Callable[[], Iterable[tuple[ArrayLike, ArrayLike]]]
 
 
 def measure(
@@ -98,30 +94,14 @@ def measure(
     >>> result.nc1, round(result.etf_gap_means, 12), result.ncc_mismatch
     (0.0, 0.0, 0.0)
     """
-    # values are checked for NaN/inf chunk by chunk inside the first pass
-    features = check_features(features, check_values=False)
-    labels_tensor = as_tensor(labels, "labels")
-    if num_classes is None:
-        if labels_tensor.numel() == 0:
-            raise ValueError("labels is empty; nothing to measure")
-        # the values first: max() of labels with NaN fails as "cannot convert float NaN"
-        labels_tensor = check_labels(labels_tensor, features.shape[0], None, labels_tensor.device)
-        num_classes = int(labels_tensor.max()) + 1
-        if num_classes > labels_tensor.shape[0]:
-            # more classes than samples means empty classes, an error anyway: say so now,
-            # before allocating K x d sums (a stray label 2**40 asked for 8.8 TB)
-            raise ValueError(
-                f"the largest label is {num_classes - 1}, so K = {num_classes:,} classes would "
-                f"be inferred from only {labels_tensor.shape[0]:,} samples (every class needs "
-                "one); remap the labels to 0..K-1, or pass num_classes"
-            )
-    num_classes = check_num_classes(num_classes)
-    labels_tensor = check_labels(labels_tensor, features.shape[0], num_classes, features.device)
+    # checked once here; both passes take the checked tensors as they are (issue 13), and
+    # the values are scanned for NaN/inf chunk by chunk inside the first pass
+    batch = check_batch(features, labels, num_classes)
     # one batch: the statistics chunk it internally, and error messages keep global indices
     return measure_batches(
-        lambda: [(features, labels_tensor)],
+        batch,
         chunk_rows=batch_size,
-        num_classes=num_classes,
+        num_classes=batch.num_classes,
         weights=weights,
         bias=bias,
         nearest_centre=nearest_centre,
@@ -194,8 +174,7 @@ def measure_batches(
     owned = class_stats is None
     if owned:
         class_stats = ClassStats(num_classes, device=device, chunk_rows=chunk_rows)
-        for batch_features, batch_labels in make_batches():
-            class_stats.update(batch_features, batch_labels)
+        class_stats.update_from(make_batches)  # checks each batch (not a CheckedBatch again)
         if not class_stats.initialised:
             raise ValueError("make_batches() yielded no batches; nothing to measure")
         if distributed:
@@ -205,8 +184,8 @@ def measure_batches(
     dim = class_stats.dim
     input_eps = class_stats.input_eps
     check_reference(reference, num_classes, dim)
-    if ood_features is not None:
-        check_ood_dimension(ood_features, dim)
+    # before pass 2, so features of another layer fail early; not checked again at the end
+    ood = None if ood_features is None else check_ood_dimension(ood_features, dim)
     # private class sums become the centred means in place (one K x d array instead of
     # three, which matters for a vocabulary of classes); the caller's are copied
     means = class_stats.means(overwrite=owned)
@@ -232,27 +211,29 @@ def measure_batches(
     counts = class_stats.counts
     del class_stats, means
     # the float64 classifier only now: its K x d copy need not coexist with the
-    # factorisation's (the peak memory at vocabulary-sized K)
-    weights_checked, bias_checked = check_classifier(weights, bias, num_classes, dim)
+    # factorisation's (the peak memory at vocabulary-sized K). CentredStats checks it, the
+    # one check_classifier of this call
     centred_stats = CentredStats(
         geometry,
-        weights_checked,
-        bias_checked,
+        weights,
+        bias,
         nearest_centre=nearest_centre,
         chunk_rows=chunk_rows,
         reference=reference_geometry,
         tile_size=tile_size,
     )
-    for batch_features, batch_labels in make_batches():
-        centred_stats.update(batch_features, batch_labels)
+    centred_stats.update_from(make_batches)
     if distributed:
         centred_stats.all_reduce()
     _check_same_samples(counts, centred_stats)
-    return compute_metrics(
-        None,
+    return checked_metrics(
+        centred_stats.geometry,
+        centred_stats.counts,
+        centred_stats.weights,
+        centred_stats.bias,
         centred_stats,
-        ood_features=ood_features,
-        uniformity_kernels=kernels,
+        ood_features=ood,
+        kernels=kernels,
         tile_size=tile_size,
     )
 

@@ -7,18 +7,27 @@ import torch
 from neuralcollapse.metrics.stats import ClassStats, default_chunk_rows
 from neuralcollapse.metrics.validation import ArrayLike, check_features, check_finite_chunk
 
+OODFeatures = torch.Tensor | ClassStats
 
-def check_ood_dimension(ood_features: ArrayLike | ClassStats, dim: int) -> None:
-    """Fail early (before a pass over the data) on OOD features of another dimension."""
+
+def check_ood_dimension(ood_features: ArrayLike | ClassStats, dim: int) -> OODFeatures:
+    """The OOD features checked (shape and dtype; values when summed) and of dimension ``dim``.
+
+    Returns the checked (N_ood, d) tensor, or the ClassStats as given, for
+    :func:`checked_ood_mean`: called before a pass over the data, it fails early on
+    features of another layer, and its result is not checked again.
+    """
     if isinstance(ood_features, ClassStats):
-        ood_dim = ood_features.dim
+        checked, ood_dim = ood_features, ood_features.dim
     else:
-        ood_dim = check_features(ood_features, "ood_features", check_values=False).shape[1]
+        checked = check_features(ood_features, "ood_features", check_values=False)
+        ood_dim = checked.shape[1]
     if ood_dim is not None and ood_dim != dim:
         raise ValueError(
             f"ood_features have dimension {ood_dim} but the features have dimension "
             f"{dim}; pass OOD features from the same layer of the same network"
         )
+    return checked
 
 
 def ood_mean(ood_features: ArrayLike | ClassStats, dim: int, device: torch.device) -> torch.Tensor:
@@ -28,18 +37,21 @@ def ood_mean(ood_features: ArrayLike | ClassStats, dim: int, device: torch.devic
     or a :class:`ClassStats` accumulated over OOD batches (any labels: its total sum over
     its total count is used), which is how a stream of OOD data is passed.
     """
-    check_ood_dimension(ood_features, dim)
+    return checked_ood_mean(check_ood_dimension(ood_features, dim), device)
+
+
+def checked_ood_mean(ood_features: OODFeatures, device: torch.device) -> torch.Tensor:
+    """:func:`ood_mean` of what :func:`check_ood_dimension` returned (NaN/inf scanned here)."""
     if isinstance(ood_features, ClassStats):
         if not ood_features.initialised or ood_features.num_samples == 0:
             raise ValueError("the OOD ClassStats has seen no data; update it with OOD features")
         total, count = ood_features.sums.sum(dim=0), ood_features.num_samples
     else:
-        features = check_features(ood_features, "ood_features", check_values=False)
-        total = torch.zeros(features.shape[1], dtype=torch.float64, device=device)
-        rows = default_chunk_rows(features.shape[1], device)
-        for start in range(0, features.shape[0], rows):
-            chunk = features[start : start + rows].to(device=device, dtype=torch.float64)
+        total = torch.zeros(ood_features.shape[1], dtype=torch.float64, device=device)
+        rows = default_chunk_rows(ood_features.shape[1], device)
+        for start in range(0, ood_features.shape[0], rows):
+            chunk = ood_features[start : start + rows].to(device=device, dtype=torch.float64)
             check_finite_chunk(chunk, "ood_features", offset=start)
             total += chunk.sum(dim=0)
-        count = features.shape[0]
+        count = ood_features.shape[0]
     return (total / count).to(device)

@@ -34,6 +34,8 @@ from neuralcollapse.checks import check_float, check_int
 from neuralcollapse.metrics.nearest_centre import NearestCentreRule
 from neuralcollapse.metrics.validation import (
     ArrayLike,
+    BatchSource,
+    CheckedBatch,
     check_classifier,
     check_features,
     check_finite_chunk,
@@ -69,7 +71,8 @@ def default_chunk_rows(dim: int, device: torch.device | str = "cpu") -> int:
     return max(64, min(65536, budget // max(int(dim), 1)))
 
 
-def _check_chunk_rows(chunk_rows: int | None) -> int | None:
+def check_chunk_rows(chunk_rows: int | None) -> int | None:
+    """Rows per float64 working chunk (``batch_size`` of the front doors), or None: automatic."""
     if chunk_rows is None:
         return None
     return check_int(
@@ -189,6 +192,39 @@ class _SumState:
                 _all_reduce_sum(tensor, group)
         return self
 
+    def update_from(self, make_batches: BatchSource):
+        """Add every batch of ``make_batches()`` (one pass over the stream) with ``update``.
+
+        A :class:`~neuralcollapse.metrics.validation.CheckedBatch` of these classes is added
+        as it is: its tensors passed ``update``'s checks at the door (``check_batch``), and
+        checking them again on every pass was the repeated work of issue 13.
+        """
+        if isinstance(make_batches, CheckedBatch) and make_batches.fits(self.num_classes):
+            return self._update_checked(make_batches.features, make_batches.labels)
+        for features, labels in make_batches():
+            self.update(features, labels)
+        return self
+
+    def update(self, features: ArrayLike, labels: ArrayLike):
+        """Check a batch (features (B, d), labels (B,) in [0, K)) and add it."""
+        features = check_features(features, check_values=False)
+        self._fit_dimension(features)
+        labels = check_labels(labels, features.shape[0], self.num_classes, self.device)
+        return self._accumulate(features, labels)
+
+    def _update_checked(self, features: torch.Tensor, labels: torch.Tensor):
+        """``update`` of tensors that passed ``check_features`` and ``check_labels``."""
+        self._fit_dimension(features)
+        return self._accumulate(features, labels.to(self.device))
+
+    def _fit_dimension(self, features: torch.Tensor) -> None:
+        """Refuse features of another dimension than the statistics' (subclasses)."""
+        raise NotImplementedError
+
+    def _accumulate(self, features: torch.Tensor, labels: torch.Tensor):
+        """Add a checked batch to the sums (subclasses)."""
+        raise NotImplementedError
+
 
 class ClassStats(_SumState):
     """Pass-1 statistics: per-class sample counts and feature sums (float64).
@@ -221,7 +257,7 @@ class ClassStats(_SumState):
         chunk_rows: int | None = None,
     ) -> None:
         self.num_classes = check_num_classes(num_classes)
-        self.chunk_rows = _check_chunk_rows(chunk_rows)
+        self.chunk_rows = check_chunk_rows(chunk_rows)
         self.dim = dim
         self.device = check_device(device)
         # machine epsilon of the least precise features seen: their rounding bounds how
@@ -281,14 +317,20 @@ class ClassStats(_SumState):
 
     def update(self, features: ArrayLike, labels: ArrayLike) -> ClassStats:
         """Add a batch: ``features`` (B, d), any float dtype / device; ``labels`` (B,) in [0, K)."""
-        features = check_features(features, check_values=False)
+        return super().update(features, labels)
+
+    def _fit_dimension(self, features: torch.Tensor) -> None:
+        """Allocate the sums for the first batch; refuse a later batch of another d."""
         if not self.initialised:
             self._allocate(features.shape[1], self.device or features.device)
         elif features.shape[1] != self.dim:
             raise ValueError(
                 f"features have dimension {features.shape[1]} but earlier batches had {self.dim}"
             )
-        labels = check_labels(labels, features.shape[0], self.num_classes, self.device)
+
+    def _accumulate(self, features: torch.Tensor, labels: torch.Tensor) -> ClassStats:
+        """``counts[k] += #{y_i = k}`` and ``sums[k] += sum_{y_i = k} h_i``, a chunk at a time,
+        scanning each chunk for NaN/inf on the way (the one value check of the features)."""
         self.input_eps = max(self.input_eps, input_epsilon(features))
         rows = self.chunk_rows or default_chunk_rows(self.dim, self.device)
         workspace = _float64_workspace(features, rows, self.device)
@@ -599,7 +641,7 @@ class CentredStats(_SumState):
         tile_size: int | None = None,
     ) -> None:
         self.geometry = geometry
-        self.chunk_rows = _check_chunk_rows(chunk_rows)
+        self.chunk_rows = check_chunk_rows(chunk_rows)
         self.nearest_centre = nearest_centre
         num_classes, dim = geometry.centred.shape
         self.num_classes = num_classes
@@ -645,13 +687,17 @@ class CentredStats(_SumState):
         Values were checked for NaN/inf in pass 1; should a batch differ here, the
         non-finite within-class sums give it away at the end of the update.
         """
-        features = check_features(features, check_values=False)
+        return super().update(features, labels)
+
+    def _fit_dimension(self, features: torch.Tensor) -> None:
         if features.shape[1] != self.geometry.centred.shape[1]:
             raise ValueError(
                 f"features have dimension {features.shape[1]} but the class means have "
                 f"{self.geometry.centred.shape[1]}"
             )
-        labels = check_labels(labels, features.shape[0], self.num_classes, self.device)
+
+    def _accumulate(self, features: torch.Tensor, labels: torch.Tensor) -> CentredStats:
+        """The within-class sums, counts and decisions of one batch, a chunk at a time."""
         self.counts += torch.bincount(labels, minlength=self.num_classes)
         # the widest (rows x .) float64 block per chunk: the features, the logits or the
         # nearest-centre scores (K of them: they dominate when K >> d)

@@ -3,10 +3,19 @@
 Everything downstream may assume: features are a finite 2-D float tensor, labels a 1-D
 int64 tensor of the same length on the same device with values in [0, K), weights
 (K, d) and bias (K,) finite.
+
+Once means once per call (issue 13): an array entry point (``measure``,
+``separation_fuzziness``, ``feature_statistics``) checks its arrays with :func:`check_batch`
+and hands the stream path a :class:`CheckedBatch`, which the statistics take as it is;
+a stream (``measure_batches``) has each batch checked where it enters the statistics
+(``ClassStats.update``), and the classifier is checked where it is converted
+(``CentredStats``, or ``compute_metrics`` without pass-2 statistics).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -15,6 +24,9 @@ import torch
 from neuralcollapse.checks import check_int
 
 ArrayLike = Any  # numpy.ndarray | torch.Tensor | nested sequences
+
+#: ``make_batches``: called once per pass, returns a fresh iterable of (features, labels)
+BatchSource = Callable[[], Iterable[tuple[ArrayLike, ArrayLike]]]
 
 
 def as_tensor(value: ArrayLike, name: str) -> torch.Tensor:
@@ -181,3 +193,87 @@ def check_classifier(
             )
         check_finite(b.unsqueeze(1), "bias")
     return w, b
+
+
+@dataclass(frozen=True, eq=False)
+class CheckedBatch:
+    """In-memory data as a one-batch source whose tensors have passed the door's checks.
+
+    ``batch()`` yields the one ``(features, labels)`` pair, so it serves wherever a
+    :data:`BatchSource` does; the statistics recognise it and skip the checks its tensors
+    already passed (``ClassStats.update_from``, ``CentredStats.update_from``,
+    :func:`checked_batches`). Build it with :func:`check_batch`, nothing else: the type is
+    the record that the checks ran.
+    """
+
+    features: torch.Tensor  # (N, d) floating, detached; NaN/inf are caught chunk by chunk
+    labels: torch.Tensor  # (N,) int64 on the features' device, values in [0, num_classes)
+    num_classes: int
+
+    def __call__(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(self.features, self.labels)]
+
+    def fits(self, num_classes: int) -> bool:
+        """Whether the labels, checked against ``self.num_classes``, are valid for K classes
+        too (any other K and the batch is checked again, for the message)."""
+        return self.num_classes <= num_classes
+
+
+def check_batch(
+    features: ArrayLike, labels: ArrayLike, num_classes: int | None = None
+) -> CheckedBatch:
+    """``features`` (N, d) and ``labels`` (N,) checked once, as one batch for the stream path.
+
+    The shared preamble of the array entry points (``measure``, ``separation_fuzziness``,
+    ``feature_statistics`` and through it ``mse_decomposition`` and ``OODScorer.fit``):
+    :func:`check_features` (shape and dtype; the values are scanned for NaN/inf chunk by
+    chunk in pass 1, which reads them anyway), ``K = num_classes`` or ``max(labels) + 1``,
+    :func:`check_num_classes` and :func:`check_labels`, which runs once: with K inferred
+    from the labels, their upper bound holds by construction.
+    """
+    features = check_features(features, check_values=False)
+    if num_classes is None:
+        labels, num_classes = _labels_and_inferred_classes(labels, features)
+        num_classes = check_num_classes(num_classes)
+    else:
+        num_classes = check_num_classes(num_classes)
+        labels = check_labels(labels, features.shape[0], num_classes, features.device)
+    return CheckedBatch(features, labels, num_classes)
+
+
+def _labels_and_inferred_classes(
+    labels: ArrayLike, features: torch.Tensor
+) -> tuple[torch.Tensor, int]:
+    """Checked labels and ``K = max(labels) + 1``, refused when K exceeds the sample count."""
+    tensor = as_tensor(labels, "labels")
+    if tensor.numel() == 0:
+        raise ValueError("labels is empty; nothing to measure")
+    # the values first: max() of labels with NaN fails as "cannot convert float NaN"
+    tensor = check_labels(tensor, features.shape[0], None, features.device)
+    num_classes = int(tensor.max()) + 1
+    if num_classes > tensor.shape[0]:
+        # more classes than samples means empty classes, an error anyway: say so now,
+        # before allocating K x d sums (a stray label 2**40 asked for 8.8 TB)
+        raise ValueError(
+            f"the largest label is {num_classes - 1}, so K = {num_classes:,} classes would "
+            f"be inferred from only {tensor.shape[0]:,} samples (every class needs "
+            "one); remap the labels to 0..K-1, or pass num_classes"
+        )
+    return tensor, num_classes
+
+
+def checked_batches(
+    make_batches: BatchSource, num_classes: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The batches of ``make_batches()`` as checked tensors, the labels on ``device``.
+
+    A :class:`CheckedBatch` yields its tensors as they are (checked at the door); any other
+    source has each batch through :func:`check_features` (no value scan: pass 1 did it) and
+    :func:`check_labels` as it arrives. For the passes that loop over batches themselves.
+    """
+    if isinstance(make_batches, CheckedBatch) and make_batches.fits(num_classes):
+        yield make_batches.features, make_batches.labels.to(device)
+        return
+    for features, labels in make_batches():
+        tensor = check_features(features, check_values=False)
+        yield tensor, check_labels(labels, tensor.shape[0], num_classes, device)
