@@ -90,3 +90,14 @@ def test_check_float_bounds_inclusive_or_strict():
         check_float("p", 2, maximum=1.0)
     with pytest.raises(ValueError, match=r"positive\.$"):
         check_float("lam", -1.0, minimum=0.0, strict=True, hint="Decay must be positive.")
+
+
+def test_check_float_half_open_intervals_set_each_end():
+    assert check_float("m", 0.0, minimum=0.0, maximum=1.0, strict=(False, True)) == 0.0
+    with pytest.raises(ValueError, match=r"^m must be a finite number in \[0, 1\); got 1.0$"):
+        check_float("m", 1.0, minimum=0.0, maximum=1.0, strict=(False, True))
+    assert check_float("q", 1.0, minimum=0.0, maximum=1.0, strict=(True, False)) == 1.0
+    with pytest.raises(ValueError, match=r"^q must be a finite number in \(0, 1\]; got 0.0$"):
+        check_float("q", 0.0, minimum=0.0, maximum=1.0, strict=(True, False))
+    with pytest.raises(ValueError, match=r"^r must be a finite number > 0; got 0$"):
+        check_float("r", 0, minimum=0.0, strict=(True, False))

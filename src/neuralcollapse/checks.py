@@ -84,7 +84,7 @@ def check_float(
     *,
     minimum: float | None = None,
     maximum: float | None = None,
-    strict: bool = False,
+    strict: bool | tuple[bool, bool] = False,
     finite: bool = True,
     meaning: str = "",
     alternative: str = "",
@@ -95,12 +95,15 @@ def check_float(
     Accepts Python and NumPy integer and float scalars, refuses ``bool``, strings and
     everything else. NaN is always refused; ``inf`` / ``-inf`` too unless ``finite=False``.
     ``strict=True`` makes the bounds exclusive (``> minimum``, ``< maximum``), e.g.
-    ``check_float("lr", lr, minimum=0, strict=True)`` for a positive step size. The message:
+    ``check_float("lr", lr, minimum=0, strict=True)`` for a positive step size; a pair
+    ``(strict_minimum, strict_maximum)`` sets each end, e.g. ``minimum=0, maximum=1,
+    strict=(False, True)`` for [0, 1). The message:
     ``"{name} must be a finite number > {minimum} ({meaning}); got {value!r}. {hint}"``.
     """
-    low, high = (">", "<") if strict else (">=", "<=")
+    strict_low, strict_high = strict if isinstance(strict, tuple) else (strict, strict)
+    low, high = (">" if strict_low else ">="), ("<" if strict_high else "<=")
     if minimum is not None and maximum is not None:
-        opening, closing = ("(", ")") if strict else ("[", "]")
+        opening, closing = ("(" if strict_low else "["), (")" if strict_high else "]")
         bounds = f" in {opening}{minimum:g}, {maximum:g}{closing}"
     elif minimum is not None:
         bounds = f" {low} {minimum:g}"
@@ -118,8 +121,8 @@ def check_float(
     number = float(value)  # type: ignore[arg-type]
     if math.isnan(number) or (finite and math.isinf(number)):
         raise ValueError(message)
-    if minimum is not None and (number <= minimum if strict else number < minimum):
+    if minimum is not None and (number <= minimum if strict_low else number < minimum):
         raise ValueError(message)
-    if maximum is not None and (number >= maximum if strict else number > maximum):
+    if maximum is not None and (number >= maximum if strict_high else number > maximum):
         raise ValueError(message)
     return number

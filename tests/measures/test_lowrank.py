@@ -113,7 +113,7 @@ def test_bad_input_names_the_problem():
         layer_rank(means, np.ones((4, 2)))
     with pytest.raises(ValueError, match="all equal"):
         spectrum(np.zeros((3, 4)))
-    with pytest.raises(ValueError, match="rtol must be a finite number < 1"):
+    with pytest.raises(ValueError, match=r"rtol must be a finite number in \[0, 1\)"):
         spectrum(means, rtol=1.5)
     with pytest.raises(ValueError, match="unknown subspace"):
         layer_rank(means, np.ones((2, 4)), subspace="both")

@@ -131,7 +131,7 @@ def test_error_messages():
         mse_decomposition(features, labels, ridge=-1e-3)
     with pytest.raises(ValueError, match="fit_bias=False"):
         mse_decomposition(features, labels, np.ones((4, 7)), np.ones(4), fit_bias=False)
-    with pytest.raises(ValueError, match="label_smoothing must be a finite number < 1"):
+    with pytest.raises(ValueError, match=r"label_smoothing must be a finite number in \[0, 1\)"):
         mse_decomposition(features, labels, label_smoothing=1.0)
     with pytest.raises(ValueError, match="target_scale must be a finite number > 0"):
         mse_decomposition(features, labels, target_scale=0.0)

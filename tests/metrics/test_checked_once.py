@@ -123,3 +123,15 @@ def test_measure_of_a_checked_batch_equals_measure_of_the_arrays():
     streamed = measure_batches(check_batch(h, y), num_classes=7, weights=w, bias=b).to_dict()
     plain = measure_batches(lambda: [(h, y)], num_classes=7, weights=w, bias=b).to_dict()
     assert direct == streamed == plain
+
+
+def test_a_non_finite_classifier_is_named_with_the_classifier_fix():
+    generator = torch.Generator().manual_seed(0)
+    features, labels = torch.randn(12, 4, generator=generator), torch.arange(12) % 3
+    weights, bias = torch.randn(3, 4, generator=generator), torch.zeros(3)
+    weights[1, 2] = float("nan")
+    with pytest.raises(ValueError, match=r"^weights contains NaN or inf .*network diverged"):
+        measure(features, labels, weights=weights, bias=bias)
+    weights[1, 2], bias[2] = 0.0, float("inf")
+    with pytest.raises(ValueError, match=r"^bias contains NaN or inf .*network diverged"):
+        measure(features, labels, weights=weights, bias=bias)

@@ -85,9 +85,9 @@ def test_resume_with_a_changed_option_is_refused(tmp_path, capsys):
         (["--lr", "-1"], "lr must be a finite number > 0; got -1.0"),
         (
             ["--momentum", "1"],
-            "momentum must be a finite number < 1 (SGD momentum, in [0, 1)); got 1.0",
+            "momentum must be a finite number in [0, 1) (SGD momentum); got 1.0",
         ),
-        (["--label-smoothing", "1.5"], "label_smoothing must be a finite number < 1"),
+        (["--label-smoothing", "1.5"], "label_smoothing must be a finite number in [0, 1)"),
         (["--per-class", "500"], "class 0 has only 134 samples"),
         (["--layers", "layer7"], "layer 'layer7' is not a module of MLP"),
         (["--device", "gpu"], "device must be auto, cpu, cuda, cuda:N or mps"),

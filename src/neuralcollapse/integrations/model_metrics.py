@@ -44,7 +44,7 @@ from neuralcollapse.metrics.stats import (
     MeanGeometry,
     default_chunk_rows,
 )
-from neuralcollapse.metrics.validation import check_classifier, check_num_classes
+from neuralcollapse.metrics.validation import check_num_classes
 from neuralcollapse.progress import bar_disabled
 from neuralcollapse.schema import PENULTIMATE
 
@@ -390,7 +390,7 @@ def measure_model(
             geometry = MeanGeometry.from_means(
                 means, overwrite=not keep_class_stats, input_eps=layer_stats.input_eps
             )
-            weights, bias = check_classifier(weights, bias, measured_classes, layer_stats.dim)
+            # CentredStats checks the classifier (shape and finiteness): its one door
             reference_geometry = None
             if layer_reference is not None:
                 reference_geometry = MeanGeometry.from_means(

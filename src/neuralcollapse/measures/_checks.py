@@ -15,20 +15,16 @@ from neuralcollapse.metrics.validation import ArrayLike, as_tensor, check_finite
 def check_fraction(
     name: str, value: object, *, zero: bool, one: bool, meaning: str = "", hint: str = ""
 ) -> float:
-    """A number in [0, 1], ``0`` allowed only if ``zero`` and ``1`` only if ``one``.
-
-    ``check_float`` has one ``strict`` for both bounds, so a half-open interval such as
-    [0, 1) is two calls; each message names the bound that failed and, in its ``meaning``,
-    the whole interval.
-    """
-    if zero == one:
-        return check_float(
-            name, value, minimum=0.0, maximum=1.0, strict=not zero, meaning=meaning, hint=hint
-        )
-    interval = "[0, 1)" if zero else "(0, 1]"
-    meaning = f"in {interval}: {meaning}" if meaning else f"in {interval}"
-    number = check_float(name, value, minimum=0.0, strict=not zero, meaning=meaning, hint=hint)
-    return check_float(name, number, maximum=1.0, strict=not one, meaning=meaning, hint=hint)
+    """A number in [0, 1], ``0`` allowed only if ``zero`` and ``1`` only if ``one``."""
+    return check_float(
+        name,
+        value,
+        minimum=0.0,
+        maximum=1.0,
+        strict=(not zero, not one),
+        meaning=meaning,
+        hint=hint,
+    )
 
 
 def check_rtol(rtol: float | None, default: float) -> float:

@@ -42,7 +42,24 @@ def as_tensor(value: ArrayLike, name: str) -> torch.Tensor:
         ) from error
 
 
-def check_finite(tensor: torch.Tensor, name: str, *, offset: int = 0, scope: str = "") -> None:
+#: what to do about NaN/inf rows of a data array, and of a classifier's parameters
+FIX_SAMPLES = (
+    "remove or fix those samples (a diverged network or a bad feature hook is the usual cause)"
+)
+FIX_CLASSIFIER = (
+    "the classifier's parameters are not finite: the network diverged (lower the learning "
+    "rate) or the wrong tensor was passed as the classifier"
+)
+
+
+def check_finite(
+    tensor: torch.Tensor,
+    name: str,
+    *,
+    offset: int = 0,
+    scope: str = "",
+    fix: str = FIX_SAMPLES,
+) -> None:
     """Raise if ``tensor`` holds NaN or inf, naming the first bad row.
 
     One float64 sum decides the common case: any NaN or inf makes it non-finite, and finite
@@ -50,7 +67,7 @@ def check_finite(tensor: torch.Tensor, name: str, *, offset: int = 0, scope: str
     ``torch.isfinite`` on the whole tensor would allocate temporaries as large as the
     tensor (a 20,000 x 768 float64 classifier briefly took 160 MB more), so it only runs
     when the sum is not finite, to name the bad row. ``offset`` is added to the reported
-    index and ``scope`` to the count (for chunks of a larger array).
+    index and ``scope`` to the count (for chunks of a larger array); ``fix`` says what to do.
     """
     if tensor.numel() == 0:
         return
@@ -64,8 +81,7 @@ def check_finite(tensor: torch.Tensor, name: str, *, offset: int = 0, scope: str
         count = int(bad.sum()) if finite.ndim > 0 else 1
         raise ValueError(
             f"{name} contains NaN or inf ({count} row(s){scope}, first at index "
-            f"{first + offset}); remove or fix those samples (a diverged network or a bad "
-            "feature hook is the usual cause)"
+            f"{first + offset}); {fix}"
         )
 
 
@@ -181,7 +197,7 @@ def check_classifier(
             f"got {tuple(w.shape)}{hint}"
         )
     w = w.detach().to(torch.float64)  # metrics never need gradients
-    check_finite(w, "weights")
+    check_finite(w, "weights", fix=FIX_CLASSIFIER)
     if not bool(w.any()):
         raise ValueError("weights are all zero: the classifier geometry is undefined")
     b = None
@@ -191,7 +207,7 @@ def check_classifier(
             raise ValueError(
                 f"bias must have shape (num_classes,) = ({num_classes},); got {tuple(b.shape)}"
             )
-        check_finite(b.unsqueeze(1), "bias")
+        check_finite(b.unsqueeze(1), "bias", fix=FIX_CLASSIFIER)
     return w, b
 
 

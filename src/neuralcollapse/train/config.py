@@ -225,9 +225,8 @@ def _check_bounds(config: TrainConfig, name: str, **bounds: Any) -> None:
 
 
 def _check_fraction(config: TrainConfig, name: str, meaning: str) -> None:
-    """An option in [0, 1): the checker's intervals are closed or open, so one end at a time."""
-    _check_bounds(config, name, minimum=0.0, meaning=meaning)
-    _check_bounds(config, name, maximum=1.0, strict=True, meaning=meaning)
+    """An option in [0, 1)."""
+    _check_bounds(config, name, minimum=0.0, maximum=1.0, strict=(False, True), meaning=meaning)
 
 
 def validate(config: TrainConfig) -> TrainConfig:
@@ -269,8 +268,8 @@ def validate(config: TrainConfig) -> TrainConfig:
         _check_bounds(config, name, minimum=0.0, strict=True)
     for name in ("weight_decay", "classifier_weight_decay", "feature_decay"):
         _check_bounds(config, name, minimum=0.0)
-    _check_fraction(config, "momentum", "SGD momentum, in [0, 1)")
-    _check_fraction(config, "label_smoothing", "in [0, 1); 0 is plain cross-entropy")
+    _check_fraction(config, "momentum", "SGD momentum")
+    _check_fraction(config, "label_smoothing", "0 is plain cross-entropy")
     if not _DEVICE.match(config.device):
         raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps; got {config.device!r}")
     return config
