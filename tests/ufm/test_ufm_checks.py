@@ -112,3 +112,17 @@ def test_demo_seed_refuses_bool_and_floats(tmp_path):
     for seed in (True, 1.0, -1):
         with pytest.raises(ValueError, match=r"^seed must be an integer >= 0 "):
             run_demo(tmp_path, seed=seed)
+
+
+def test_batched_lbfgs_memory_is_checked_by_name():
+    from neuralcollapse.ufm.lbfgs import batched_lbfgs
+
+    def quadratic(x, rows):
+        return (x**2).sum(dim=1)
+
+    start = torch.ones(2, 3, dtype=torch.float64)
+    for bad in (0, True, 2.0):
+        with pytest.raises(ValueError, match=r"^memory must be an integer >= 1"):
+            batched_lbfgs(quadratic, start, memory=bad)
+    result = batched_lbfgs(quadratic, start, memory=np.int64(3))
+    assert float(result.x.abs().max()) < 1e-6

@@ -126,7 +126,7 @@ def test_profile_epochs_spread_and_always_include_the_last():
 
 
 def test_depth_profile_rejects_non_positive_epoch_count(fake_run):
-    with pytest.raises(ValueError, match="num_epochs must be >= 1"):
+    with pytest.raises(ValueError, match=r"num_epochs must be an integer >= 1"):
         plot_depth_profile([load_run(fake_run)], num_epochs=0)
 
 

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from neuralcollapse.checks import check_int
+
 
 @dataclass
 class BatchedLBFGSResult:
@@ -82,8 +84,7 @@ def batched_lbfgs(
     """
     if x0.ndim != 2:
         raise ValueError(f"x0 must have shape (B, P); got {tuple(x0.shape)}")
-    if memory < 1:
-        raise ValueError(f"memory must be >= 1; got {memory}")
+    memory = check_int("memory", memory, minimum=1, meaning="(s, y) pairs kept")
     batch, size = x0.shape
     dtype = x0.dtype
     rows = torch.arange(batch)

@@ -24,6 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from neuralcollapse import schema
+from neuralcollapse.checks import check_int
 from neuralcollapse.geometry import of_etf_distance
 from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, TrainingRun
 from neuralcollapse.viz.style import (
@@ -458,8 +459,7 @@ def plot_depth_profile(
     matplotlib.figure.Figure
     """
     _check_runs(runs)
-    if num_epochs < 1:
-        raise ValueError(f"num_epochs must be >= 1; got {num_epochs}")
+    num_epochs = check_int("num_epochs", num_epochs, minimum=1, meaning="epochs drawn per run")
     from matplotlib import colormaps
 
     figure, grid = new_figure(1, len(runs), panel_size=(4.2, 3.2))
