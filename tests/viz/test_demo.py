@@ -112,3 +112,41 @@ def test_demo_report_renders_in_headless_chromium(quick_demo, tmp_path):
 def test_demo_rejects_a_negative_seed(tmp_path):
     with pytest.raises(ValueError, match="seed must be an integer >= 0"):
         run_demo(tmp_path, seed=-1)
+
+
+def test_gd_caption_calls_a_run_stopped_above_f_star_unconverged():
+    from neuralcollapse.ufm import UFMProblem, solve_gd
+    from neuralcollapse.viz.demo import _gd_caption
+
+    problem = UFMProblem(num_classes=4, per_class=5, dim=20, lam_w=5e-3, lam_h=5e-3)
+    with pytest.warns(RuntimeWarning, match="NOT THE GLOBAL MINIMUM"):  # 3 steps: by design
+        short = solve_gd(problem, lr=0.5, steps=3, seed=0)
+    long = solve_gd(problem, lr=1.0, steps=4000, seed=0)
+    assert short.measurement.geometry_features != short.theory.geometry  # the premise
+    assert long.measurement.geometry_features == long.theory.geometry
+    caption = _gd_caption({"short": short, "long": long})
+    short_part, long_part = caption.split("long:")
+    assert f"not converged: {short.iterations} steps leave it" in short_part
+    assert "as theory predicts" in long_part and "not converged" not in long_part
+
+
+def test_bias_table_caption_counts_agreement_and_explains_a_tolerance_label():
+    from neuralcollapse.viz.demo import _bias_table_caption
+
+    def row(lam_b, geometry, theory, rel_gap):
+        return {
+            "lam_b": lam_b,
+            "of_gap_means": 3e-4,
+            "global_mean_ratio": 0.5,
+            "geometry": geometry,
+            "theory_geometry": theory,
+            "rel_gap": rel_gap,
+        }
+
+    rows = [row(1.0, "between", "between", 0.0), row(100.0, "of", "between", 3e-14)]
+    caption = _bias_table_caption(rows)
+    assert "theory's at 1 of 2 values" in caption
+    assert "At λ_b = 100 the solver is at f*" in caption
+    # a disagreement away from f* is a solver failure: no tolerance excuse is offered
+    unsolved = _bias_table_caption([row(100.0, "of", "between", 0.2)])
+    assert "theory's at 0 of 1" in unsolved and "at f*" not in unsolved
