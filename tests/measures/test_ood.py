@@ -181,3 +181,29 @@ def test_error_messages(setting):
         scorer.score(setting["test"], "nci", alpha=-1)
     with pytest.raises(ValueError, match="1-D array of scores"):
         evaluate_ood(np.ones((2, 2)), [1.0, 2.0])
+
+
+def test_all_scores_in_one_pass_equal_each_score_alone_and_scan_each_chunk_once(
+    setting, monkeypatch
+):
+    import neuralcollapse.measures.ood_scores as ood_scores
+
+    scorer = setting["scorer"]
+    alone = {m: scorer.score(setting["ood"], m, batch_size=7, alpha=0.01) for m in SCORES}
+    scanned = []
+    original = ood_scores.check_finite_chunk
+
+    def counting(chunk, name, offset=0):
+        scanned.append(offset)
+        original(chunk, name, offset)
+
+    monkeypatch.setattr(ood_scores, "check_finite_chunk", counting)
+    together = scorer.scores(setting["ood"], SCORES, batch_size=7, alpha=0.01)
+    assert list(together) == list(SCORES)
+    for method in SCORES:  # each kernel gets its own copy of the chunk: bitwise the same
+        assert np.array_equal(together[method], alone[method]), method
+    assert scanned == list(range(0, len(setting["ood"]), 7))  # once per chunk, not per method
+    bad = setting["ood"].copy()
+    bad[9, 2] = np.nan
+    with pytest.raises(ValueError, match=r"^ood contains NaN or inf .*first at index 9"):
+        scorer.scores(bad, SCORES, name="ood")

@@ -243,7 +243,41 @@ class OODScorer:
         docstring); ``temperature``: the energy's T > 0; ``alpha``: NCI's weight >= 0 of
         ``||h||_1``. ``name`` is used in error messages (e.g. "ood_features").
         """
-        self._check_method(method)
+        return self.scores(
+            features,
+            [method],
+            num_directions=num_directions,
+            standardize=standardize,
+            temperature=temperature,
+            alpha=alpha,
+            batch_size=batch_size,
+            name=name,
+        )[method]
+
+    def scores(
+        self,
+        features: ArrayLike,
+        methods: Iterable[str] | None = None,
+        *,
+        num_directions: int | None = None,
+        standardize: bool = True,
+        temperature: float = 1.0,
+        alpha: float = 0.0,
+        batch_size: int | None = None,
+        name: str = "features",
+    ) -> dict[str, np.ndarray]:
+        """``{method: score(features, method, ...)}`` for each method (default: all that the
+        scorer can compute — the classifier-free ones when it has no classifier).
+
+        One pass over ``features``: each chunk is converted to float64 and checked for
+        NaN/inf once, then every method's kernel scores a copy of it (the kernels may
+        overwrite their input), so k methods cost one conversion, not k.
+        """
+        if methods is None:
+            methods = [m for m in SCORES if self.weights is not None or m not in NEEDS_CLASSIFIER]
+        methods = list(dict.fromkeys(methods))
+        for method in methods:
+            self._check_method(method)
         tensor = check_features(features, name, check_values=False)
         dim = self.statistics.dim
         if tensor.shape[1] != dim:
@@ -251,29 +285,31 @@ class OODScorer:
                 f"{name} have dimension {tensor.shape[1]} but the training features had {dim}; "
                 "score features of the same layer of the same network"
             )
-        kernel = self._kernel(method, num_directions, standardize, temperature, alpha)
+        kernels = {
+            method: self._kernel(method, num_directions, standardize, temperature, alpha)
+            for method in methods
+        }
         rows = check_chunk_rows(batch_size) or default_chunk_rows(
             max(dim, self.statistics.num_classes)
         )
-        out = torch.empty(tensor.shape[0], dtype=torch.float64, device=self._device)
-        workspace = torch.empty(
-            min(rows, tensor.shape[0]), dim, dtype=torch.float64, device=self._device
+        size = tensor.shape[0]
+        out = {m: torch.empty(size, dtype=torch.float64, device=self._device) for m in methods}
+        shape = (min(rows, size), dim)
+        workspace = torch.empty(shape, dtype=torch.float64, device=self._device)
+        # a second buffer only when a kernel's overwrite would spoil the chunk for the next
+        scratch = (
+            torch.empty(shape, dtype=torch.float64, device=self._device)
+            if len(methods) > 1
+            else workspace
         )
-        for start in range(0, tensor.shape[0], rows):
+        for start in range(0, size, rows):
             part = tensor[start : start + rows]
             chunk = workspace[: part.shape[0]].copy_(part)
             check_finite_chunk(chunk, name, offset=start)
-            out[start : start + part.shape[0]] = kernel(chunk)
-        return out.cpu().numpy()
-
-    def scores(
-        self, features: ArrayLike, methods: Iterable[str] | None = None, **options
-    ) -> dict[str, np.ndarray]:
-        """``{method: score(features, method, **options)}`` for each method (default: all
-        that the scorer can compute — the classifier-free ones when it has no classifier)."""
-        if methods is None:
-            methods = [m for m in SCORES if self.weights is not None or m not in NEEDS_CLASSIFIER]
-        return {method: self.score(features, method, **options) for method in methods}
+            for method, kernel in kernels.items():
+                given = chunk if scratch is workspace else scratch[: part.shape[0]].copy_(chunk)
+                out[method][start : start + part.shape[0]] = kernel(given)
+        return {method: values.cpu().numpy() for method, values in out.items()}
 
     def _kernel(self, method, num_directions, standardize, temperature, alpha):
         """The per-chunk function of ``method``; ``chunk`` is a float64 buffer it may overwrite."""
