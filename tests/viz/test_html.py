@@ -74,3 +74,20 @@ def test_bytes_that_are_not_png_are_refused():
     section = HtmlReport("t").section("s")
     with pytest.raises(ValueError, match="PNG bytes"):
         section.add_figure("x", b"GIF89a", "c")
+
+
+def test_long_tables_are_folded_and_short_ones_are_not(tmp_path):
+    from neuralcollapse.viz.html import FOLD_ROWS, HtmlReport
+
+    report = HtmlReport("Folding")
+    section = report.section("Tables")
+    section.add_table("short", [{"i": i} for i in range(FOLD_ROWS)], "Short.")
+    section.add_table("long", [{"i": i} for i in range(FOLD_ROWS + 1)], "Long.")
+    page = report.write(tmp_path).read_text()
+    short = page.split('id="table-short"')[1].split('id="table-long"')[0]
+    long = page.split('id="table-long"')[1]
+    assert "<details>" not in short and short.count("<tr>") == FOLD_ROWS + 1
+    assert f"<details><summary>Show all {FOLD_ROWS + 1} rows (also in tables/long.csv)" in long
+    assert long.count("<tr>") == FOLD_ROWS + 2  # every row is still in the page, folded
+    with (tmp_path / "tables" / "long.csv").open() as handle:
+        assert len(handle.readlines()) == FOLD_ROWS + 2

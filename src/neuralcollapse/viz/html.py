@@ -55,6 +55,7 @@ figcaption { max-width: 60em; font-size: 0.95em; color: #333; }
 figcaption b { color: #000; }
 .hint { color: #777; font-size: 0.85em; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.6em 0; }
+details > summary { cursor: pointer; color: #1a5fb4; margin: 0.3em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 td.text, th.text { text-align: left; }
@@ -376,6 +377,10 @@ def _header_html(column: Column) -> str:
     return f"<th{attributes}>{escape(column.title)}</th>"
 
 
+#: tables with more rows than this are folded into a <details> element on the page
+FOLD_ROWS = 30
+
+
 def _table_html(item: ReportTable) -> str:
     escape = html.escape
     shown = item.shown or tuple(Column(key) for key in item.columns)
@@ -385,11 +390,19 @@ def _table_html(item: ReportTable) -> str:
         cells = "".join(_cell_html(row.get(c.key), c) for c in shown)
         body.append(f"<tr>{cells}</tr>")
     # the caption stays on the page's width; only the table scrolls sideways
+    table = (
+        f'<div class="scroll-x"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+    if len(item.rows) > FOLD_ROWS:
+        # a long table would push the next figure screens away: folded, one tap opens it
+        table = (
+            f"<details><summary>Show all {len(item.rows)} rows (also in "
+            f"tables/{escape(item.name)}.csv)</summary>{table}</details>"
+        )
     return (
         f'<div class="table" id="table-{escape(item.name, quote=True)}">'
-        f'<p class="table-caption">{_caption_html(item.caption)}</p>'
-        f'<div class="scroll-x"><table><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(body)}</tbody></table></div></div>"
+        f'<p class="table-caption">{_caption_html(item.caption)}</p>{table}</div>'
     )
 
 
