@@ -312,8 +312,9 @@ def _ufm_gd_section(report: HtmlReport, settings: DemoSettings, seed: int) -> No
     )
 
 
-#: relative gap to f* above which a GD run that disagrees with theory is called unconverged
-GD_CONVERGED = 1e-8
+#: relative gap to f* at or below which a solve counts as at the minimum (above it, a run that
+#: disagrees with theory is called unconverged)
+AT_MINIMUM_GAP = 1e-8
 
 
 def _gd_caption(solutions: dict) -> str:
@@ -341,7 +342,8 @@ def _gd_caption(solutions: dict) -> str:
         if of_gap is not None:
             sentence += f", OF gap {of_gap:.3g}"
         agreement = "as theory predicts" if measured == theory else f"theory predicts '{theory}'"
-        if measured != theory and solution.rel_gap is not None and solution.rel_gap > GD_CONVERGED:
+        above = solution.rel_gap is not None and solution.rel_gap > AT_MINIMUM_GAP
+        if measured != theory and above:
             # a run stopped by its step budget above f*: its frame is not theory's minimiser's
             agreement += (
                 f"; not converged: {solution.iterations} steps leave it {solution.rel_gap:.2g} "
@@ -423,7 +425,7 @@ def _bias_table_caption(rows: list[dict]) -> str:
         f"{same} of {len(rows)} values of λ_b."
     )
     for row in rows:
-        at_minimum = row["rel_gap"] is not None and abs(row["rel_gap"]) <= GD_CONVERGED
+        at_minimum = row["rel_gap"] is not None and abs(row["rel_gap"]) <= AT_MINIMUM_GAP
         if row["geometry"] != row["theory_geometry"] and at_minimum:
             text += (
                 f" At λ_b = {row['lam_b']:.3g} the solver is at f* (gap {abs(row['rel_gap']):.2g})"
