@@ -52,6 +52,7 @@ def test_fit_with_the_callback_logs_the_final_models_metrics_to_csv(tmp_path):
         max_epochs=3,
         callbacks=[callback],
         logger=L.pytorch.loggers.CSVLogger(tmp_path / "logs"),
+        log_every_n_steps=10,  # 29 batches per epoch: Lightning's default of 50 logs none
         enable_progress_bar=False,
         enable_model_summary=False,
         enable_checkpointing=False,

@@ -106,8 +106,12 @@ def test_auto_route_falls_back_to_the_nonconvex_solve():
 
 def test_a_stuck_nonconvex_solve_is_reported():
     problem = LPMProblem((4, 4, 1), dim=6)
-    with pytest.warns(RuntimeWarning, match="above the convex optimum"):
-        stuck = solve_lpm_nonconvex(problem, max_iter=2, reference=solve_lpm_convex(problem))
+    reference = solve_lpm_convex(problem)
+    with (
+        pytest.warns(RuntimeWarning, match="above the convex optimum"),
+        pytest.warns(RuntimeWarning, match="stopped at max_iter after 2 iterations"),
+    ):
+        stuck = solve_lpm_nonconvex(problem, max_iter=2, reference=reference)
     assert stuck.reached_global_minimum is False
     assert stuck.summary()["reached_global_minimum"] is False
 
