@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 import re
 import typing
@@ -110,7 +111,10 @@ RESUMABLE_OVERRIDES = frozenset(
 )
 
 
+@functools.cache
 def field_types() -> dict[str, Any]:
+    """Option name -> its type annotation (resolved once: every option check reads it).
+    The dict is shared; read it, do not change it."""
     return typing.get_type_hints(TrainConfig)
 
 
