@@ -130,7 +130,7 @@ def plot_imbalance_over_epochs(runs: Sequence, *, epoch_axis: str = "log") -> Fi
     minority classes (dashed), in %.
     """
     from neuralcollapse.viz.style import set_epoch_scale
-    from neuralcollapse.viz.training_figures import drawn_tpt
+    from neuralcollapse.viz.training_figures import drawn_tpts, mark_tpts
 
     if not runs:
         raise ValueError("no run to plot; pass at least one TrainingRun (see load_run)")
@@ -174,14 +174,8 @@ def plot_imbalance_over_epochs(runs: Sequence, *, epoch_axis: str = "log") -> Fi
     for axes, is_drawn in zip(grid[0], drawn, strict=True):
         if is_drawn:
             set_epoch_scale(axes, all_epochs, epoch_axis)
-    tpts = [
-        drawn_tpt(run, all_epochs, epoch_axis) if i in with_data else None
-        for i, run in enumerate(runs)
-    ]
-    for index, tpt in enumerate(tpts):
-        if tpt is not None:
-            for axes in grid[0]:
-                axes.axvline(float(tpt), color=run_colour(index), linestyle=":", linewidth=0.9)
+    tpts = drawn_tpts(runs, with_data, all_epochs, epoch_axis)
+    mark_tpts(grid[0], tpts)
     weight_axes.set_title("minority cosine of the classifier rows", fontsize=9)
     mean_axes.set_title("minority cosine of the centred means", fontsize=9)
     accuracy_axes.set_title("accuracy: majority solid, minority dashed", fontsize=9)

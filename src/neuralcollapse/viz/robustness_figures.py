@@ -239,7 +239,7 @@ def plot_runs_robustness(
     epoch_axis : ``"log"`` (symmetric-log when epoch 0 is drawn) or ``"linear"``.
     """
     from neuralcollapse.viz.style import set_epoch_scale
-    from neuralcollapse.viz.training_figures import drawn_tpt
+    from neuralcollapse.viz.training_figures import drawn_tpts, mark_tpts
 
     if not runs:
         raise ValueError("no run to plot; pass at least one TrainingRun (see load_run)")
@@ -266,14 +266,8 @@ def plot_runs_robustness(
         epochs, values = run.series(metric, layer=PENULTIMATE_POST, split="train")
         all_epochs.extend(epochs[np.isfinite(values)].tolist())
         drawn["metric"] |= plot_positive(metric_axes, epochs, values, color=colour)
-    tpts = [
-        drawn_tpt(run, all_epochs, epoch_axis) if i in with_data else None
-        for i, run in enumerate(runs)
-    ]
-    for index, tpt in enumerate(tpts):
-        if tpt is not None:
-            for panel in axes[0]:
-                panel.axvline(float(tpt), color=run_colour(index), linestyle=":", linewidth=0.9)
+    tpts = drawn_tpts(runs, with_data, all_epochs, epoch_axis)
+    mark_tpts(axes[0], tpts)
     for panel, key, note in (
         (ratio_axes, "ratio", "DeepFool not measured"),
         (failed_axes, "failed", "DeepFool not measured"),

@@ -16,7 +16,7 @@ ICML 2022 (the orthogonal frame of MSE without bias; NC1 across depth).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,6 +120,27 @@ def drawn_tpt(run: TrainingRun, epochs: Sequence[float], epoch_axis: str = "log"
     if epoch_axis == "log" and tpt <= 0 and (not finite or min(finite) > 0):
         return None
     return tpt
+
+
+def drawn_tpts(
+    runs: Sequence[TrainingRun],
+    with_data: Collection[int],
+    epochs: Sequence[float],
+    epoch_axis: str = "log",
+) -> list[int | None]:
+    """:func:`drawn_tpt` of each run whose index is in ``with_data`` (None for the others:
+    a figure marks the TPT only of the runs it draws)."""
+    return [
+        drawn_tpt(run, epochs, epoch_axis) if index in with_data else None
+        for index, run in enumerate(runs)
+    ]
+
+
+def mark_tpts(panels: Iterable, tpts: Sequence[int | None]) -> None:
+    """Each run's TPT line (:func:`_mark_tpt`, in the run's colour) on every panel."""
+    for index, tpt in enumerate(tpts):
+        for axes in panels:
+            _mark_tpt(axes, tpt, run_colour(index))
 
 
 def _mark_tpt(axes, tpt: int | None, colour: str) -> None:
@@ -556,10 +577,7 @@ def plot_mse_terms(
         for key, _ in columns
         if np.isfinite(run.series(key, layer=PENULTIMATE_POST, split=split)[1]).any()
     }
-    tpts = [
-        drawn_tpt(run, all_epochs, epoch_axis) if index in with_data else None
-        for index, run in enumerate(runs)
-    ]
+    tpts = drawn_tpts(runs, with_data, all_epochs, epoch_axis)
     for axes, (title, columns) in zip(grid[0], MSE_PANELS, strict=True):
         drawn = False
         for index, run in enumerate(runs):
