@@ -30,18 +30,14 @@ def check_ood_dimension(ood_features: ArrayLike | ClassStats, dim: int) -> OODFe
     return checked
 
 
-def ood_mean(ood_features: ArrayLike | ClassStats, dim: int, device: torch.device) -> torch.Tensor:
+def checked_ood_mean(ood_features: OODFeatures, device: torch.device) -> torch.Tensor:
     """``mu_OOD``, the plain mean of the OOD features (d,), float64 on ``device``.
 
-    ``ood_features`` is an (N_ood, d) array or tensor, summed in float64 a chunk at a time,
-    or a :class:`ClassStats` accumulated over OOD batches (any labels: its total sum over
-    its total count is used), which is how a stream of OOD data is passed.
+    ``ood_features`` is what :func:`check_ood_dimension` returned: an (N_ood, d) tensor,
+    summed in float64 a chunk at a time (its NaN/inf are caught here, chunk by chunk), or a
+    :class:`ClassStats` accumulated over OOD batches (any labels: its total sum over its
+    total count is used), which is how a stream of OOD data is passed.
     """
-    return checked_ood_mean(check_ood_dimension(ood_features, dim), device)
-
-
-def checked_ood_mean(ood_features: OODFeatures, device: torch.device) -> torch.Tensor:
-    """:func:`ood_mean` of what :func:`check_ood_dimension` returned (NaN/inf scanned here)."""
     if isinstance(ood_features, ClassStats):
         if not ood_features.initialised or ood_features.num_samples == 0:
             raise ValueError("the OOD ClassStats has seen no data; update it with OOD features")
