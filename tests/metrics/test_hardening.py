@@ -18,6 +18,7 @@ from neuralcollapse import schema
 from neuralcollapse.cli import main
 from neuralcollapse.metrics import ClassStats, measure
 from neuralcollapse.metrics.pairwise import nearest_row_distance
+from neuralcollapse.metrics.stats import RoundingLevelWarning
 
 from .reference import dense_metrics
 
@@ -148,13 +149,24 @@ def _rank_two_means(num_classes=6, dim=20, per_class=50):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16, torch.bfloat16])
-def test_item3_nc1_does_not_depend_on_the_input_dtype(dtype):
+def test_item3_nc1_of_rounded_rank_two_means(dtype):
+    """Issue 21 replaced the input-eps cut-off: NC1 is the metric of the rounded numbers (the
+    float64 cast), a warning names the rounding-level directions, and the rtol it suggests
+    gives back the unrounded answer (float16 gave 548,173 instead of 1.8e-4 before issue 16)."""
     features, labels = _rank_two_means()
     exact = measure(features, labels)
-    result = measure(features.to(dtype), labels)
-    # the cut-off comes from the input's epsilon: float16 gave 548,173 instead of 1.8e-4
+    rounded = features.to(dtype)
+    if dtype in (torch.float16, torch.bfloat16):
+        with pytest.warns(RoundingLevelWarning, match="rounding level of") as caught:
+            result = measure(rounded, labels)
+        suggested = float(str(caught[0].message).split("rtol=")[1].split()[0])
+        cut = measure(rounded, labels, rtol=suggested)
+        assert cut.nc1 == pytest.approx(exact.nc1, rel=0.1)
+    else:
+        result = measure(rounded, labels)
+    assert result.nc1 == pytest.approx(measure(rounded.double(), labels).nc1, rel=1e-9)
+    # the stable alternatives do not divide by the rounding directions
     tolerance = 2 * torch.finfo(dtype).eps
-    assert result.nc1 == pytest.approx(exact.nc1, rel=tolerance)
     assert result.nc1_trace_ratio == pytest.approx(exact.nc1_trace_ratio, rel=tolerance)
     assert result.cdnv == pytest.approx(exact.cdnv, rel=tolerance)
 
@@ -374,8 +386,8 @@ def test_measure_equals_the_dense_reference(
     }[dtype]
     features = (unit * scale).astype(dtype)
     if dtype == "float16":
-        # the rank cut-off drops directions of the means below max(K, d) eps_16 (docs): the
-        # dense pinv keeps them, so compare where no direction is that close to the cut
+        # a direction of the means near float16's rounding level makes NC1 ill-conditioned
+        # (summation order then shows): compare where the means are well conditioned
         means = np.stack(
             [features[labels == k].astype(np.float64).mean(0) for k in labels[::per_class]]
         )

@@ -125,6 +125,12 @@ def test_fashion_mnist_missing_files_say_how_to_get_them(tmp_path):
     reason="Debian's dataset-fashion-mnist is not installed",
 )
 def test_fashion_mnist_debian_package_loads_with_its_published_sizes():
+    full = load_dataset("fashion-mnist")
+    # Xiao et al. 2017: 60,000 training and 10,000 test images of 28 x 28, 10 balanced classes
+    assert len(full.train_labels) == 60_000 and len(full.test_labels) == 10_000
+    assert tuple(full.train_images.shape[1:]) == (1, 28, 28)
+    assert torch.bincount(torch.as_tensor(full.train_labels)).tolist() == [6000] * 10
+    assert torch.bincount(torch.as_tensor(full.test_labels)).tolist() == [1000] * 10
     dataset = load_dataset("fashion-mnist", per_class=10, test_per_class=10)
     assert len(dataset.train_labels) == 100 and len(dataset.test_labels) == 100
 

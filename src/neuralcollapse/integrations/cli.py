@@ -65,6 +65,12 @@ def register(subparsers) -> None:
     probe.add_argument(
         "--drop-empty-classes", action="store_true", help="leave out classes with no sample"
     )
+    probe.add_argument(
+        "--rtol",
+        type=float,
+        default=None,
+        help="relative singular-value cut-off of the class means (default: float64's)",
+    )
     probe.add_argument("--out", type=Path, required=True, help="output directory")
     probe.add_argument("--device", default="cpu", help="torch device for the model")
     probe.set_defaults(func=run)
@@ -185,6 +191,8 @@ def run(args: argparse.Namespace) -> int:
         options["shift_labels"] = True
     if args.drop_empty_classes:
         options["empty_classes"] = "drop"
+    if args.rtol is not None:
+        options["rtol"] = args.rtol
     tracker = CollapseTracker(
         args.out / "run",
         model,

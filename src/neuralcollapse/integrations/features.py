@@ -86,7 +86,7 @@ class LabelLayout:
         if self.per_token:
             return self._token_features(output, layer)
         if output.dim() == 4:  # (B, C, H, W) conv maps: spatial mean
-            return output.mean(dim=(2, 3))
+            return output.mean(dim=(2, 3), dtype=pooling_dtype(output.dtype))
         if output.dim() == 3:  # (B, T, d) sequence, one label per sample: masked mean
             return _masked_mean(output, self.attention_mask)
         return output.reshape(batch, -1)
@@ -103,9 +103,20 @@ class LabelLayout:
         return output[self.token_mask]
 
 
+def pooling_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype a mean over positions is taken in: float64 for 16-bit features.
+
+    A float16 / bfloat16 mean rounded back to 16 bits would lose what the metrics keep
+    (they accumulate in float64): the pooled features are the exact means of the values the
+    layer produced, to float64 precision (issue 21). Wider dtypes pool in their own.
+    """
+    return torch.float64 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def _masked_mean(output: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
     if attention_mask is None:
-        return output.mean(dim=1)
+        return output.mean(dim=1, dtype=pooling_dtype(output.dtype))
+    output = output.to(pooling_dtype(output.dtype))
     weights = attention_mask.to(output.dtype).unsqueeze(-1)
     return (output * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)
 

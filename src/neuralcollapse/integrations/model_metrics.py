@@ -42,6 +42,7 @@ from neuralcollapse.metrics.stats import (
     CentredStats,
     ClassStats,
     MeanGeometry,
+    check_rtol,
     default_chunk_rows,
 )
 from neuralcollapse.metrics.validation import check_num_classes
@@ -121,6 +122,9 @@ def _check_layers(
         layers = [name.strip() for name in layers.split(",") if name.strip()]
     if not layers:
         raise ValueError("layers is empty; name at least one module (or 'penultimate')")
+    if classifier is not None and PENULTIMATE not in layers:
+        # classifier= asks for the classifier metrics, which live on its input (issue 21)
+        layers = [*layers, PENULTIMATE]
     for name in layers:
         if name == PENULTIMATE:
             if classifier is None:
@@ -234,6 +238,7 @@ def measure_model(
     nearest_centre: bool = True,
     uniformity_kernels: Sequence[str] = DEFAULT_UNIFORMITY_KERNELS,
     tile_size: int | None = None,
+    rtol: float | None = None,
     progress: bool = False,
 ) -> ModelCollapse:
     """Neural-collapse metrics of named layers of ``model`` on ``data``.
@@ -249,7 +254,10 @@ def measure_model(
         style: the other entries are the model's keyword arguments). ``batch_fn`` turns any
         other batch into a :class:`~neuralcollapse.integrations.ModelBatch`.
     layers : ``model.named_modules()`` names (a list or a comma-separated string), and
-        ``"penultimate"`` for the classifier's input. Default: ``["penultimate"]``.
+        ``"penultimate"`` for the classifier's input. With ``classifier=`` the penultimate
+        input is always measured too (it carries the classifier metrics), so
+        ``layers=["layer3"], classifier="fc"`` gives ``"layer3"`` and ``"penultimate"``.
+        Default: ``["penultimate"]``.
     classifier : the final ``nn.Linear`` (its name or the module). Its input, captured with
         a forward pre-hook, is the penultimate feature; its weight and bias give the
         classifier metrics (NC2 on weights, NC3, NC4) of that layer.
@@ -272,7 +280,9 @@ def measure_model(
         process group with more than one process is initialised.
     errors : ``"raise"``, or ``"record"``: a layer whose metrics cannot be computed (e.g. all
         its class means coincide) maps to None with the reason in ``result.reasons``.
-    nearest_centre, uniformity_kernels, tile_size : as in :func:`neuralcollapse.measure`.
+    nearest_centre, uniformity_kernels, tile_size, rtol : as in :func:`neuralcollapse.measure`
+        (``rtol``: the class means' singular-value cut-off; the default is float64's whatever
+        the model's dtype, so a bfloat16 model's metrics are those of its feature values).
     progress : a tqdm bar per pass.
 
     Returns
@@ -297,6 +307,7 @@ def measure_model(
         raise ValueError(f"empty_classes must be 'error' or 'drop'; got {empty_classes!r}")
     if errors not in ("raise", "record"):
         raise ValueError(f"errors must be 'raise' or 'record'; got {errors!r}")
+    rtol = None if rtol is None else check_rtol(rtol)
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     classifier_name, linear = (None, None)
@@ -386,15 +397,19 @@ def measure_model(
                 reference=layer_reference is not None,
                 chunk_rows=default_chunk_rows(max(layer_stats.dim, measured_classes)),
             )
-            # the rank cut-off follows the precision of the features (float16 carries less)
+            # the rank cut-off depends on the numbers, not their dtype (issue 21); the
+            # input's epsilon only decides whether to warn about rounding-level directions
             geometry = MeanGeometry.from_means(
-                means, overwrite=not keep_class_stats, input_eps=layer_stats.input_eps
+                means,
+                overwrite=not keep_class_stats,
+                rtol=rtol,
+                input_eps=layer_stats.input_eps,
             )
             # CentredStats checks the classifier (shape and finiteness): its one door
             reference_geometry = None
             if layer_reference is not None:
                 reference_geometry = MeanGeometry.from_means(
-                    layer_reference.means(), overwrite=True, input_eps=layer_reference.input_eps
+                    layer_reference.means(), overwrite=True, rtol=rtol
                 )
             centred[name] = CentredStats(
                 geometry,

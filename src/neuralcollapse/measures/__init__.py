@@ -7,7 +7,7 @@
   Lampert), also on deep UFM solutions;
 - :mod:`.ood_scores` / :mod:`.ood_eval`: NECO, NCI, class-mean alignment and the baselines
   (MSP, max logit, energy, Mahalanobis) with AUROC / AUPR / FPR95;
-- :mod:`.mse_decomposition`: Han, Papyan & Donoho's ``L = L_NC1 + L_NC2/3 + L_LS-perp``.
+- :mod:`.mse_terms`: Han, Papyan & Donoho's ``L = L_NC1 + L_NC2/3 + L_LS-perp``.
 
 Definitions and conventions: docs/measures.md.
 """

@@ -141,6 +141,7 @@ def run_measure(args: argparse.Namespace) -> int:
         num_classes=args.num_classes,
         ood_features=arrays.get("ood_features"),
         reference=reference,
+        rtol=args.rtol,
     )
     if args.per_class:
         result.per_class.write_csv(args.per_class)
@@ -179,6 +180,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="TRAIN.npz",
         help="features and labels of the training set: NCC accuracy and NC4 then decide "
         "with its class means (held-out data, as Papyan et al.)",
+    )
+    parser.add_argument(
+        "--rtol",
+        type=float,
+        default=None,
+        help="relative singular-value cut-off of the centred class means (default: "
+        "float64's, as torch.linalg.pinv; see docs/metrics.md, low-precision features)",
     )
     parser.add_argument(
         "--per-class",

@@ -1,6 +1,6 @@
 """Neural-collapse metrics NC1-NC4 (and friends) from sufficient statistics.
 
-Notation (shared/THEORY.md): K classes, N samples, features ``h_i`` in R^d with labels
+Notation (docs/theory.md): K classes, N samples, features ``h_i`` in R^d with labels
 ``y_i``; class means ``mu_k``; global mean ``mu_G = (1/K) sum_k mu_k`` (each class weighs
 1/K, so Sigma_B treats classes equally; on balanced data it is the sample mean);
 centred means ``m_k = mu_k - mu_G``; classifier ``W`` (K x d, rows ``w_k``), bias ``b``.
@@ -234,6 +234,7 @@ def compute_metrics(
     ood_features: ArrayLike | ClassStats | None = None,
     uniformity_kernels: Sequence[str] = DEFAULT_UNIFORMITY_KERNELS,
     tile_size: int | None = None,
+    rtol: float | None = None,
 ) -> CollapseMetrics:
     """All metrics from pass-1 statistics and, when given, pass-2 statistics.
 
@@ -243,7 +244,9 @@ def compute_metrics(
     with ``centred_stats``, ``class_stats`` may be None (its counts are in both).
     ``ood_features``: out-of-distribution features, (N_ood, d) or their ClassStats, for NC5.
     ``uniformity_kernels``: which ``gnc2_*`` kernels to compute (``"distance"``, ``"log"``,
-    ``"riesz"``). ``tile_size``: side of the square tiles of the K x K pairwise work.
+    ``"riesz"``). ``tile_size``: side of the square tiles of the K x K pairwise work. ``rtol``: the
+    class means' singular-value cut-off (:func:`~.measuring.measure`), used when the geometry
+    is built here (without ``centred_stats``).
     """
     kernels = check_uniformity_kernels(uniformity_kernels)
     tile_size = check_tile_size(tile_size)
@@ -255,7 +258,9 @@ def compute_metrics(
     else:
         if class_stats is None:
             raise ValueError("compute_metrics needs class_stats, centred_stats or both")
-        geometry = MeanGeometry.from_means(class_stats.means(), input_eps=class_stats.input_eps)
+        geometry = MeanGeometry.from_means(
+            class_stats.means(), rtol=rtol, input_eps=class_stats.input_eps
+        )
         weights, bias = check_classifier(weights, bias, *geometry.shape)
         counts = class_stats.counts
     ood = None if ood_features is None else check_ood_dimension(ood_features, geometry.shape[1])

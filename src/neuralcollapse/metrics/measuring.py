@@ -24,6 +24,7 @@ from neuralcollapse.metrics.stats import (
     ClassStats,
     MeanGeometry,
     check_device,
+    check_rtol,
     default_chunk_rows,
 )
 from neuralcollapse.metrics.validation import (
@@ -47,6 +48,7 @@ def measure(
     reference: ClassStats | None = None,
     uniformity_kernels: Sequence[str] = DEFAULT_UNIFORMITY_KERNELS,
     tile_size: int | None = None,
+    rtol: float | None = None,
 ) -> CollapseMetrics:
     """Neural-collapse metrics of ``features`` with ``labels`` (and a classifier).
 
@@ -75,6 +77,13 @@ def measure(
         any of ``"distance"``, ``"log"``, ``"riesz"`` (default all three).
     tile_size : side of the square tiles the K x K pairwise work is cut into (default
         1,024); memory is O(K d + tile_size^2) whatever K.
+    rtol : relative cut-off on the singular values of the centred class means: directions
+        with ``s_i <= rtol s_0`` count as zero in ``Sigma_B^+`` (as ``torch.linalg.pinv(M,
+        rtol=rtol)``). Default None: float64's, the cut-off ``torch.linalg.pinv(Sigma_B)``
+        applies, whatever the features' dtype, so every metric of float16/bfloat16/float32
+        features is the metric of the same values in float64. Where some direction is at the
+        input dtype's rounding level a :class:`~.stats.RoundingLevelWarning` says so and
+        suggests a value (docs/metrics.md, "Low-precision features").
 
     Returns
     -------
@@ -109,6 +118,7 @@ def measure(
         reference=reference,
         uniformity_kernels=uniformity_kernels,
         tile_size=tile_size,
+        rtol=rtol,
     )
 
 
@@ -127,6 +137,7 @@ def measure_batches(
     uniformity_kernels: Sequence[str] = DEFAULT_UNIFORMITY_KERNELS,
     tile_size: int | None = None,
     class_stats: ClassStats | None = None,
+    rtol: float | None = None,
 ) -> CollapseMetrics:
     """Neural-collapse metrics of a stream of ``(features, labels)`` batches.
 
@@ -149,13 +160,14 @@ def measure_batches(
     ``device`` is where the statistics live (default: the first batch's device);
     ``nearest_centre`` as in :func:`measure`; ``chunk_rows`` bounds the float64 working
     memory (rows converted at a time; default automatic, see :func:`measure`);
-    ``ood_features``, ``reference``, ``uniformity_kernels`` and ``tile_size`` as in
+    ``ood_features``, ``reference``, ``uniformity_kernels``, ``tile_size`` and ``rtol`` as in
     :func:`measure`.
     """
     num_classes = check_num_classes(num_classes)
     # hyperparameters fail before any data is read
     kernels = check_uniformity_kernels(uniformity_kernels)
     tile_size = check_tile_size(tile_size)
+    rtol = None if rtol is None else check_rtol(rtol)
     if reference is not None and not isinstance(reference, ClassStats):
         raise ValueError(
             f"reference must be a ClassStats of the reference data (e.g. the training "
@@ -197,14 +209,14 @@ def measure_batches(
         reference=reference is not None,
         chunk_rows=chunk_rows or default_chunk_rows(max(dim, num_classes)),
     )
-    geometry = MeanGeometry.from_means(means, overwrite=True, input_eps=input_eps)
+    geometry = MeanGeometry.from_means(means, overwrite=True, rtol=rtol, input_eps=input_eps)
     reference_geometry = (
         None
         if reference is None
         else MeanGeometry.from_means(
             reference.means(),
             overwrite=True,
-            input_eps=reference.input_eps,
+            rtol=rtol,
             scale=geometry.scale,  # the NCC rule compares both sets' means: one unit
         )
     )

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import warnings
 import zipfile
 from dataclasses import dataclass
 
@@ -509,6 +510,7 @@ class MeanGeometry:
         means: torch.Tensor,
         *,
         overwrite: bool = False,
+        rtol: float | None = None,
         input_eps: float | None = None,
         scale: float | None = None,
     ) -> MeanGeometry:
@@ -517,17 +519,24 @@ class MeanGeometry:
         ``overwrite=True`` centres ``means`` in place (saves a K x d copy when the caller
         has no further use for them).
 
-        ``input_eps``: machine epsilon of the features the means came from
-        (``ClassStats.input_eps``; default float64's). The rank cut-off keeps a singular
-        value ``s_i`` of the centred means when both
+        The rank cut-off decides which directions ``Sigma_B^+`` inverts. It depends on the
+        numbers only, never on the dtype they arrived in, so a metric of float16, bfloat16 or
+        float32 features equals the metric of the same values cast to float64 (issue 21):
 
-        - ``s_i^2 > max(K, d) eps_64 s_0^2``: the cut-off ``torch.linalg.pinv`` applies to
-          ``Sigma_B`` (eigenvalues ``s^2 / K``), so NC1 equals the dense route's, and
-        - ``s_i > max(K, d) eps_in s_0``: numpy's ``matrix_rank`` tolerance with the input's
-          epsilon. Means of float16 features are known only to ~``eps_16 |h|``: a rank-2 set
-          of means acquires singular values ~1e-5 s_0 from rounding, and dividing by them
-          made NC1 724,286 instead of 4.5e-4 (issue 16). For float64 input the first
-          condition implies the second.
+        - ``rtol=None`` (default): keep ``s_i`` when ``s_i^2 > max(K, d) eps_64 s_0^2``, the
+          cut-off ``torch.linalg.pinv`` applies to ``Sigma_B`` (eigenvalues ``s^2 / K``), so
+          NC1 equals the dense route's;
+        - ``rtol`` given: keep ``s_i > rtol s_0``, the cut-off ``torch.linalg.pinv(M,
+          rtol=rtol)`` applies to the centred means ``M`` (equivalently ``pinv(Sigma_B,
+          rtol=rtol**2)``). Means of float16 features are known only to ~``eps_16 |h|``;
+          ``rtol`` at that level drops the directions that rounding created.
+
+        ``input_eps``: machine epsilon of the features the means came from
+        (``ClassStats.input_eps``). It changes no number: where some kept direction's
+        singular value is at that dtype's rounding level (``s_i <= eps_in ||means||_F``: a
+        rounding of every entry by up to ``eps_in`` moves each singular value by at most
+        that much), NC1 divides by rounding noise, and a :class:`RoundingLevelWarning`
+        names the count, the stable alternatives and the ``rtol`` that would cut them.
 
         ``scale``: the power of two to store the means divided by; default automatic (see
         the class docstring).
@@ -544,6 +553,8 @@ class MeanGeometry:
         if scale != 1.0:
             means = means.mul_(1.0 / scale) if overwrite else means * (1.0 / scale)
             overwrite = True  # the scaled copy is ours
+        # the rounding of the raw entries is relative to their size, centred or not
+        means_norm = float(torch.linalg.matrix_norm(means)) if input_eps is not None else 0.0
         global_mean = means.mean(dim=0)
         centred = means.sub_(global_mean) if overwrite else means - global_mean
         num_classes, dim = centred.shape
@@ -552,13 +563,14 @@ class MeanGeometry:
             raise _coincident_means()
         # ratios, not squares: s^2 under- or overflows float64 long before s does
         relative = singular / singular[0]
-        size = max(num_classes, dim)
-        keep = relative**2 > size * FLOAT64_EPS
-        data_eps = FLOAT64_EPS if input_eps is None else float(input_eps)
-        if data_eps > FLOAT64_EPS:
-            keep &= relative > size * data_eps
+        if rtol is None:
+            keep = relative**2 > max(num_classes, dim) * FLOAT64_EPS
+        else:
+            keep = (relative > check_rtol(rtol)) & (singular > 0)
         if not bool(keep.any()):
             raise _coincident_means()
+        if input_eps is not None and input_eps > FLOAT64_EPS:
+            _warn_rounding_level(singular[keep], float(input_eps), means_norm, float(singular[0]))
         return cls(
             global_mean=global_mean,
             centred=centred,
@@ -566,6 +578,50 @@ class MeanGeometry:
             singular_values=singular[keep],
             scale=scale,
         )
+
+
+class RoundingLevelWarning(UserWarning):
+    """Some between-class directions are no larger than the input dtype's rounding."""
+
+
+_DTYPE_NAMES = {
+    float(torch.finfo(dtype).eps): str(dtype).removeprefix("torch.")
+    for dtype in (torch.bfloat16, torch.float16, torch.float32)
+}
+
+
+def _warn_rounding_level(kept: torch.Tensor, eps: float, means_norm: float, largest: float):
+    """Warn when kept singular values of the centred means sit at the rounding level."""
+    level = eps * means_norm
+    count = int((kept <= level).sum())
+    if count == 0:
+        return
+    name = _DTYPE_NAMES.get(eps, f"eps = {eps:.3g}")
+    suggested = float(f"{min(0.5, 2 * level / largest):.2g}")
+    warnings.warn(
+        f"{count} of the {kept.numel()} between-class directions have singular values at "
+        f"the rounding level of {name} features (s_i <= eps ||means||_F = {level:.3g}, "
+        f"largest {largest:.3g}); NC1 = Tr(Sigma_W Sigma_B^+)/K divides by them, so it "
+        "follows the rounding of these numbers. Stable alternatives: nc1_trace_ratio "
+        "(Tr Sigma_W / Tr Sigma_B) and the CDNV (cdnv_mean); or pass "
+        f"rtol={suggested:g} to count those directions as zero",
+        RoundingLevelWarning,
+        stacklevel=4,
+    )
+
+
+def check_rtol(rtol: object) -> float:
+    """The relative singular-value cut-off of the class means: a number in [0, 1)."""
+    return check_float(
+        "rtol",
+        rtol,
+        minimum=0.0,
+        maximum=1.0,
+        strict=(False, True),
+        meaning="relative singular-value cut-off",
+        hint="singular values of the centred class means at or below rtol times the "
+        "largest count as zero; pass None for the default (float64's, as torch.linalg.pinv)",
+    )
 
 
 def _coincident_means() -> ValueError:

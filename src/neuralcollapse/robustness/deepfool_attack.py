@@ -19,7 +19,10 @@ Taylor expansion at the iterate ``x_i`` (``w'_j = grad f_j(x_i) - grad f_c(x_i)`
 the boundary itself, the accumulated perturbation is scaled by ``1 + overshoot`` (the
 paper's eta = 0.02). Here the stopping test is made at the point that is returned,
 ``x + (1 + overshoot) sum_i r_i``, so a perturbation reported as successful does change the
-decision; with ``overshoot = 0`` the iteration is exactly Algorithm 2.
+decision; with ``overshoot = 0`` the iteration is exactly Algorithm 2. A point where another
+logit ties with the decision's lies on the boundary and counts as changed: an input with
+tied top logits is the least robust point there is, fooled at distance 0 in 0 steps
+(whichever way ``argmax`` happens to break the tie).
 
 Papyan, Han & Donoho (PNAS 2020) measure robustness through the terminal phase with the
 paper's normalised measure, the mean over (test) images of
@@ -184,8 +187,10 @@ class DeepFoolResult:
     ----------
     perturbations : r(x), same shape as the images: the returned perturbation
         ``(1 + overshoot) sum_i r_i`` (for a failed image, the last one tried).
-    success : (N,) bool, whether ``x + r(x)`` has another decision than ``x``.
-    steps : (N,) int, linearisation steps taken (``max_steps`` for a failure that ran out).
+    success : (N,) bool, whether ``x + r(x)`` has another decision than ``x``: some other
+        logit is at least the decision's (a tie is on the boundary, so it counts).
+    steps : (N,) int, linearisation steps taken (``max_steps`` for a failure that ran out;
+        0 for an input already on a decision boundary, fooled with ``r = 0``).
     original : (N,) the decision ``k(x)``; ``perturbed`` : (N,) the decision ``k(x + r)``.
     norms : (N,) float64 ``||r(x)||_2``; ``input_norms`` : (N,) float64 ``||x||_2``.
     num_classes : K, the number of logits.
@@ -234,9 +239,23 @@ def _class_gradients(model: Model, points: torch.Tensor) -> tuple[torch.Tensor, 
     return logits.detach(), grads
 
 
-def _decisions(model: Model, points: torch.Tensor) -> torch.Tensor:
+def _logits(model: Model, points: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        return model(points).argmax(dim=1)
+        return model(points)
+
+
+def _changed(logits: torch.Tensor, label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whether the decision ``label`` no longer wins outright, and the class that took over.
+
+    A point where another logit ties with the label's lies on the decision boundary: it is
+    counted as changed (the least robust point there is), whatever way ``argmax`` breaks the
+    tie. The class reported is the best of the others.
+    """
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    others = logits.clone()
+    others[rows, label] = -math.inf
+    rival = others.argmax(dim=1)
+    return others[rows, rival] >= logits[rows, label], rival
 
 
 def _attack_batch(
@@ -244,13 +263,15 @@ def _attack_batch(
 ) -> tuple[torch.Tensor, ...]:
     count = x0.shape[0]
     flat0 = x0.reshape(count, -1)
-    original = _decisions(model, x0)
+    start = _logits(model, x0)
+    original = start.argmax(dim=1)
     total = torch.zeros_like(flat0)  # sum_i r_i
     returned = torch.zeros_like(flat0)  # (1 + overshoot) sum_i r_i
-    perturbed = original.clone()
-    success = torch.zeros(count, dtype=torch.bool, device=x0.device)
-    steps = torch.full((count,), max_steps, dtype=torch.long, device=x0.device)
-    active = torch.arange(count, device=x0.device)
+    # an input with tied top logits is on the boundary already: fooled at distance 0
+    success, rival = _changed(start, original)
+    perturbed = torch.where(success, rival, original)
+    steps = torch.where(success, 0, max_steps).to(torch.long)
+    active = torch.nonzero(~success).flatten()
     for step in range(1, max_steps + 1):
         if active.numel() == 0:
             break
@@ -272,9 +293,8 @@ def _attack_batch(
         total[active] += step_r
         returned[active] = (1 + overshoot) * total[active]
         candidate = flat0[active] + returned[active]
-        decided = _decisions(model, candidate.reshape(-1, *x0.shape[1:]))
-        fooled = decided != label
-        perturbed[active] = decided
+        fooled, rival = _changed(_logits(model, candidate.reshape(-1, *x0.shape[1:])), label)
+        perturbed[active] = torch.where(fooled, rival, label)
         success[active[fooled]] = True
         steps[active[fooled]] = step
         # an image without any usable direction cannot get further: it fails now

@@ -128,7 +128,7 @@ def per_sample_loss(
     ce: cross-entropy, with label smoothing ``eps`` when set (targets (1-eps) e_y + eps/K).
     mse: ``1/2 ||z - s t||^2`` with t the one-hot target (smoothed likewise) and s
     ``mse_scale``; the 1/2 and the sum over classes match the UFM objective
-    ``1/(2N) ||W H + b 1^T - Y||_F^2`` of shared/THEORY.md.
+    ``1/(2N) ||W H + b 1^T - Y||_F^2`` of docs/theory.md.
     """
     if config.loss == "ce":
         return F.cross_entropy(
