@@ -31,7 +31,7 @@ import json
 import math
 from pathlib import Path
 
-from neuralcollapse.train.runlog import read_jsonl
+from neuralcollapse.runformat import read_jsonl
 from neuralcollapse.viz.imbalance_training_figures import (
     imbalance_run_point,
     imbalance_run_trajectory,

@@ -13,3 +13,20 @@ def digits_mlp() -> nn.Module:
 
 def not_a_model():
     return "not a model"
+
+
+#: a module instance, not a factory: probe uses it as it is
+digits_mlp_instance = digits_mlp()
+
+
+class NeedsArguments(nn.Module):
+    """A model class whose constructor needs arguments: not a factory."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(64, width)
+
+
+def other_architecture() -> nn.Module:
+    """A model whose parameter shapes differ from digits_mlp's."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10))

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from neuralcollapse.ntk import cli as ntk_cli
+from neuralcollapse.cli import ntk as ntk_cli
 from neuralcollapse.ntk.analytic import MLPKernel, ResNetKernel
 from neuralcollapse.ntk.compare import (
     TABLE_COLUMNS,
@@ -17,8 +17,8 @@ from neuralcollapse.ntk.compare import (
     rows_to_csv,
     rows_to_markdown,
 )
-from neuralcollapse.ntk.report import ntk_report_figures
 from neuralcollapse.ntk.smoothness import profile_slope_at_zero
+from neuralcollapse.viz.ntk_report import ntk_report_figures
 
 
 def test_comparison_rows_follow_kernels_and_agree_with_direct_measures():

@@ -356,3 +356,29 @@ def test_cost_estimate_and_message():
     assert describe_cost(0.01, 100, 32) == (
         "DeepFool on 100 images: ~1 s per measurement, ~32 s for 32 measurements (estimate)"
     )
+
+
+class _NoGradForward(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Linear(4, 3)
+
+    def forward(self, x):
+        with torch.no_grad():
+            return self.net(x)
+
+
+def test_a_forward_under_no_grad_is_named_not_a_traceback():
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=r"logits carry no gradient.*torch.no_grad\(\)"):
+        deepfool(_NoGradForward(), torch.randn(5, 4))
+
+
+def test_the_attack_works_when_the_caller_is_under_no_grad():
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3).double()
+    images = torch.randn(6, 4, dtype=torch.float64)
+    expected = deepfool(model, images)
+    with torch.no_grad():
+        inside = deepfool(model, images)
+    torch.testing.assert_close(inside.perturbations, expected.perturbations)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from neuralcollapse.cli import main
+from neuralcollapse.runformat import UnsafeCheckpoint, load_checkpoint
 from neuralcollapse.train import TrainConfig, train
-from neuralcollapse.train.runlog import UnsafeCheckpoint, load_checkpoint
 
 
 class _WritesAFile:

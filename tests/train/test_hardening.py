@@ -138,7 +138,9 @@ def test_item10_overwrite_keeps_a_foreign_checkpoints_folder(tmp_path):
 def test_item10_overwrite_refuses_files_that_are_not_a_run_of_ours(tmp_path):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "metrics.jsonl").write_text('{"step": 1}\n')
-    with pytest.raises(ValueError, match="no config.json written by neuralcollapse train"):
+    with pytest.raises(
+        ValueError, match="no config.json written by neuralcollapse, so --overwrite will not delete"
+    ):
         train(_config(tmp_path, overwrite=True))
     assert (tmp_path / "run" / "metrics.jsonl").read_text() == '{"step": 1}\n'
 

@@ -38,7 +38,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
-from neuralcollapse import schema
+from neuralcollapse import runformat, schema
 
 LAYERS = ("layer1", "layer2", "penultimate_pre", "penultimate_post")
 #: every metric key the fixture writes: all of them, from the schema
@@ -146,7 +146,7 @@ def write_fake_run(
         config["minority_classes"] = minority_classes
     if robustness:
         config["robustness"] = 20
-    config["version"] = "0.1.0"
+    config["version"] = runformat.VERSION
     (directory / "config.json").write_text(schema.dumps(config))
     epoch_rows = []
     for epoch in range(epochs):

@@ -248,13 +248,15 @@ def test_trajectory_bad_input_is_a_clear_value_error(gd_solutions, lbfgs_solutio
         plot_trajectories(gd_solutions, gram=True)
 
 
-def test_ufm_figures_are_exported_lazily_from_viz_and_ufm():
+def test_ufm_figures_are_exported_lazily_from_viz_only():
     import neuralcollapse.ufm as ufm
     import neuralcollapse.viz as viz
     from neuralcollapse.viz import ufm_figures
 
     for name in ("plot_phase_diagram", "plot_trajectories"):
-        assert getattr(viz, name) is getattr(ufm, name) is getattr(ufm_figures, name)
+        assert getattr(viz, name) is getattr(ufm_figures, name)
+        # the science layer does not reach up into the presentation layer (issue 22)
+        assert not hasattr(ufm, name)
     assert viz.plot_bias_path is ufm_figures.plot_bias_path
 
 

@@ -13,8 +13,13 @@ draws it unchanged:
 
 A metric that cannot be computed at one epoch (e.g. a layer whose class means coincide) is
 written as not computed, with the reason; it never stops the training loop. Calling again
-with an epoch already in the logs (a loop restarted from its own checkpoint) replaces the
-rows from that epoch on, so a resumed loop never duplicates or loses rows.
+with an epoch already in the logs (a loop restarted from its own checkpoint, or a callback
+called twice within one epoch, as Lightning's ``val_check_interval=0.5`` does) replaces the
+rows from that epoch on: the later call wins, and no epoch is ever logged twice.
+
+The files are :mod:`neuralcollapse.runformat`'s, through its one writer: a tracker pointed at
+a directory that another writer (``neuralcollapse train``, ``probe``) or another configuration
+made refuses to start, naming it, unless ``overwrite=True`` replaces that run.
 """
 
 from __future__ import annotations
@@ -23,10 +28,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from neuralcollapse import schema
+from neuralcollapse import runformat, schema
 from neuralcollapse.checks import check_int
 from neuralcollapse.integrations.capture import BatchFn, resolve_classifier
 from neuralcollapse.integrations.model_metrics import (
@@ -35,10 +41,6 @@ from neuralcollapse.integrations.model_metrics import (
     _check_layers,
     measure_model,
 )
-from neuralcollapse.train import runlog
-
-#: the run format this tracker writes (the one neuralcollapse train writes)
-RUN_FORMAT_VERSION = 1
 
 
 def _is_main_process() -> bool:
@@ -52,16 +54,19 @@ class CollapseTracker:
 
     Parameters
     ----------
-    run_dir : the run directory (created). Rows already there for earlier epochs are kept.
-        None: measure only, write nothing (what the callbacks use without a directory).
+    run_dir : the run directory (created). A run this tracker's configuration wrote before
+        is continued (rows of earlier epochs kept); a run of another writer or configuration
+        is refused (``overwrite=True`` replaces it). None: measure only, write nothing (what
+        the callbacks use without a directory).
     model, layers, classifier, num_classes : as in :func:`measure_model`.
     data : the training data to measure on (re-iterable batches), split ``"train"``.
     eval_data : optional held-out data, split ``"test"``; its NCC accuracy and NC4 use the
         training means (Papyan et al.), as ``neuralcollapse train`` does.
     every : measure at epochs divisible by ``every`` (and at the first call).
     config : extra values recorded in ``config.json`` (hyperparameters, dataset name).
+    overwrite : replace a run of another writer or configuration in ``run_dir``.
     measure_options : further keyword arguments for :func:`measure_model` (``select``,
-        ``shift_labels``, ``empty_classes``, ...).
+        ``shift_labels``, ``empty_classes``, ``rtol``, ...).
 
     Examples
     --------
@@ -86,12 +91,11 @@ class CollapseTracker:
         every: int = 1,
         config: Mapping[str, Any] | None = None,
         batch_fn: BatchFn | None = None,
+        overwrite: bool = False,
         **measure_options: Any,
     ) -> None:
         every = check_int("every", every, minimum=1, meaning="epochs")
         self.run_dir = None if run_dir is None else Path(run_dir)
-        if self.run_dir is not None and self.run_dir.exists() and not self.run_dir.is_dir():
-            raise ValueError(f"run_dir {self.run_dir} is a file; choose a directory")
         self.model = model
         self.data = data
         self.eval_data = eval_data
@@ -114,10 +118,14 @@ class CollapseTracker:
             "layers": list(self.layers),
             "num_classes": self.num_classes,
             **dict(config or {}),
-            "version": RUN_FORMAT_VERSION,
         }
+        self._writer: runformat.RunWriter | None = None
         if self._writes():
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            # refuses another writer's run (or this writer's with another configuration)
+            # before training starts, unless overwrite=True replaces it
+            self._writer = runformat.RunWriter.attach(
+                self.run_dir, self._config, overwrite=overwrite
+            )
             self._read_previous()
 
     def _writes(self) -> bool:
@@ -165,26 +173,24 @@ class CollapseTracker:
         all-reduced).
         """
         epoch = check_int("epoch", epoch, minimum=0)
-        values = {k: _plain(v) for k, v in logs.items()}
+        values = {k: _plain(k, v) for k, v in logs.items()}
         measure_now = self.due(epoch)
         results = self.measure() if measure_now else None
-        main = self._writes()
-        if main and self._first_call:
-            self._start(epoch)
         self._first_call = False
-        if not main:
+        if self._writer is None:
             return results
         epoch_row = {"epoch": epoch, **values, "tracked": measure_now}
-        runlog.append_jsonl(self.run_dir / "epochs.jsonl", epoch_row)
-        self.last_epoch_row = epoch_row
-        if self.tpt_epoch is None and values.get("train_error") == 0:
-            self.tpt_epoch = epoch
-        if results is not None:
-            for row in self.rows(epoch, results, values):
-                runlog.append_jsonl(self.run_dir / "metrics.jsonl", row)
-            runlog.write_csv_from_jsonl(
-                self.run_dir / "metrics.jsonl", self.run_dir / "metrics.csv"
-            )
+        rows = [] if results is None else self.rows(epoch, results, values)
+        rewritten = self._writer.last_epoch is not None and epoch <= self._writer.last_epoch
+        self._writer.write_epoch(epoch, epoch_row, rows)
+        if rewritten:  # the rows from this epoch on were replaced: recount from the file
+            self._read_previous()
+        else:
+            self.last_epoch_row = epoch_row
+            if self.tpt_epoch is None and values.get("train_error") == 0:
+                self.tpt_epoch = epoch
+        if rows or rewritten:
+            self._writer.write_csv()
         self._write_summary(finished=False)
         return results
 
@@ -205,45 +211,45 @@ class CollapseTracker:
 
     # ------------------------------------------------------------------ files
 
-    def _start(self, epoch: int) -> None:
-        """First call: config.json, and drop rows from ``epoch`` on (a restarted loop)."""
-        config_path = self.run_dir / "config.json"
-        if not config_path.exists():
-            runlog.write_json(config_path, self._config)
-        for name in ("epochs.jsonl", "metrics.jsonl"):
-            if (self.run_dir / name).exists():
-                runlog.truncate_jsonl(self.run_dir / name, epoch - 1)
-        self._read_previous()
-
     def _read_previous(self) -> None:
         """The last logged epoch and the first with zero training error, from epochs.jsonl."""
-        previous = runlog.read_jsonl(self.run_dir / "epochs.jsonl")
+        previous = self._writer.epochs()
         self.last_epoch_row = previous[-1] if previous else {}
         self.tpt_epoch = next(
             (row["epoch"] for row in previous if row.get("train_error") == 0), None
         )
 
     def _write_summary(self, *, finished: bool) -> None:
-        runlog.write_json(
-            self.run_dir / "summary.json",
-            {
-                "tpt_epoch": self.tpt_epoch,
-                "epochs_done": self.last_epoch_row.get("epoch", 0),
-                "final": self.last_epoch_row,
-                "finished": finished,
-            },
+        from neuralcollapse.robustness.generalisation import generalisation_table
+
+        # the same summary as neuralcollapse train's, Papyan et al.'s Table 1 included
+        self._writer.write_summary(
+            tpt_epoch=self.tpt_epoch,
+            epochs_done=self.last_epoch_row.get("epoch", 0),
+            final=self.last_epoch_row,
+            finished=finished,
+            generalisation=generalisation_table(self._writer.epochs()).to_dict(),
         )
 
     def close(self, *, finished: bool = True) -> None:
         """Mark the run finished (or not) in summary.json."""
-        if self._writes():
+        if self._writer is not None:
             self._write_summary(finished=finished)
 
 
-def _plain(value: Any) -> Any:
-    """Loop values as plain numbers (a one-element tensor such as a loss included)."""
-    if isinstance(value, torch.Tensor):
-        if value.numel() != 1:
-            raise ValueError(f"logged values must be scalars; got a tensor of shape {value.shape}")
-        return value.item()
-    return value
+def _plain(name: str, value: Any) -> Any:
+    """Loop values as plain numbers: a one-element tensor or NumPy array (a loss) included."""
+    if isinstance(value, (torch.Tensor, np.ndarray, np.generic)):
+        size = value.numel() if isinstance(value, torch.Tensor) else value.size
+        if size != 1:
+            raise ValueError(
+                f"logged value {name}= must be a scalar; got an array of shape "
+                f"{tuple(value.shape)}: log one number (e.g. its mean) per epoch"
+            )
+        value = value.item()
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    raise ValueError(
+        f"logged value {name}= must be a number, a string or None; got "
+        f"{type(value).__name__}: pass a plain number (e.g. float(value))"
+    )

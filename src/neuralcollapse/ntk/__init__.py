@@ -10,7 +10,6 @@ smoother kernel interpolation than that of an MLP. This package provides
   analytic kernel as the width grows (:func:`ntk_convergence`);
 - :mod:`.smoothness` and :mod:`.compare`: kernel profiles on the circle, ridgeless
   interpolation and the kinks at the training points, compared across alpha;
-- :mod:`.report`: :func:`ntk_report_figures`, every figure and the table in one call.
 """
 
 from neuralcollapse.lazy import lazy_exports
@@ -20,7 +19,6 @@ __all__ = [
     "ConvergencePoint",
     "MLPKernel",
     "NTKLinear",
-    "NTKReport",
     "ReLUMLP",
     "ResNetKernel",
     "ResidualReLUNet",
@@ -33,7 +31,6 @@ __all__ = [
     "kernel_profile",
     "mlp_ntk",
     "ntk_convergence",
-    "ntk_report_figures",
     "paper_target",
     "profile_slope_at_zero",
     "relative_kernel_error",
@@ -58,8 +55,6 @@ _EXPORTS = {
     "ReLUMLP": "neuralcollapse.ntk.models",
     "ResidualReLUNet": "neuralcollapse.ntk.models",
     "build_network": "neuralcollapse.ntk.models",
-    "NTKReport": "neuralcollapse.ntk.report",
-    "ntk_report_figures": "neuralcollapse.ntk.report",
     "CircleInterpolant": "neuralcollapse.ntk.smoothness",
     "fit_ridgeless": "neuralcollapse.ntk.smoothness",
     "kernel_profile": "neuralcollapse.ntk.smoothness",

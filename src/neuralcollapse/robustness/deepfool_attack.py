@@ -219,7 +219,14 @@ def _class_gradients(model: Model, points: torch.Tensor) -> tuple[torch.Tensor, 
     one where autograd can) instead of B K.
     """
     points = points.detach().requires_grad_(True)
-    logits = model(points)  # shape (B, K), checked by _num_classes before the attack
+    with torch.enable_grad():  # a caller's no_grad must not switch the attack's gradients off
+        logits = model(points)  # shape (B, K), checked by _num_classes before the attack
+    if not logits.requires_grad:
+        raise ValueError(
+            "the model's logits carry no gradient with respect to its input (its forward runs "
+            "under torch.no_grad(), or detaches): DeepFool linearises the logits, so remove "
+            "no_grad / detach from forward() (it leaves parameter .grad untouched)"
+        )
     k = logits.shape[1]
     selectors = torch.eye(k, dtype=logits.dtype, device=logits.device)
     selectors = selectors.unsqueeze(1).expand(k, *logits.shape)  # (K, B, K)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from neuralcollapse import runformat
 from neuralcollapse.checks import check_int
 
 _VALUE_KEYS = (
@@ -152,12 +153,9 @@ def read_generalisation_table(run_dir: str | Path) -> GeneralisationTable:
     FileNotFoundError : no ``epochs.jsonl`` in ``run_dir``.
     ValueError : a line that is not a JSON object.
     """
-    path = Path(run_dir) / "epochs.jsonl"
+    path = Path(run_dir) / runformat.EPOCHS
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} does not exist; pass a run directory written by `neuralcollapse train`"
         )
-    from neuralcollapse.train.runlog import read_jsonl  # the run format's one reader
-
-    rows = read_jsonl(path, torn="error")
-    return generalisation_table(rows)
+    return generalisation_table(runformat.read_run(run_dir).epochs)

@@ -36,10 +36,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from neuralcollapse import schema
+from neuralcollapse import runformat, schema
 from neuralcollapse.metrics import ClassStats, CollapseMetrics, measure_batches
 from neuralcollapse.progress import bar_disabled
-from neuralcollapse.train import runlog
 from neuralcollapse.train.config import (
     RESUMABLE_OVERRIDES,
     TrainConfig,
@@ -57,8 +56,6 @@ from neuralcollapse.train.epoch_measures import (
 from neuralcollapse.train.nets import CollapseNet, build_net
 from neuralcollapse.train.probe import PENULTIMATE_POST, PENULTIMATE_PRE, FeatureProbe
 from neuralcollapse.train.probe import resolve_layers as _resolve_layers
-
-RUN_FORMAT_VERSION = 1
 
 
 class TrainingDiverged(RuntimeError):
@@ -338,37 +335,6 @@ def check_run_dir(run_dir: Path) -> None:
         raise ValueError(f"--out {run_dir} is a file, not a folder; choose another --out")
 
 
-def _prepare_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
-    """Fresh run: refuse to clobber an existing run unless ``overwrite``; write config.json.
-
-    ``--overwrite`` deletes only the files a run writes (:func:`runlog.run_files`), and
-    only when ``config.json`` says the folder holds a run of ours: anything else in
-    ``--out`` (another model's ``checkpoints/``, notes) is kept (issue 16).
-    """
-    if resume:
-        return
-    check_run_dir(run_dir)
-    existing = runlog.run_files(run_dir)
-    if existing and not config.overwrite:
-        names = ", ".join(str(path.relative_to(run_dir)) for path in existing)
-        raise ValueError(
-            f"{run_dir} already holds a run ({names}); pass --resume to "
-            "continue it, --overwrite to replace it, or choose another --out"
-        )
-    if existing and not runlog.is_run_dir(run_dir):
-        names = ", ".join(str(path.relative_to(run_dir)) for path in existing)
-        raise ValueError(
-            f"{run_dir} holds files named like a run's ({names}) but no config.json written "
-            "by neuralcollapse train, so --overwrite will not delete them; choose another "
-            "--out or remove them yourself"
-        )
-    runlog.remove_run_files(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    runlog.write_json(
-        run_dir / "config.json", {**config_to_dict(config), "version": RUN_FORMAT_VERSION}
-    )
-
-
 def resume_config(run_dir: Path, requested: dict[str, Any]) -> TrainConfig:
     """The saved configuration of ``run_dir``, with only harmless options changed.
 
@@ -376,12 +342,13 @@ def resume_config(run_dir: Path, requested: dict[str, Any]) -> TrainConfig:
     """
     from neuralcollapse.train.config import read_config_file
 
-    if not (run_dir / "config.json").is_file():
+    config_path = run_dir / runformat.CONFIG
+    if not config_path.is_file():
         raise FileNotFoundError(
-            f"nothing to resume: {run_dir / 'config.json'} does not exist; start the run "
-            "without --resume"
+            f"nothing to resume: {config_path} does not exist; start the run without --resume"
         )
-    saved = read_config_file(run_dir / "config.json")
+    runformat.read_config(run_dir)  # the run-format version
+    saved = read_config_file(config_path)
     # an earlier time-boxed stop applies to that invocation only
     saved["stop_after_epoch"] = None
     for name, value in requested.items():
@@ -463,7 +430,7 @@ class TensorBoardLog:
         from torch.utils.tensorboard import SummaryWriter
 
         self.writer = SummaryWriter(
-            log_dir=str(run_dir / runlog.TENSORBOARD_DIR),
+            log_dir=str(run_dir / runformat.TENSORBOARD_DIR),
             purge_step=start_epoch + 1 if start_epoch else None,
         )
 
@@ -634,39 +601,39 @@ def _open_run_dir(
     resume: bool,
     optimisation: _Optimisation,
     processes: Processes,
-) -> tuple[int, int | None]:
-    """A fresh run directory, or the state of its last checkpoint: ``(start_epoch, tpt)``.
+) -> tuple[int, int | None, runformat.RunWriter | None]:
+    """A fresh run directory, or the state of its last checkpoint: ``(start_epoch, tpt,
+    writer)`` (the writer on rank 0 only).
 
+    A fresh run refuses to clobber an existing one unless ``--overwrite``, which deletes only
+    the files a run writes, and only of a run of ours (:meth:`runformat.RunWriter.create`).
     On resume the log rows written after the checkpoint are dropped (they are recomputed),
     and a torn last line is reported; orphaned temporaries of a killed run are removed.
     """
     is_main = processes.rank == 0
-    start_epoch, tpt_epoch = 0, None
+    start_epoch, tpt_epoch, writer = 0, None, None
     if resume:
-        checkpoint = runlog.load_checkpoint(run_dir)
+        checkpoint = runformat.load_checkpoint(run_dir)
         optimisation.net.load_state_dict(checkpoint["model"])
         optimisation.optimizer.load_state_dict(checkpoint["optimizer"])
         optimisation.scheduler.load_state_dict(checkpoint["scheduler"])
         _restore_rng(checkpoint["rng"], processes.device)
         start_epoch, tpt_epoch = checkpoint["epoch"], checkpoint["tpt_epoch"]
         if is_main:
-            for name in ("epochs.jsonl", "metrics.jsonl"):
-                torn = runlog.truncate_jsonl(run_dir / name, start_epoch)
-                if torn is not None:
-                    shown = torn if len(torn) <= 60 else torn[:57] + "..."
-                    print(
-                        f"resume: dropped the torn last line of {run_dir / name} (a run killed "
-                        f"while writing leaves one; its epoch is recomputed): {shown}",
-                        file=sys.stderr,
-                    )
+            writer, notes = runformat.RunWriter.resume(run_dir, start_epoch)
+            for note in notes:
+                print(note, file=sys.stderr)
     elif is_main:
-        _prepare_run_dir(run_dir, config, resume)
+        check_run_dir(run_dir)
+        writer = runformat.RunWriter.create(
+            run_dir, config_to_dict(config), overwrite=config.overwrite
+        )
     if is_main:
-        for path in runlog.remove_orphaned_temporaries(run_dir):
+        for path in runformat.remove_orphaned_temporaries(run_dir):
             print(f"removed {path}, left by a run killed while writing it", file=sys.stderr)
     if processes.distributed:
         torch.distributed.barrier()
-    return start_epoch, tpt_epoch
+    return start_epoch, tpt_epoch, writer
 
 
 def _train_one_epoch(
@@ -822,7 +789,7 @@ def _save_checkpoint(
     config: TrainConfig,
     device: torch.device,
 ) -> None:
-    runlog.save_checkpoint(
+    runformat.save_checkpoint(
         run_dir,
         {
             "epoch": epoch,
@@ -832,7 +799,7 @@ def _save_checkpoint(
             "scheduler": optimisation.scheduler.state_dict(),
             "rng": _capture_rng(device),
             "config": config_to_dict(config),
-            "version": RUN_FORMAT_VERSION,
+            "version": runformat.VERSION,
         },
     )
 
@@ -841,7 +808,9 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
     device, is_main = processes.device, processes.rank == 0
     splits, input_shape = _load_splits(config, device)
     optimisation = _build_optimisation(config, input_shape, splits.num_classes, processes)
-    start_epoch, tpt_epoch = _open_run_dir(run_dir, config, resume, optimisation, processes)
+    start_epoch, tpt_epoch, writer = _open_run_dir(
+        run_dir, config, resume, optimisation, processes
+    )
     board = TensorBoardLog(run_dir, start_epoch) if (config.tensorboard and is_main) else None
 
     tracked = set(tracking_epochs(config.epochs, config.track, config.track_points))
@@ -849,7 +818,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         _announce_robustness(optimisation.net, splits.test_x, config, tracked, start_epoch, is_main)
     last_epoch_row: dict[str, Any] = {}
     if resume and is_main:
-        previous = runlog.read_jsonl(run_dir / "epochs.jsonl")
+        previous = writer.epochs()
         last_epoch_row = previous[-1] if previous else {}
     metrics_rows: list[dict[str, Any]] = []
     latest_nc1 = float("nan")
@@ -883,7 +852,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
             if board is not None:
                 board.close()
             _stop_diverged(
-                run_dir, epoch, lr, is_main, tpt_epoch, last_epoch_row, checkpoint_epoch, bar
+                run_dir, writer, epoch, lr, tpt_epoch, last_epoch_row, checkpoint_epoch, bar
             )
         if tpt_epoch is None and results["train"].error == 0:
             tpt_epoch = epoch  # the terminal phase of training starts here
@@ -898,9 +867,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
             latest = results["train"].rows[PENULTIMATE_POST]["nc1"]
             latest_nc1 = float("nan") if latest is None else latest  # None: not computed
         if is_main:
-            runlog.append_jsonl(run_dir / "epochs.jsonl", epoch_row)
-            for row in rows:
-                runlog.append_jsonl(run_dir / "metrics.jsonl", row)
+            writer.write_epoch(epoch, epoch_row, rows)
         if board is not None:
             board.write(epoch, epoch_row, {split: part.metrics for split, part in results.items()})
 
@@ -908,7 +875,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         if is_main and (epoch % config.checkpoint_every == 0 or epoch == stop_epoch):
             _save_checkpoint(run_dir, epoch, tpt_epoch, optimisation, config, device)
             checkpoint_epoch = epoch
-            _write_summary(run_dir, tpt_epoch, epoch, epoch_row, finished=False)
+            _write_summary(writer, tpt_epoch, epoch, epoch_row, finished=False)
         bar.update(1)
         train_loss, train_error = results["train"].loss, results["train"].error
         bar.set_postfix(loss=f"{train_loss:.3g}", err=f"{train_error:.3g}", nc1=f"{latest_nc1:.3g}")
@@ -919,8 +886,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
     epochs_done = max(epoch, start_epoch)
     finished = epochs_done >= config.epochs
     if is_main:
-        _write_summary(run_dir, tpt_epoch, epochs_done, last_epoch_row, finished=finished)
-        runlog.write_csv_from_jsonl(run_dir / "metrics.jsonl", run_dir / "metrics.csv")
+        _write_summary(writer, tpt_epoch, epochs_done, last_epoch_row, finished=finished)
+        writer.write_csv()
         if not finished:
             tqdm.write(
                 f"stopped after epoch {epochs_done} of {config.epochs}; continue with "
@@ -956,7 +923,7 @@ def _announce_robustness(
 
 
 def _write_summary(
-    run_dir: Path,
+    writer: runformat.RunWriter,
     tpt_epoch: int | None,
     epochs_done: int,
     final: dict[str, Any],
@@ -967,25 +934,21 @@ def _write_summary(
     from neuralcollapse.robustness import generalisation_table
 
     # Papyan et al.'s Table 1: test accuracy at the first zero-error epoch and at the last
-    epochs = runlog.read_jsonl(run_dir / "epochs.jsonl")
-    runlog.write_json(
-        run_dir / "summary.json",
-        {
-            "tpt_epoch": tpt_epoch,
-            "epochs_done": epochs_done,
-            "final": final,
-            "finished": finished,
-            "generalisation": generalisation_table(epochs).to_dict(),
-            **extra,
-        },
+    writer.write_summary(
+        tpt_epoch=tpt_epoch,
+        epochs_done=epochs_done,
+        final=final,
+        finished=finished,
+        generalisation=generalisation_table(writer.epochs()).to_dict(),
+        **extra,
     )
 
 
 def _stop_diverged(
     run_dir: Path,
+    writer: runformat.RunWriter | None,
     epoch: int,
     lr: float,
-    is_main: bool,
     tpt_epoch: int | None,
     last_good_row: dict[str, Any],
     checkpoint_epoch: int,
@@ -996,7 +959,7 @@ def _stop_diverged(
     good_epoch = last_good_row.get("epoch", 0)
     kept = (
         f"The last good checkpoint (epoch {checkpoint_epoch}) is kept in "
-        f"{run_dir / 'checkpoints' / runlog.CHECKPOINT_NAME}"
+        f"{run_dir / runformat.CHECKPOINTS / runformat.CHECKPOINT_NAME}"
         if checkpoint_epoch
         else "No checkpoint was written before that"
     )
@@ -1004,9 +967,9 @@ def _stop_diverged(
         f"the training loss became NaN or infinite in epoch {epoch} (lr={lr:g}); stopped. "
         f"{kept}; lower --lr (or the weight decay / mse_scale) and start again"
     )
-    if is_main:
+    if writer is not None:  # rank 0
         _write_summary(
-            run_dir, tpt_epoch, good_epoch, last_good_row, finished=False, stopped=message
+            writer, tpt_epoch, good_epoch, last_good_row, finished=False, stopped=message
         )
-        runlog.write_csv_from_jsonl(run_dir / "metrics.jsonl", run_dir / "metrics.csv")
+        writer.write_csv()
     raise TrainingDiverged(message)

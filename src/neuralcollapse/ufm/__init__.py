@@ -4,8 +4,8 @@
 - :func:`theory`: the closed-form minimiser where one is known (docs/ufm.md);
 - :func:`solve_gd`, :func:`solve_lbfgs`: gradient descent (paper dynamics) and batched
   L-BFGS with restarts, each solution measured with :func:`neuralcollapse.metrics.measure`;
-- :func:`sweep`, :func:`plot_phase_diagram`: phase diagrams over a grid of lambdas, and
-  :func:`plot_trajectories`: the solvers' paths (both from :mod:`neuralcollapse.viz.ufm_figures`);
+- :func:`sweep`: phase diagrams over a grid of lambdas (drawn by
+  :mod:`neuralcollapse.viz.ufm_figures`, the presentation layer);
 - :class:`LPMProblem`, :func:`solve_lpm`: the Layer-Peeled Model for any class sizes (convex
   relaxation and non-convex route), and :func:`imbalanced_mse_theory` (docs/imbalance.md).
 """
@@ -28,8 +28,6 @@ __all__ = [
     "geometry_verdict",
     "imbalanced_mse_theory",
     "measure_solution",
-    "plot_phase_diagram",
-    "plot_trajectories",
     "solve_gd",
     "solve_lbfgs",
     "solve_lpm",
@@ -63,8 +61,6 @@ _EXPORTS = {
     "solve_lbfgs": "neuralcollapse.ufm.solve",
     "SweepResult": "neuralcollapse.ufm.sweeps",
     "sweep": "neuralcollapse.ufm.sweeps",
-    "plot_phase_diagram": "neuralcollapse.viz.ufm_figures",
-    "plot_trajectories": "neuralcollapse.viz.ufm_figures",
 }
 
 

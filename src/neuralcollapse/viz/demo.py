@@ -707,7 +707,7 @@ def _training_sections(report: HtmlReport, out: Path) -> None:
 
 
 def _ntk_section(report: HtmlReport, settings: DemoSettings, seed: int) -> None:
-    from neuralcollapse.ntk.report import ntk_report_figures
+    from neuralcollapse.viz.ntk_report import ntk_report_figures
 
     section = report.section(
         SECTION_TITLES[-2],  # the NTK section, just before "Run time"

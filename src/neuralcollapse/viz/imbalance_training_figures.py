@@ -47,23 +47,22 @@ def imbalance_run_point(run_dir: str | Path) -> dict:
     (the last epoch is always tracked under ``--track log`` and ``every``). A run without
     ``--imbalance`` is a ``ValueError``.
     """
-    from neuralcollapse.train.runlog import read_jsonl
-    from neuralcollapse.viz.runs import _read_json
+    from neuralcollapse import runformat
 
     run = Path(run_dir)
-    config = _read_json(run / "config.json")
+    files = runformat.read_run(run)
+    config = files.config or {}
     if config.get("imbalance") is None or config.get("minority_classes") is None:
         raise ValueError(
             f"{run} is not a step-imbalanced run (config.json has no imbalance / "
             "minority_classes); train it with --imbalance R --minority-classes K_B"
         )
-    rows = read_jsonl(run / "epochs.jsonl", torn="error")
+    rows = files.epochs
     if not rows:
-        raise ValueError(f"{run}/epochs.jsonl holds no epoch; the run has not trained yet")
+        raise ValueError(f"{run / runformat.EPOCHS} holds no epoch; the run has not trained yet")
     last = rows[-1]
     tracked = [row for row in rows if row.get("minority_cosine_means") is not None]
-    summary_path = run / "summary.json"
-    summary = _read_json(summary_path) if summary_path.exists() else {}
+    summary = files.summary or {}
     return {
         "run": str(run),
         "ratio": float(config["imbalance"]),
@@ -85,11 +84,11 @@ def imbalance_run_trajectory(run_dir: str | Path) -> dict:
     Returns ``{"ratio", "tpt_epoch", "epoch": [...], "cosine_weights": [...],
     "cosine_means": [...]}`` (NaN where a value was not computed).
     """
-    from neuralcollapse.train.runlog import read_jsonl
+    from neuralcollapse import runformat
 
     run = Path(run_dir)
     point = imbalance_run_point(run)
-    rows = [r for r in read_jsonl(run / "epochs.jsonl", torn="error") if r.get("tracked")]
+    rows = [r for r in runformat.read_run(run).epochs if r.get("tracked")]
     return {
         "ratio": point["ratio"],
         "tpt_epoch": point["tpt_epoch"],

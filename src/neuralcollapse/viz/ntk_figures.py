@@ -1,7 +1,7 @@
 """Figures of the NTK comparison (Tirer, Bruna & Giryes 2021): each function returns a Figure.
 
 Built on :class:`matplotlib.figure.Figure` without pyplot, so nothing global changes (no
-backend switch, no open figures); :func:`neuralcollapse.ntk.report.ntk_report_figures` saves
+backend switch, no open figures); :func:`neuralcollapse.viz.ntk_report.ntk_report_figures` saves
 them for the CLI and the demo embeds them.
 """
 

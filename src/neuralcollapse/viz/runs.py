@@ -15,7 +15,6 @@ so that a run still in progress (or one whose summary was lost) can be reported 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,27 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from neuralcollapse import schema
+from neuralcollapse import runformat, schema
 from neuralcollapse.schema import PENULTIMATE_POST, PENULTIMATE_PRE
 
 _REQUIRED_METRIC_KEYS = ("epoch", "split", "layer", "nc1")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        value = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); rewrite or delete it") from error
-    if not isinstance(value, dict):
-        raise ValueError(f"{path} must hold a JSON object; got {type(value).__name__}")
-    return value
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    # the run format has one reader; a torn last line is an error here, with its line number
-    from neuralcollapse.train.runlog import read_jsonl
-
-    return read_jsonl(path, torn="error")
 
 
 def _as_float(value: object) -> float:
@@ -164,14 +146,15 @@ def load_run(path: str | Path, *, name: str | None = None) -> TrainingRun:
             f"run directory {directory} does not exist; pass a directory written by "
             "`neuralcollapse train --out DIR`"
         )
-    metrics_path = directory / "metrics.jsonl"
+    metrics_path = directory / runformat.METRICS
     if not metrics_path.is_file():
         raise FileNotFoundError(
             f"{metrics_path} is missing: {directory} is not a training run directory "
             "(or no epoch has been measured yet); pass a directory written by "
             "`neuralcollapse train --out DIR`"
         )
-    metrics = _read_jsonl(metrics_path)
+    files = runformat.read_run(directory)  # the version checked; a torn line is an error
+    metrics = files.metrics
     if not metrics:
         raise ValueError(
             f"{metrics_path} is empty: no epoch has been measured yet; "
@@ -187,19 +170,13 @@ def load_run(path: str | Path, *, name: str | None = None) -> TrainingRun:
         # measure_model's name for the classifier input is the report's penultimate layer
         if row["layer"] == schema.PENULTIMATE:
             row["layer"] = PENULTIMATE_POST
-    config_path = directory / "config.json"
-    epochs_path = directory / "epochs.jsonl"
-    summary_path = directory / "summary.json"
-    config = _read_json(config_path) if config_path.is_file() else {}
-    epochs = _read_jsonl(epochs_path) if epochs_path.is_file() else []
-    summary = _read_json(summary_path) if summary_path.is_file() else None
     return TrainingRun(
         path=directory,
         name=name if name is not None else directory.resolve().name,
-        config=config,
-        epochs=epochs,
+        config=files.config or {},
+        epochs=files.epochs,
         metrics=metrics,
-        summary=summary,
+        summary=files.summary,
         _layer_order=_order_layers(row["layer"] for row in metrics),
     )
 

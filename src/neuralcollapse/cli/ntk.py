@@ -49,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the comparison and print the table and the files written."""
-    from neuralcollapse.ntk.report import ntk_report_figures  # torch: only when running
+    from neuralcollapse.viz.ntk_report import ntk_report_figures  # torch: only when running
 
     report = ntk_report_figures(
         args.out,

@@ -1,10 +1,10 @@
 """Command-line entry point: ``neuralcollapse <command> ...``.
 
-Each command lives beside the code it drives, in a module with a
-``register(subparsers)`` function that adds its sub-parser and sets ``func``
-(called with the parsed namespace; its return value is the exit status).
-The modules are imported only when the parser is built, so a broken optional
-piece cannot stop the others from working.
+The command line is the top layer (docs/architecture.md): each command is a module of this
+package with a ``register(subparsers)`` function that adds its sub-parser and sets ``func``
+(called with the parsed namespace; its return value is the exit status). Nothing below this
+package imports it. The modules are imported only when the parser is built, and each
+imports the library code it drives only when it runs, so ``--help`` stays fast.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from collections.abc import Sequence
 
 # module path of each command group, in the order shown by --help
 COMMAND_MODULES: tuple[str, ...] = (
-    "neuralcollapse.metrics.cli",  # measure
-    "neuralcollapse.ufm.cli",  # ufm, ufm-sweep
-    "neuralcollapse.train.cli",  # train
-    "neuralcollapse.integrations.cli",  # probe
-    "neuralcollapse.ntk.cli",  # ntk
-    "neuralcollapse.viz.cli",  # report, demo
+    "neuralcollapse.cli.measure",  # measure
+    "neuralcollapse.cli.ufm",  # ufm, ufm-sweep
+    "neuralcollapse.cli.train",  # train
+    "neuralcollapse.cli.probe",  # probe
+    "neuralcollapse.cli.ntk",  # ntk
+    "neuralcollapse.cli.report",  # report, demo
 )
 
 
@@ -68,8 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         status = args.func(args)
-    except (ValueError, FileNotFoundError) as error:
-        # bad input is the user's to fix: show the message, not a traceback
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        # bad input is the user's to fix (a wrong value, a wrong type, a missing file): show
+        # the message, not a traceback
         print(f"neuralcollapse {args.command}: error: {error}", file=sys.stderr)
         return 2
     except BrokenPipeError:

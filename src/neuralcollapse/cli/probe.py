@@ -97,15 +97,57 @@ def load_entry_point(spec: str, what: str) -> Any:
     return getattr(module, attribute)
 
 
+def _build_model(spec: str):
+    """``--model MODULE:NAME``: a model factory called without arguments, or a module itself."""
+    import inspect
+
+    from torch import nn
+
+    target = load_entry_point(spec, "--model")
+    if isinstance(target, nn.Module):  # a module instance: use it as it is
+        return target
+    if not callable(target):
+        raise ValueError(
+            f"--model {spec} is a {type(target).__name__}, not a model factory: point to a "
+            "function (or nn.Module class) that builds the model with no arguments"
+        )
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):  # a builtin without a signature (os:system, say)
+        signature = None
+    required = (
+        None
+        if signature is None
+        else [
+            name
+            for name, parameter in signature.parameters.items()
+            if parameter.default is parameter.empty
+            and parameter.kind
+            in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
+        ]
+    )
+    if required is None or required:
+        needs = "arguments" if required is None else f"arguments ({', '.join(required)})"
+        raise ValueError(
+            f"--model {spec} needs {needs}, so it is not a model factory: write a function "
+            "that builds the model with no arguments (e.g. def make_net(): return Net(10)) "
+            "and point --model to it"
+        )
+    model = target()
+    if not isinstance(model, nn.Module):
+        raise ValueError(
+            f"--model {spec} returned {type(model).__name__}, not an nn.Module: point to a "
+            "function that returns the model"
+        )
+    return model
+
+
 def load_model(args: argparse.Namespace):
     import torch
-    from torch import nn
 
     if args.hf_model is not None:
         return _load_hf_model(args.hf_model)
-    model = load_entry_point(args.model, "--model")()
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"--model {args.model} returned {type(model).__name__}, not an nn.Module")
+    model = _build_model(args.model)
     if args.checkpoint is not None:
         if not args.checkpoint.is_file():
             raise FileNotFoundError(f"--checkpoint {args.checkpoint} does not exist")
@@ -119,8 +161,49 @@ def load_model(args: argparse.Namespace):
             ) from None
         if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
             state = state["model"]
-        model.load_state_dict(state)
+        if not isinstance(state, dict):
+            raise ValueError(
+                f"--checkpoint {args.checkpoint} holds a {type(state).__name__}, not a state "
+                "dict: save model.state_dict() with torch.save"
+            )
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as error:  # missing / unexpected keys, mismatched shapes
+            detail = " ".join(str(error).split())
+            shown = detail if len(detail) <= 300 else detail[:297] + "..."
+            raise ValueError(
+                f"--checkpoint {args.checkpoint} does not fit the model of --model "
+                f"{args.model}: {shown}. Use the checkpoint of this architecture (or the "
+                "factory that built the checkpointed model)"
+            ) from None
     return model
+
+
+def check_device(name: str):
+    """``--device``: a torch device that exists on this machine."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"--device {name!r} is not a torch device ({error})") from None
+    available = {
+        "cuda": torch.cuda.is_available,
+        "mps": lambda: (
+            getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+        ),
+    }
+    if device.type in available and not available[device.type]():
+        raise ValueError(
+            f"--device {name} is not available on this machine (torch sees no {device.type} "
+            "device); use --device cpu"
+        )
+    if device.type == "cuda" and device.index is not None:
+        if device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+            )
+    return device
 
 
 def _load_hf_model(directory: Path):
@@ -130,10 +213,30 @@ def _load_hf_model(directory: Path):
         import transformers
     except ModuleNotFoundError:
         raise ValueError("--hf-model needs transformers: pip install transformers") from None
-    config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True)
-    architecture = (config.architectures or ["AutoModel"])[0]
-    model_class = getattr(transformers, architecture, transformers.AutoModel)
-    return model_class.from_pretrained(directory, local_files_only=True)
+    import pickle
+
+    try:
+        config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True)
+        architecture = (config.architectures or ["AutoModel"])[0]
+        model_class = getattr(transformers, architecture, None)
+        if model_class is None:
+            raise ValueError(
+                f"--hf-model {directory}: config.json names the architecture {architecture!r}, "
+                f"which transformers {transformers.__version__} does not have; fix "
+                "'architectures' in config.json or upgrade transformers"
+            )
+        return model_class.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError, KeyError, RuntimeError, pickle.UnpicklingError) as error:
+        if str(error).startswith("--hf-model"):
+            raise
+        detail = " ".join(str(error).split()) or type(error).__name__
+        shown = detail if len(detail) <= 300 else detail[:297] + "..."
+        # transformers loads weights with weights_only=True: a pickled payload is refused there
+        raise ValueError(
+            f"--hf-model {directory} cannot be loaded ({type(error).__name__}: {shown}); a "
+            "weights file that needs a full unpickle is refused (it could run code): save the "
+            "model with save_pretrained (safetensors)"
+        ) from None
 
 
 def load_data(args: argparse.Namespace):
@@ -184,7 +287,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; choose a directory")
-    model = load_model(args).to(args.device)
+    device = check_device(args.device)
+    model = load_model(args).to(device)
     train, test = load_data(args)
     options: dict[str, Any] = {}
     if args.shift_labels:
@@ -202,6 +306,9 @@ def run(args: argparse.Namespace) -> int:
         classifier=args.classifier,
         num_classes=args.num_classes,
         config={"source": "probe", "model": args.model or str(args.hf_model)},
+        # a probe is a snapshot: probing again into the same --out replaces the earlier
+        # probe's run (its config included); a run of any other writer is refused
+        overwrite=_is_probe_run(args.out / "run"),
         **options,
     )
     results = tracker(0)
@@ -215,3 +322,13 @@ def run(args: argparse.Namespace) -> int:
     report = build_run_report([args.out / "run"], args.out, title="Neural collapse probe")
     print(f"wrote {args.out / 'metrics.json'}, {args.out / 'run'}/ and {report}", file=sys.stderr)
     return 0
+
+
+def _is_probe_run(run_dir: Path) -> bool:
+    from neuralcollapse import runformat
+
+    try:
+        config = runformat.read_config(run_dir)
+    except ValueError:
+        return False
+    return config is not None and runformat.source_of(config) == "probe"
