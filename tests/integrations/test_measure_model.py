@@ -282,3 +282,40 @@ def test_a_float16_model_measures_its_float16_values_and_cuts_on_request():
     assert half.nc1 == pytest.approx(measure(inputs.half().double(), labels).nc1, rel=1e-9)
     cut = measure_model(model, [(inputs, labels)], layers=["0"], num_classes=6, rtol=0.01)
     assert cut["0"].nc1 == pytest.approx(exact, rel=0.05)
+
+
+# ----------------------------------------------------------------------------- wrapped models
+
+
+def _plain_and_data():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 3))
+    labels = torch.arange(60) % 3
+    inputs = torch.randn(60, 6) + labels.view(-1, 1).float()
+    return model, [(inputs[:30], labels[:30]), (inputs[30:], labels[30:])]
+
+
+@pytest.mark.parametrize("wrap", ["compile", "data_parallel", "both"])
+def test_the_users_own_names_work_on_a_wrapped_model(wrap):
+    model, data = _plain_and_data()
+    expected = measure_model(model, data, layers=["0"], classifier="2")
+    wrapped = model
+    if wrap in ("compile", "both"):
+        wrapped = torch.compile(wrapped, backend="eager")
+    if wrap in ("data_parallel", "both"):
+        wrapped = nn.DataParallel(wrapped)  # the "module." prefix of DDP / FSDP too
+    prefix = {"compile": "_orig_mod.", "data_parallel": "module.", "both": "module._orig_mod."}
+    names = dict(wrapped.named_modules())
+    assert prefix[wrap] + "0" in names and "0" not in names
+    for layer, classifier in (("0", "2"), (prefix[wrap] + "0", prefix[wrap] + "2")):
+        result = measure_model(wrapped, data, layers=[layer], classifier=classifier)
+        assert list(result) == [layer, "penultimate"]  # named as the user named them
+        assert result[layer].nc1 == pytest.approx(expected["0"].nc1, rel=1e-12)
+        assert result["penultimate"].nc1 == pytest.approx(expected["penultimate"].nc1, rel=1e-12)
+
+
+def test_prefixed_names_work_on_the_unwrapped_model():
+    model, data = _plain_and_data()
+    expected = measure_model(model, data, layers=["0"], classifier="2")
+    result = measure_model(model, data, layers=["module.0"], classifier="_orig_mod.2")
+    assert result["module.0"].nc1 == pytest.approx(expected["0"].nc1, rel=1e-12)

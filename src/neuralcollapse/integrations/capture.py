@@ -83,11 +83,35 @@ def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype | No
     return torch.device("cpu"), None
 
 
+#: prefixes that wrappers add to every module name: ``torch.compile`` (``_orig_mod.``),
+#: DistributedDataParallel / DataParallel / FSDP (``module.``)
+WRAPPER_PREFIXES = ("_orig_mod.", "module.")
+
+
+def _wrapped_names(name: str) -> list[str]:
+    """``name`` as it reads through wrappers: with their prefixes added, or removed."""
+    names = [name]
+    stripped = name
+    while stripped.startswith(WRAPPER_PREFIXES):  # a prefixed name on an unwrapped model
+        stripped = stripped.split(".", 1)[1]
+        names.append(stripped)
+    for _ in range(2):  # e.g. DDP(torch.compile(model)): module._orig_mod.layer3
+        names += [prefix + known for known in list(names) for prefix in WRAPPER_PREFIXES]
+    return list(dict.fromkeys(names))
+
+
 def resolve_module(model: nn.Module, name: str, what: str = "layer") -> nn.Module:
-    """The submodule called ``name`` (a ``model.named_modules()`` name), or a helpful error."""
+    """The submodule called ``name`` (a ``model.named_modules()`` name), or a helpful error.
+
+    The user's own names work on a wrapped model too (``layer3`` finds ``_orig_mod.layer3``
+    of a ``torch.compile``\ d model and ``module.layer3`` of a DDP one), and the prefixed
+    names work on the model itself.
+    """
     modules = dict(model.named_modules())
-    if name and name in modules:
-        return modules[name]
+    if name:
+        for candidate in _wrapped_names(name):
+            if candidate in modules:
+                return modules[candidate]
     candidates = [n for n in modules if n]
     close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.4)
     hint = close or candidates[:8]

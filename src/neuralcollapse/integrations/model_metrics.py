@@ -85,12 +85,13 @@ class ModelCollapse(Mapping):
 def _order_layers(model: nn.Module, layers: Sequence[str], classifier_name: str | None):
     """Layers in the order of ``model.named_modules()``; the penultimate input just before
     the classifier (so a depth profile reads input -> output)."""
-    position = {name: index for index, name in enumerate(dict(model.named_modules()))}
+    # by module, not by name: a wrapped model's names carry the wrapper's prefix
+    position = {id(module): index for index, module in enumerate(model.modules())}
 
     def key(name: str) -> float:
         if name == PENULTIMATE:
-            return position[classifier_name] - 0.5
-        return position[name]
+            return position[id(resolve_module(model, classifier_name))] - 0.5
+        return position[id(resolve_module(model, name))]
 
     return sorted(dict.fromkeys(layers), key=key)
 
