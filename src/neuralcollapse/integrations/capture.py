@@ -104,7 +104,7 @@ def resolve_module(model: nn.Module, name: str, what: str = "layer") -> nn.Modul
     """The submodule called ``name`` (a ``model.named_modules()`` name), or a helpful error.
 
     The user's own names work on a wrapped model too (``layer3`` finds ``_orig_mod.layer3``
-    of a ``torch.compile``\ d model and ``module.layer3`` of a DDP one), and the prefixed
+    of a compiled model and ``module.layer3`` of a DDP one), and the prefixed
     names work on the model itself.
     """
     modules = dict(model.named_modules())
