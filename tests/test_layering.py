@@ -22,7 +22,19 @@ PACKAGE = Path(neuralcollapse.__file__).parent
 #: layer of each top-level part of the package (a module or a subpackage)
 LAYERS: dict[str, int] = {
     **dict.fromkeys(
-        ("__init__", "schema", "checks", "geometry", "runformat", "atomic", "lazy", "progress"), 0
+        (
+            "__init__",
+            "schema",
+            "checks",
+            "geometry",
+            "frames",
+            "runformat",
+            "atomic",
+            "lazy",
+            "progress",
+            "entry_points",
+        ),
+        0,
     ),
     "metrics": 1,
     **dict.fromkeys(("ufm", "ntk", "measures", "robustness", "frontier", "spectra"), 2),

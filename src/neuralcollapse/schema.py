@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,66 +249,202 @@ class ColumnSpec:
     label: str
     description: str
     lower_is_better: bool | None = None
+    #: the group the column belongs to (:data:`COLUMN_GROUPS`)
+    group: str = ""
+
+
+def _column(key, label, description, lower=None, *, group):
+    return ColumnSpec(key, label, description, lower, group)
 
 
 #: every other column ``neuralcollapse train`` writes into epochs.jsonl / metrics.jsonl
 RUN_COLUMNS: dict[str, ColumnSpec] = {
     spec.key: spec
     for spec in (
-        ColumnSpec("train_loss", "train loss", "mean training loss", True),
-        ColumnSpec("train_error", "train error", "training error (fraction)", True),
-        ColumnSpec("test_loss", "test loss", "mean test loss", True),
-        ColumnSpec("test_error", "test error", "test error (fraction)", True),
-        ColumnSpec("lr", "learning rate", "learning rate of the epoch"),
-        ColumnSpec(
+        _column("train_loss", "train loss", "mean training loss", True, group="training"),
+        _column("train_error", "train error", "training error (fraction)", True, group="training"),
+        _column("test_loss", "test loss", "mean test loss", True, group="training"),
+        _column("test_error", "test error", "test error (fraction)", True, group="training"),
+        _column("lr", "learning rate", "learning rate of the epoch", group="training"),
+        _column(
             "deepfool_ratio",
             "DeepFool ‖r‖/‖x‖",
             "mean minimal DeepFool perturbation relative to the image norm",
             False,
+            group="robustness",
         ),
-        ColumnSpec(
+        _column(
             "deepfool_ratio_correct",
             "DeepFool ‖r‖/‖x‖ (correct)",
             "the same over correctly classified images only",
             False,
+            group="robustness",
         ),
-        ColumnSpec(
+        _column(
             "deepfool_failed_fraction",
             "DeepFool not fooled",
             "fraction of images the attack did not fool within its step limit",
+            group="robustness",
         ),
-        ColumnSpec("deepfool_count", "DeepFool images", "images attacked"),
-        ColumnSpec("deepfool_succeeded", "DeepFool fooled", "images fooled"),
-        ColumnSpec("deepfool_accuracy", "subset accuracy", "accuracy on the attacked subset"),
-        ColumnSpec("deepfool_mean_steps", "DeepFool steps", "mean steps to fool"),
-        ColumnSpec("deepfool_seconds", "DeepFool time", "seconds of the measurement"),
-        ColumnSpec("mse_loss", "MSE loss", "MSE loss of the network's classifier", True),
-        ColumnSpec("mse_nc1", "L_NC1", "Han et al.'s within-class term", True),
-        ColumnSpec("mse_nc2_3", "L_NC2/3", "Han et al.'s class-mean term", True),
-        ColumnSpec("mse_ls_perp", "L_LS⊥", "distance of the classifier from least squares", True),
-        ColumnSpec("mse_loss_ls", "L_LS", "loss of the least-squares classifier", True),
-        ColumnSpec("mse_ridge", "ridge λ", "ridge penalty of the least-squares classifier"),
-        ColumnSpec(
-            "accuracy_majority", "accuracy (majority)", "accuracy over the majority classes", False
+        _column("deepfool_count", "DeepFool images", "images attacked", group="robustness"),
+        _column("deepfool_succeeded", "DeepFool fooled", "images fooled", group="robustness"),
+        _column(
+            "deepfool_accuracy",
+            "subset accuracy",
+            "accuracy on the attacked subset",
+            group="robustness",
         ),
-        ColumnSpec(
-            "accuracy_minority", "accuracy (minority)", "accuracy over the minority classes", False
+        _column("deepfool_mean_steps", "DeepFool steps", "mean steps to fool", group="robustness"),
+        _column(
+            "deepfool_seconds", "DeepFool time", "seconds of the measurement", group="robustness"
         ),
-        ColumnSpec(
+        _column("mse_loss", "MSE loss", "MSE loss of the network's classifier", True, group="mse"),
+        _column("mse_nc1", "L_NC1", "Han et al.'s within-class term", True, group="mse"),
+        _column("mse_nc2_3", "L_NC2/3", "Han et al.'s class-mean term", True, group="mse"),
+        _column(
+            "mse_ls_perp",
+            "L_LS⊥",
+            "distance of the classifier from least squares",
+            True,
+            group="mse",
+        ),
+        _column("mse_loss_ls", "L_LS", "loss of the least-squares classifier", True, group="mse"),
+        _column(
+            "mse_ridge", "ridge λ", "ridge penalty of the least-squares classifier", group="mse"
+        ),
+        _column(
+            "accuracy_majority",
+            "accuracy (majority)",
+            "accuracy over the majority classes",
+            False,
+            group="imbalance",
+        ),
+        _column(
+            "accuracy_minority",
+            "accuracy (minority)",
+            "accuracy over the minority classes",
+            False,
+            group="imbalance",
+        ),
+        _column(
             "minority_cosine_weights",
             "minority cosine (W)",
             "mean pairwise cosine of the minority classifier rows (Fang et al. 2021)",
+            group="imbalance",
         ),
-        ColumnSpec(
+        _column(
             "minority_cosine_means",
             "minority cosine (means)",
             "mean pairwise cosine of the minority centred class means",
+            group="imbalance",
         ),
     )
 }
 
 #: the metrics that describe the data rather than its collapse (no figure draws them)
 SIZE_KEYS = ("num_classes", "num_samples", "dim")
+
+# ----------------------------------------------------------------------------- names and groups
+# Consumers name a metric or a column through these constants and iterate over these groups,
+# so that a key is spelt once, here (tests/test_schema_owns_names.py counts what is left).
+
+#: single keys that consumers name on their own
+NUM_CLASSES, NUM_SAMPLES = "num_classes", "num_samples"
+NC1 = "nc1"
+NCC_MISMATCH = "ncc_mismatch"
+OF_GAP_MEANS, GLOBAL_MEAN_RATIO = "of_gap_means", "global_mean_ratio"
+ETF_GAP_MEANS = "etf_gap_means"
+ETF_GAP_WEIGHTS, OF_GAP_WEIGHTS = "etf_gap_weights", "of_gap_weights"
+SELF_DUALITY, SELF_DUALITY_UNCENTRED = "self_duality", "self_duality_uncentred"
+ACCURACY = "accuracy"
+TRAIN_LOSS, TRAIN_ERROR, TEST_LOSS, TEST_ERROR, LR = (
+    "train_loss",
+    "train_error",
+    "test_loss",
+    "test_error",
+    "lr",
+)
+DEEPFOOL_RATIO, DEEPFOOL_FAILED_FRACTION = "deepfool_ratio", "deepfool_failed_fraction"
+MSE_LOSS, MSE_LS_PERP, MSE_LOSS_LS = "mse_loss", "mse_ls_perp", "mse_loss_ls"
+ACCURACY_MAJORITY, ACCURACY_MINORITY = "accuracy_majority", "accuracy_minority"
+MINORITY_COSINE_WEIGHTS, MINORITY_COSINE_MEANS = (
+    "minority_cosine_weights",
+    "minority_cosine_means",
+)
+
+#: the three measurements that name the frame of the class means (:mod:`neuralcollapse.frames`):
+#: the OF gap of the uncentred means, the global-mean ratio, the ETF gap of the centred means
+FRAME_KEYS: tuple[str, str, str] = (OF_GAP_MEANS, GLOBAL_MEAN_RATIO, ETF_GAP_MEANS)
+#: the metrics that need the classifier (W, b)
+CLASSIFIER_KEYS: tuple[str, ...] = tuple(k for k, s in METRICS.items() if s.needs == "classifier")
+#: the GNC2 uniformity kernels of the unit centred means (Liu et al. 2023; docs/metrics.md)
+UNIFORMITY_KEYS: tuple[str, ...] = tuple(k for k in METRICS if k.startswith("gnc2_"))
+#: the NC2/NC3 measures read on both the class means and the classifier rows, as
+#: (class means, classifier rows); self-duality as (centred means, uncentred means)
+PAIRED_KEYS: tuple[tuple[str, str], ...] = (
+    ("equinorm_means", "equinorm_weights"),
+    ("equiangular_means", "equiangular_weights"),
+    ("maxangle_means", "maxangle_weights"),
+    (SELF_DUALITY, SELF_DUALITY_UNCENTRED),
+    (ETF_GAP_MEANS, ETF_GAP_WEIGHTS),
+    (OF_GAP_MEANS, OF_GAP_WEIGHTS),
+)
+#: the UFM's trajectory and sweep columns: the frame of the means, NC1, the classifier's frame
+UFM_KEYS: tuple[str, ...] = (
+    NC1,
+    OF_GAP_MEANS,
+    ETF_GAP_MEANS,
+    GLOBAL_MEAN_RATIO,
+    ETF_GAP_WEIGHTS,
+    OF_GAP_WEIGHTS,
+    SELF_DUALITY_UNCENTRED,
+    ACCURACY,
+)
+
+#: the groups of :data:`RUN_COLUMNS` (``ColumnSpec.group``) and what they hold
+COLUMN_GROUPS: dict[str, str] = {
+    "training": "losses, errors and learning rate of every epoch",
+    "robustness": "DeepFool on a fixed test subset (Moosavi-Dezfooli et al. 2016)",
+    "mse": "Han, Papyan & Donoho's decomposition of the MSE loss (ICLR 2022)",
+    "imbalance": "group accuracies and minority cosines (Fang et al. 2021)",
+}
+
+
+def column_group(group: str) -> tuple[str, ...]:
+    """The keys of :data:`RUN_COLUMNS` in ``group`` (:data:`COLUMN_GROUPS`), in schema order."""
+    if group not in COLUMN_GROUPS:
+        raise ValueError(f"group must be one of {sorted(COLUMN_GROUPS)}; got {group!r}")
+    return tuple(key for key, spec in RUN_COLUMNS.items() if spec.group == group)
+
+
+#: (train, test) columns of the error and of the loss
+ERROR_KEYS: tuple[str, str] = (TRAIN_ERROR, TEST_ERROR)
+LOSS_KEYS: tuple[str, str] = (TRAIN_LOSS, TEST_LOSS)
+#: the DeepFool columns of a per-epoch row (``DeepFoolResult.as_row``)
+ROBUSTNESS_KEYS: tuple[str, ...] = column_group("robustness")
+#: every MSE column: the loss, its three terms, the least-squares loss and ridge
+MSE_KEYS: tuple[str, ...] = column_group("mse")
+#: the three terms of the MSE loss: L_NC1 + L_NC2/3 + L_LS⊥ = MSE loss (Han et al. 2022)
+MSE_TERM_KEYS: tuple[str, str, str] = ("mse_nc1", "mse_nc2_3", MSE_LS_PERP)
+#: test accuracy over the majority and the minority classes
+GROUP_ACCURACY_KEYS: tuple[str, str] = (ACCURACY_MAJORITY, ACCURACY_MINORITY)
+#: mean pairwise cosine of the minority classifier rows and centred class means
+MINORITY_COSINE_KEYS: tuple[str, str] = (MINORITY_COSINE_WEIGHTS, MINORITY_COSINE_MEANS)
+#: every imbalance column (group accuracies, then minority cosines)
+IMBALANCE_KEYS: tuple[str, ...] = column_group("imbalance")
+
+
+def label(key: str) -> str:
+    """The short label of a metric or a run column (tables, figures, the CLI)."""
+    spec = METRICS.get(key) or RUN_COLUMNS.get(key)
+    if spec is None:
+        raise KeyError(f"{key!r} is neither a metric nor a run column of the schema")
+    return spec.label
+
+
+def all_keys() -> frozenset[str]:
+    """Every key the schema declares: the metrics and the run columns."""
+    return frozenset(METRICS) | frozenset(RUN_COLUMNS)
 
 
 def theory_value(key: str, frame: str, num_classes: int) -> float | None:
@@ -395,28 +531,69 @@ def metric_row(metrics: Any, reason: str | None = None) -> dict[str, Any]:
 
 
 def scalar_logs(
-    results: Mapping[str, Any], *, prefix: str = "nc", split: str | None = None
+    results: Mapping[str, Any],
+    *,
+    prefix: str = "nc",
+    split: str | None = None,
+    keys: Collection[str] | None = None,
 ) -> dict[str, float]:
-    """Flat ``{"nc/<layer>/<key>": value}`` for loggers (TensorBoard, Lightning, Trainer).
+    """Flat ``{"nc/<split>/<layer>/<key>": value}``: the one naming of every logger.
 
+    The Lightning and Hugging Face callbacks, ``neuralcollapse train --tensorboard`` and
+    :class:`~neuralcollapse.integrations.CollapseMetric` all log under these names.
     ``results`` maps a layer name to a CollapseMetrics (or None: not computed, skipped).
     Sizes and metrics that are None are left out: a logger has no "not computed".
-    With ``split`` the names are ``nc/<split>/<layer>/<key>``.
+    Without ``split`` the names are ``nc/<layer>/<key>``. ``keys``: log only these metric
+    keys (default every one).
+
+    One layer vocabulary: the classifier's input is ``penultimate`` whoever measured it, so
+    ``neuralcollapse train``'s ``penultimate_post`` (the input of the final linear layer,
+    after the last ReLU) is logged as ``penultimate``; its ``penultimate_pre`` (the same
+    features before that ReLU, which only the project's own networks expose) keeps its name.
+    Other layer names are logged as they are (``model.named_modules()`` names).
     """
+    # the classifier's input has one name in every log (issue 24)
+    logged_name = {PENULTIMATE_POST: PENULTIMATE}
+    wanted = None if keys is None else frozenset(keys)
     logs: dict[str, float] = {}
+    named: dict[str, str] = {}
     for layer, metrics in results.items():
+        name = logged_name.get(layer, layer)
+        if name in named:
+            raise ValueError(
+                f"layers {named[name]!r} and {layer!r} would both be logged as {name!r}: "
+                "both are the classifier's input; measure it under one name"
+            )
+        named[name] = layer
         if metrics is None:
             continue
-        head = "/".join(part for part in (prefix, split, layer) if part)
+        head = "/".join(part for part in (prefix, split, name) if part)
         for key, value in metrics.to_dict().items():
-            if value is None or key in SIZE_KEYS:
+            if value is None or key in SIZE_KEYS or (wanted is not None and key not in wanted):
                 continue
             logs[f"{head}/{key}"] = float(value)
     return logs
 
 
 __all__ = [
+    "CLASSIFIER_KEYS",
+    "COLUMN_GROUPS",
+    "ERROR_KEYS",
+    "FRAME_KEYS",
+    "GROUP_ACCURACY_KEYS",
+    "IMBALANCE_KEYS",
+    "LOSS_KEYS",
     "METRICS",
+    "MINORITY_COSINE_KEYS",
+    "MSE_KEYS",
+    "MSE_TERM_KEYS",
+    "PAIRED_KEYS",
+    "ROBUSTNESS_KEYS",
+    "UFM_KEYS",
+    "UNIFORMITY_KEYS",
+    "all_keys",
+    "column_group",
+    "label",
     "RUN_COLUMNS",
     "ColumnSpec",
     "MetricSpec",

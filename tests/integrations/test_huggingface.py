@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import warnings
+
 import pytest
 import torch
 
@@ -9,7 +12,10 @@ transformers = pytest.importorskip("transformers")
 
 from neuralcollapse import measure  # noqa: E402
 from neuralcollapse.integrations import measure_model  # noqa: E402
-from neuralcollapse.integrations.huggingface import NeuralCollapseCallback  # noqa: E402
+from neuralcollapse.integrations.huggingface import (  # noqa: E402
+    NeuralCollapseCallback,
+    NoMeasurementWarning,
+)
 
 VOCAB, LENGTH, NUM_LABELS = 30, 8, 3
 
@@ -171,3 +177,115 @@ def test_trainer_callback_logs_what_measure_model_gives_on_the_final_model(tmp_p
     )
     assert callback.tracker is not None
     assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") == 2
+
+
+# ----------------------------------------------------------------------------- when and what
+
+
+def _trainer(tmp_path, rows, eval_dataset=None, **arguments):
+    options = dict(
+        output_dir=str(tmp_path / "hf"),
+        num_train_epochs=2,
+        per_device_train_batch_size=12,
+        eval_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+    )
+    options.update(arguments)
+    args = transformers.TrainingArguments(**options)
+    return transformers.Trainer(
+        model=_bert().float(), args=args, train_dataset=rows, eval_dataset=eval_dataset
+    )
+
+
+def _rows(n=36):
+    ids, mask = _inputs(n=n)
+    labels = torch.arange(n) % NUM_LABELS
+    return [{"input_ids": ids[i], "attention_mask": mask[i], "labels": labels[i]} for i in range(n)]
+
+
+def _logged(trainer, key="nc/train/penultimate/nc1"):
+    return [entry for entry in trainer.state.log_history if key in entry]
+
+
+def test_without_evaluation_it_measures_at_the_end_of_each_epoch(tmp_path):
+    rows = _rows()
+    loader = torch.utils.data.DataLoader(rows, batch_size=12)
+    trainer = _trainer(tmp_path, rows)
+    callback = NeuralCollapseCallback(
+        loader, classifier="classifier", run_dir=tmp_path / "run"
+    ).attach(trainer)
+    trainer.train()
+    logged = _logged(trainer)
+    assert [entry["epoch"] for entry in logged] == [1.0, 2.0]
+    assert callback.measurements == 2
+    expected = measure_model(trainer.model, loader, classifier="classifier")
+    assert logged[-1]["nc/train/penultimate/nc1"] == pytest.approx(
+        expected["penultimate"].nc1, rel=1e-6
+    )
+    rows_written = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [row["epoch"] for row in rows_written] == [1, 2]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["index"] == "epoch"
+
+
+def test_every_n_steps_measures_at_those_steps_and_the_last(tmp_path):
+    rows = _rows()  # 3 steps per epoch, 6 in all
+    trainer = _trainer(tmp_path, rows, eval_dataset=rows, eval_strategy="epoch")
+    callback = NeuralCollapseCallback(classifier="classifier", every_n_steps=4).attach(trainer)
+    trainer.train()
+    assert [entry["step"] for entry in _logged(trainer)] == [4, 6]
+    assert callback.measurements == 2  # not at the evaluations
+
+
+def test_metrics_option_chooses_what_is_logged_and_the_run_directory_keeps_all(tmp_path):
+    rows = _rows()
+    trainer = _trainer(tmp_path, rows, num_train_epochs=1)
+    NeuralCollapseCallback(
+        classifier="classifier", metrics=["NC3", "nc1"], run_dir=tmp_path / "run"
+    ).attach(trainer)
+    trainer.train()
+    (entry,) = _logged(trainer)
+    assert {key for key in entry if key.startswith("nc/")} == {
+        "nc/train/penultimate/self_duality",
+        "nc/train/penultimate/self_duality_uncentred",
+        "nc/train/penultimate/nc1",
+    }
+    (row,) = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert {"etf_gap_means", "cdnv", "ncc_mismatch", "gnc2_dist_mean"} <= set(row)
+
+
+def test_a_run_that_will_never_measure_warns_once(tmp_path):
+    rows = _rows()
+    trainer = _trainer(tmp_path, rows, eval_dataset=rows, eval_strategy="epoch", eval_delay=5)
+    callback = NeuralCollapseCallback(classifier="classifier").attach(trainer)
+    with pytest.warns(NoMeasurementWarning) as caught:
+        trainer.train()
+    messages = [str(w.message) for w in caught if issubclass(w.category, NoMeasurementWarning)]
+    assert len(messages) == 1
+    assert "eval_delay=5" in messages[0] and "never evaluates" in messages[0]
+    assert callback.measurements == 0
+
+
+def test_a_run_that_measures_does_not_warn(tmp_path):
+    rows = _rows()
+    trainer = _trainer(tmp_path, rows, num_train_epochs=1)
+    NeuralCollapseCallback(classifier="classifier").attach(trainer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NoMeasurementWarning)
+        trainer.train()
+    assert len(_logged(trainer)) == 1
+
+
+def test_a_callback_without_the_trainer_says_the_reporters_will_not_get_its_values(tmp_path):
+    pytest.importorskip("tensorboard")
+    rows = _rows()
+    trainer = _trainer(tmp_path, rows, num_train_epochs=1, report_to=["tensorboard"])
+    trainer.add_callback(NeuralCollapseCallback(classifier="classifier"))  # not attach()
+    with pytest.warns(UserWarning, match=r"not to tensorboard: add it with .*attach\(trainer\)"):
+        trainer.train()
+    assert len(_logged(trainer)) == 1  # log_history still has them

@@ -70,3 +70,32 @@ def test_fit_with_the_callback_logs_the_final_models_metrics_to_csv(tmp_path):
     # the run directory is written too, and is finished
     assert (tmp_path / "run" / "metrics.jsonl").read_text().count("\n") == 3 * 2
     assert '"finished": true' in (tmp_path / "run" / "summary.json").read_text()
+
+
+def test_metrics_option_chooses_what_the_loggers_get_and_the_run_directory_keeps_all(tmp_path):
+    import json
+
+    from neuralcollapse.integrations.callback_support import DEFAULT_METRICS, METRIC_GROUPS
+
+    torch.manual_seed(0)
+    images, labels = load_digits(return_X_y=True)
+    data = TensorDataset(torch.tensor(images / 16, dtype=torch.float32), torch.tensor(labels))
+    measured = DataLoader(data, batch_size=512)
+    chosen = NeuralCollapseCallback(measured, classifier="net.2", metrics=["NC2", "nc1"])
+    default = NeuralCollapseCallback(measured, classifier="net.2", run_dir=tmp_path / "run")
+    trainer = L.Trainer(
+        max_epochs=1,
+        callbacks=[chosen, default],
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        limit_train_batches=5,
+    )
+    trainer.fit(DigitsModule(), DataLoader(data, batch_size=64, shuffle=True))
+    logged = {name for name in trainer.callback_metrics if name.startswith("nc/")}
+    wanted = {*METRIC_GROUPS["NC2"], "nc1"} | set(DEFAULT_METRICS)
+    assert logged == {f"nc/train/penultimate/{key}" for key in wanted}
+    assert not any(name.startswith("nc/") for name in trainer.progress_bar_metrics)
+    (row,) = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
+    assert {"cdnv", "gnc2_dist_mean", "equinorm_means", "ncc_accuracy"} <= set(row)

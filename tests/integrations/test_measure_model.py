@@ -261,7 +261,7 @@ def test_a_loader_that_changes_its_samples_between_passes_is_caught():
         stop = 96 if len(calls) == 1 else 64
         return [(inputs[i : i + 32], labels[i : i + 32]) for i in range(0, stop, 32)]
 
-    with pytest.raises(ValueError, match="two passes over data saw different samples"):
+    with pytest.raises(ValueError, match="two passes over the data saw different samples"):
         measure_model(model, drifting, classifier="2")
 
 

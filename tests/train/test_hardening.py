@@ -218,7 +218,9 @@ def test_tensorboard_scalars_equal_the_run_log(tmp_path):
         for key, value in schema.decode_row(row).items():
             if key not in schema.METRICS or key in schema.SIZE_KEYS or value is None:
                 continue
-            tag = f"nc/{row['split']}/{row['layer']}/{key}"
+            # one layer vocabulary in every logger: the classifier input is "penultimate"
+            layer = schema.PENULTIMATE if row["layer"] == schema.PENULTIMATE_POST else row["layer"]
+            tag = f"nc/{row['split']}/{layer}/{key}"
             assert tag in tags
             logged = {event.step: event.value for event in events.Scalars(tag)}
             assert logged[row["epoch"]] == np.float32(value)  # TensorBoard stores float32

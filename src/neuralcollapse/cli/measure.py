@@ -15,49 +15,14 @@ if TYPE_CHECKING:  # numpy and torch are imported when a command runs: `--help` 
 
     from neuralcollapse.metrics.collapse import CollapseMetrics
 
-# (key, what it means) in the order the table shows them
-TABLE_ROWS: tuple[tuple[str, str], ...] = (
-    ("num_classes", "K"),
-    ("num_samples", "N"),
-    ("dim", "d"),
-    ("nc1", "NC1  Tr(Sw Sb^+)/K"),
-    ("nc1_trace_ratio", "NC1  Tr Sw / Tr Sb"),
-    ("cdnv", "NC1  class-distance normalised variance"),
-    ("within_class_variance", "Tr Sw"),
-    ("between_class_variance", "Tr Sb"),
-    ("equinorm_means", "NC2  equinorm, centred means"),
-    ("equinorm_weights", "NC2  equinorm, classifier rows"),
-    ("equiangular_means", "NC2  equiangularity, means"),
-    ("equiangular_weights", "NC2  equiangularity, classifier"),
-    ("maxangle_means", "NC2  max-angle, means"),
-    ("maxangle_weights", "NC2  max-angle, classifier"),
-    ("etf_gap_means", "NC2  centred means vs simplex ETF"),
-    ("etf_gap_weights", "NC2  classifier vs simplex ETF"),
-    ("of_gap_means", "uncentred means vs orthogonal frame"),
-    ("of_gap_weights", "classifier vs orthogonal frame"),
-    ("global_mean_ratio", "||mu_G|| / mean ||mu_k||"),
-    ("self_duality", "NC3  W vs centred means"),
-    ("self_duality_uncentred", "NC3  W vs uncentred means"),
-    ("ncc_mismatch", "NC4  classifier vs nearest centre"),
-    ("ncc_accuracy", "nearest-class-centre accuracy"),
-    ("accuracy", "classifier accuracy"),
-    ("gnc2_dist_mean", "GNC2 mean distance of unit means"),
-    ("gnc2_dist_var", "GNC2 variance of that distance"),
-    ("gnc2_log_mean", "GNC2 mean log inverse distance"),
-    ("gnc2_log_var", "GNC2 variance of log inverse distance"),
-    ("gnc2_riesz_log_mean", "GNC2 log mean Riesz (d-2)-energy"),
-    ("unc3", "UNC3 variance of <w_k, m_k>"),
-    ("unc3_cv", "UNC3 coefficient of variation"),
-    ("nc5", "NC5  mean |cos(mu_k, mu_OOD)|"),
-)
-
 
 def format_table(result: CollapseMetrics) -> str:
-    """A readable two-column table of every metric (``-`` where not available)."""
+    """A readable table of every metric of :data:`neuralcollapse.schema.METRICS`, in schema
+    order: its label, its value (``-`` where not computed) and its key."""
     values = result.to_dict()
-    width = max(len(description) for _, description in TABLE_ROWS)
+    width = max(len(spec.label) for spec in schema.METRICS.values())
     lines = []
-    for key, description in TABLE_ROWS:
+    for key, spec in schema.METRICS.items():
         value = values[key]
         if value is None:
             shown = "-"
@@ -67,7 +32,7 @@ def format_table(result: CollapseMetrics) -> str:
             shown = "inf"
         else:
             shown = f"{value:.6g}"
-        lines.append(f"{description:<{width}}  {shown:>14}  {key}")
+        lines.append(f"{spec.label:<{width}}  {shown:>14}  {key}")
     return "\n".join(lines)
 
 

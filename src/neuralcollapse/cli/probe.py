@@ -13,10 +13,11 @@ prints the per-layer table.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
+
+from neuralcollapse.entry_points import load_entry_point
 
 #: the metrics the printed table shows (the JSON and CSV hold every metric)
 TABLE_KEYS = ("nc1", "etf_gap_means", "of_gap_means", "self_duality", "ncc_mismatch", "accuracy")
@@ -74,27 +75,6 @@ def register(subparsers) -> None:
     probe.add_argument("--out", type=Path, required=True, help="output directory")
     probe.add_argument("--device", default="cpu", help="torch device for the model")
     probe.set_defaults(func=run)
-
-
-def load_entry_point(spec: str, what: str) -> Any:
-    """``package.module:attribute`` -> the attribute (a factory), with a clear error."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise ValueError(
-            f"{what} must be MODULE:FACTORY (e.g. mypkg.models:make_net); got {spec!r}"
-        )
-    # like `python -m` and other entry-point loaders, the working directory is importable
-    if "" not in sys.path and str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        raise ValueError(
-            f"cannot import {module_name!r} for {what} ({error}); is it on PYTHONPATH?"
-        ) from error
-    if not hasattr(module, attribute):
-        raise ValueError(f"{module_name} has no {attribute!r} (from {what} {spec!r})")
-    return getattr(module, attribute)
 
 
 def _build_model(spec: str):
@@ -297,6 +277,7 @@ def run(args: argparse.Namespace) -> int:
         options["empty_classes"] = "drop"
     if args.rtol is not None:
         options["rtol"] = args.rtol
+    options["chance_warning"] = True  # a snapshot of a trained model: near chance is suspect
     tracker = CollapseTracker(
         args.out / "run",
         model,

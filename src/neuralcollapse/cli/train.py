@@ -34,6 +34,24 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
     # data
     ("--dataset", {"choices": list(DATASET_NAMES), "help": "dataset name (default %(D)s)"}),
     (
+        "--data",
+        {
+            "metavar": "MODULE:FACTORY",
+            "help": "your own data: a function returning (train_dataset, test_dataset), torch "
+            "map-style datasets of (x, y) (test None when there is none); streamed through "
+            "DataLoaders, never held (needs --num-classes; replaces --dataset)",
+        },
+    ),
+    ("--num-classes", {"type": int, "metavar": "K", "help": "classes of --data: labels in [0, K)"}),
+    (
+        "--workers",
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "DataLoader worker processes reading --data (default %(D)s: in-process)",
+        },
+    ),
+    (
         "--data-dir",
         {
             "metavar": "DIR",

@@ -8,7 +8,9 @@
 - ``neuralcollapse.integrations.lightning.NeuralCollapseCallback`` and
   ``neuralcollapse.integrations.huggingface.NeuralCollapseCallback``: the same inside a
   PyTorch Lightning ``Trainer`` or a Hugging Face ``Trainer`` (optional extras
-  ``lightning`` / ``transformers``; imported only from those modules).
+  ``lightning`` / ``transformers``; imported only from those modules);
+- :class:`CollapseMetric`: a ``torchmetrics.Metric`` (``update(features, labels)``,
+  ``compute()``, ``reset()``, DDP sync through torchmetrics) with one-pass statistics.
 
 docs/integrations.md has a runnable example of each.
 """
@@ -17,6 +19,7 @@ from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
     "IGNORE_INDEX",
+    "CollapseMetric",
     "CollapseTracker",
     "ModelBatch",
     "ModelCollapse",
@@ -26,9 +29,10 @@ __all__ = [
 
 #: export -> the module that defines it
 _EXPORTS = {
-    "ModelBatch": "neuralcollapse.integrations.capture",
-    "split_batch": "neuralcollapse.integrations.capture",
-    "IGNORE_INDEX": "neuralcollapse.integrations.features",
+    "CollapseMetric": "neuralcollapse.integrations.collapse_metric",
+    "ModelBatch": "neuralcollapse.metrics.capture",
+    "split_batch": "neuralcollapse.metrics.capture",
+    "IGNORE_INDEX": "neuralcollapse.metrics.capture",
     "ModelCollapse": "neuralcollapse.integrations.model_metrics",
     "measure_model": "neuralcollapse.integrations.model_metrics",
     "CollapseTracker": "neuralcollapse.integrations.tracker",

@@ -3,9 +3,11 @@
 Needs the ``lightning`` package (``pip install 'neuralcollapse[lightning]'``). At the end
 of every ``every_n_epochs``-th validation epoch (or training epoch, when the trainer runs
 no validation) it measures the chosen layers of the LightningModule with
-:func:`~neuralcollapse.integrations.model_metrics` and logs every scalar through
+:func:`~neuralcollapse.integrations.model_metrics` and logs the chosen metrics (``metrics=``;
+default NC1-NC4 in five numbers, :data:`~.callback_support.DEFAULT_METRICS`) through
 ``LightningModule.log_dict`` -- so TensorBoard, CSVLogger, W&B and any other logger of the
-trainer get them -- under ``nc/<split>/<layer>/<key>`` (:func:`neuralcollapse.schema.scalar_logs`).
+trainer get them -- under ``nc/<split>/<layer>/<key>`` (:func:`neuralcollapse.schema.scalar_logs`),
+never on the progress bar. ``run_dir=`` keeps every metric, whatever ``metrics=`` says.
 
 Under multi-process DDP each process measures an exact shard of the data
 (:func:`~neuralcollapse.integrations.shards.shard_loader`: no padded duplicates), the
@@ -21,7 +23,11 @@ from typing import Any
 from torch import nn
 
 from neuralcollapse.checks import check_int
-from neuralcollapse.integrations.callback_support import logged_scalars, require
+from neuralcollapse.integrations.callback_support import (
+    logged_scalars,
+    require,
+    resolve_metrics,
+)
 from neuralcollapse.integrations.model_metrics import Data, ModelCollapse
 from neuralcollapse.integrations.shards import shard_loader, world_and_rank
 from neuralcollapse.integrations.tracker import CollapseTracker
@@ -40,7 +46,11 @@ class NeuralCollapseCallback(Callback):
         LightningModule's ``named_modules()`` (e.g. ``"net.fc"`` when it holds ``self.net``).
     eval_data : optional held-out batches (split ``"test"``, NC4 with the training means).
     every_n_epochs : measure at every n-th epoch (1-based epoch numbers).
-    run_dir : also write the run directory of :class:`CollapseTracker` (report-ready).
+    run_dir : also write the run directory of :class:`CollapseTracker` (report-ready), with
+        every metric.
+    metrics : what the loggers get: metric keys and group names (``"nc1"``, ``"NC2"``,
+        ``"all"``; :data:`~.callback_support.METRIC_GROUPS`). Default ``nc1``,
+        ``etf_gap_means``, ``etf_gap_weights``, ``self_duality``, ``ncc_mismatch``.
     measure_options : passed to :func:`measure_model` (``select=``, ``shift_labels=``...).
     """
 
@@ -54,9 +64,12 @@ class NeuralCollapseCallback(Callback):
         eval_data: Data | None = None,
         every_n_epochs: int = 1,
         run_dir: str | Path | None = None,
+        metrics: str | Sequence[str] | None = None,
         **measure_options: Any,
     ) -> None:
         super().__init__()
+        #: the metric keys logged (the run directory has them all)
+        self.metrics = resolve_metrics(metrics)
         every_n_epochs = check_int("every_n_epochs", every_n_epochs, minimum=1, meaning="epochs")
         self.data = data
         self.eval_data = eval_data
@@ -100,8 +113,10 @@ class NeuralCollapseCallback(Callback):
         }
         results = tracker(epoch, **logged)  # its every=1: this callback chooses the epochs
         self.last_results = results
-        scalars = logged_scalars(results)
-        pl_module.log_dict(scalars, on_step=False, on_epoch=True, rank_zero_only=True)
+        scalars = logged_scalars(results, self.metrics)
+        pl_module.log_dict(
+            scalars, on_step=False, on_epoch=True, prog_bar=False, rank_zero_only=True
+        )
 
     def on_validation_epoch_end(self, trainer: Any, pl_module: nn.Module) -> None:
         self._measure(trainer, pl_module)

@@ -12,39 +12,29 @@ costs O(N d) memory per layer, which is what this design avoids.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from neuralcollapse.integrations.capture import (
+from neuralcollapse.metrics.capture import (
+    IGNORE_INDEX,
     BatchFn,
     LayerCapture,
     ModelBatch,
+    first_tensor,
     iterate_batches,
+    label_layout,
     model_device_dtype,
     resolve_classifier,
     resolve_module,
     to_device,
 )
-from neuralcollapse.integrations.features import IGNORE_INDEX, first_tensor, label_layout
-from neuralcollapse.metrics.collapse import (
-    DEFAULT_UNIFORMITY_KERNELS,
-    CollapseMetrics,
-    compute_metrics,
-)
-from neuralcollapse.metrics.measuring import check_reference
-from neuralcollapse.metrics.memory import check_untiled_memory
-from neuralcollapse.metrics.stats import (
-    CentredStats,
-    ClassStats,
-    MeanGeometry,
-    check_rtol,
-    default_chunk_rows,
-)
+from neuralcollapse.metrics.collapse import DEFAULT_UNIFORMITY_KERNELS
+from neuralcollapse.metrics.engine import LayerResults, LayerSpec, measure_layers
+from neuralcollapse.metrics.stats import ClassStats
 from neuralcollapse.metrics.validation import check_num_classes
 from neuralcollapse.progress import bar_disabled
 from neuralcollapse.schema import PENULTIMATE
@@ -52,34 +42,9 @@ from neuralcollapse.schema import PENULTIMATE
 Data = Iterable | Callable[[], Iterable]
 
 
-@dataclass
-class ModelCollapse(Mapping):
-    """The result of :func:`measure_model`: layer name -> CollapseMetrics, in model order.
-
-    A layer whose metrics could not be computed (only with ``errors="record"``) maps to None
-    and ``reasons[layer]`` says why. ``classes`` are the class indices measured (all of
-    [0, K) unless ``empty_classes="drop"`` left some out); ``class_stats`` the pass-1
-    statistics of each layer when ``keep_class_stats=True`` (the ``reference`` of a
-    held-out measurement).
-    """
-
-    metrics: dict[str, CollapseMetrics | None]
-    reasons: dict[str, str] = field(default_factory=dict)
-    classes: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
-    class_stats: dict[str, ClassStats] = field(default_factory=dict)
-
-    def __getitem__(self, layer: str) -> CollapseMetrics | None:
-        return self.metrics[layer]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.metrics)
-
-    def __len__(self) -> int:
-        return len(self.metrics)
-
-    def to_dict(self) -> dict[str, dict[str, Any] | None]:
-        """``{layer: metrics.to_dict() or None}`` (write it with ``schema.dumps``)."""
-        return {k: None if v is None else v.to_dict() for k, v in self.metrics.items()}
+#: the result of :func:`measure_model`: layer name -> CollapseMetrics, in model order (the
+#: engine's :class:`~neuralcollapse.metrics.engine.LayerResults`)
+ModelCollapse = LayerResults
 
 
 def _order_layers(model: nn.Module, layers: Sequence[str], classifier_name: str | None):
@@ -163,8 +128,11 @@ class _LabelChecker:
             )
 
 
-def _passes(
-    capture: LayerCapture,
+def _layer_stream(
+    model: nn.Module,
+    names: Sequence[str],
+    classifier: nn.Linear | None,
+    select: Callable[[object], torch.Tensor],
     data: Callable[[], Iterable],
     batch_fn: BatchFn | None,
     label_key: str,
@@ -173,50 +141,53 @@ def _passes(
     *,
     shift_labels: bool,
     ignore_index: int,
+    pool: str,
     check_labels: _LabelChecker,
-    desc: str,
     progress: bool,
-) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
-    """One pass: per batch, the (rows, d) features of each layer and their labels."""
-    dims: dict[str, int] = {}
-    batches = iterate_batches(data(), batch_fn, label_key)
-    for index, batch in enumerate(
-        tqdm(batches, desc=desc, disable=bar_disabled(progress), leave=False)
-    ):
-        moved = ModelBatch(
-            to_device(batch.args, device, dtype),
-            to_device(batch.kwargs, device, dtype),
-            batch.labels.to(device),
-            None if batch.attention_mask is None else batch.attention_mask.to(device),
-        )
-        layout = label_layout(
-            moved.labels,
-            attention_mask=moved.attention_mask,
-            shift_labels=shift_labels,
-            ignore_index=ignore_index,
-        )
-        labels = layout.kept_labels()
-        check_labels(labels, index)
-        features = capture.run(moved, layout.features)
-        for name, matrix in features.items():
-            if dims.setdefault(name, matrix.shape[1]) != matrix.shape[1]:
-                raise ValueError(
-                    f"layer {name!r} gave features of dimension {matrix.shape[1]} in batch "
-                    f"{index} but {dims[name]} before: its output size must not depend on the "
-                    "batch (variable-length sequences need per-token labels or pooling; pass "
-                    "select= to reduce the output to a fixed size)"
+) -> Callable[[], Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]]:
+    """The engine's stream: per batch, the (rows, d) features of each layer and their labels.
+
+    Each pass opens its own :class:`LayerCapture` (hooks and modes restored when the pass
+    ends, also when it raises); the labels' layout decides how each output is pooled.
+    """
+    passes = iter(range(1, 3))
+
+    def stream():
+        dims: dict[str, int] = {}
+        desc = f"pass {next(passes, 2)}/2"
+        with LayerCapture(model, names, classifier, select) as capture:
+            batches = iterate_batches(data(), batch_fn, label_key)
+            for index, batch in enumerate(
+                tqdm(batches, desc=desc, disable=bar_disabled(progress), leave=False)
+            ):
+                moved = ModelBatch(
+                    to_device(batch.args, device, dtype),
+                    to_device(batch.kwargs, device, dtype),
+                    batch.labels.to(device),
+                    None if batch.attention_mask is None else batch.attention_mask.to(device),
                 )
-        yield features, labels
+                layout = label_layout(
+                    moved.labels,
+                    attention_mask=moved.attention_mask,
+                    shift_labels=shift_labels,
+                    ignore_index=ignore_index,
+                    pool=pool,
+                )
+                labels = layout.kept_labels()
+                check_labels(labels, index)
+                features = capture.run(moved, layout.features)
+                for name, matrix in features.items():
+                    if dims.setdefault(name, matrix.shape[1]) != matrix.shape[1]:
+                        raise ValueError(
+                            f"layer {name!r} gave features of dimension {matrix.shape[1]} in "
+                            f"batch {index} but {dims[name]} before: its output size must not "
+                            "depend on the batch (variable-length sequences need per-token "
+                            "labels or pooling; pass select= to reduce the output to a fixed "
+                            "size)"
+                        )
+                yield features, labels
 
-
-def _restrict(stats: ClassStats, present: torch.Tensor) -> ClassStats:
-    """The statistics of the classes ``present`` only, renumbered 0..K'-1."""
-    restricted = ClassStats(int(present.numel()), chunk_rows=stats.chunk_rows)
-    restricted._allocate(stats.dim, stats.device)
-    restricted.counts.copy_(stats.counts[present])
-    restricted.sums.copy_(stats.sums[present])
-    restricted.input_eps = stats.input_eps
-    return restricted
+    return stream
 
 
 def measure_model(
@@ -231,6 +202,7 @@ def measure_model(
     label_key: str = "labels",
     shift_labels: bool = False,
     ignore_index: int = IGNORE_INDEX,
+    pool: str = "auto",
     empty_classes: str = "error",
     reference: Mapping[str, ClassStats] | None = None,
     keep_class_stats: bool = False,
@@ -240,6 +212,7 @@ def measure_model(
     uniformity_kernels: Sequence[str] = DEFAULT_UNIFORMITY_KERNELS,
     tile_size: int | None = None,
     rtol: float | None = None,
+    chance_warning: bool = True,
     progress: bool = False,
 ) -> ModelCollapse:
     """Neural-collapse metrics of named layers of ``model`` on ``data``.
@@ -269,6 +242,11 @@ def measure_model(
         is labelled with the token at t + 1. Set it when ``labels`` are Hugging Face's
         unshifted causal-LM labels (= ``input_ids``); leave it off for labels already aligned.
     ignore_index : token label meaning "no target" (dropped; Hugging Face's -100).
+    pool : how an output of 3 or more dimensions becomes one feature vector per sample:
+        ``"auto"`` (conv maps averaged over space; (B, T, d) averaged over the positions the
+        attention mask keeps, with a warning when there is no mask, since a Conv1d map
+        (B, C, L) has the same shape), ``"sequence"``, ``"channels"`` or ``"flatten"``
+        (:class:`~neuralcollapse.metrics.capture.LabelLayout`).
     empty_classes : ``"error"`` (every class in [0, K) needs a sample) or ``"drop"``: classes
         with no sample are left out of every metric and the classifier is restricted to the
         rows of the classes measured (a vocabulary where most tokens never occur).
@@ -284,13 +262,16 @@ def measure_model(
     nearest_centre, uniformity_kernels, tile_size, rtol : as in :func:`neuralcollapse.measure`
         (``rtol``: the class means' singular-value cut-off; the default is float64's whatever
         the model's dtype, so a bfloat16 model's metrics are those of its feature values).
+    chance_warning : warn when the classifier's own accuracy on this data is near chance
+        (at most 1.25 / K): the numbers are then likely measured on the wrong data (labels not
+        shifted for a causal LM, other preprocessing than in training, the wrong classifier).
     progress : a tqdm bar per pass.
 
     Returns
     -------
     :class:`ModelCollapse`: ``{layer: CollapseMetrics}`` in model order.
 
-    Feature matrices (see :mod:`neuralcollapse.integrations.features`): conv maps averaged
+    Feature matrices (see :mod:`neuralcollapse.metrics.capture`): conv maps averaged
     over space; sequence outputs mean-pooled over ``attention_mask`` for per-sample labels,
     flattened to tokens (dropping ``ignore_index`` and masked positions) for token labels.
 
@@ -308,7 +289,6 @@ def measure_model(
         raise ValueError(f"empty_classes must be 'error' or 'drop'; got {empty_classes!r}")
     if errors not in ("raise", "record"):
         raise ValueError(f"errors must be 'raise' or 'record'; got {errors!r}")
-    rtol = None if rtol is None else check_rtol(rtol)
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
     classifier_name, linear = (None, None)
@@ -333,145 +313,75 @@ def measure_model(
             and torch.distributed.get_world_size() > 1
         )
     device, dtype = model_device_dtype(model)
-    pass_options = dict(
-        batch_fn=batch_fn,
-        label_key=label_key,
-        device=device,
-        dtype=dtype,
+    specs: dict[str, LayerSpec] = {}
+    for name in names:
+        layer_reference = None if reference is None else reference.get(name)
+        if layer_reference is not None:
+            _check_reference(layer_reference, name)
+        spec = LayerSpec(reference=layer_reference)
+        if name == PENULTIMATE:
+            spec.weights = linear.weight.detach()
+            spec.bias = None if linear.bias is None else linear.bias.detach()
+        specs[name] = spec
+    stream = _layer_stream(
+        model,
+        names,
+        linear,
+        select or first_tensor,
+        make_data,
+        batch_fn,
+        label_key,
+        device,
+        dtype,
         shift_labels=shift_labels,
         ignore_index=ignore_index,
+        pool=pool,
         check_labels=_LabelChecker(num_classes, ignore_index),
         progress=progress,
     )
-
-    # ---- pass 1: class counts and sums of every layer
-    stats = {name: ClassStats(num_classes) for name in names}
-    with LayerCapture(model, names, linear, select or first_tensor) as capture:
-        for features, labels in _passes(capture, make_data, desc="pass 1/2", **pass_options):
-            for name in names:
-                stats[name].update(features[name], labels)
-    if not stats[names[0]].initialised:
-        raise ValueError("data yielded no batches (or no labelled positions); nothing to measure")
-    if distributed:
-        for layer_stats in stats.values():
-            layer_stats.all_reduce()
-
-    classes = None  # set when some classes are left out
-    if empty_classes == "drop":
-        present = torch.nonzero(stats[names[0]].counts > 0).flatten()
-        if present.numel() < num_classes:
-            if present.numel() < 2:
-                raise ValueError(
-                    f"only {present.numel()} class(es) have samples; collapse needs two or more"
-                )
-            classes = present
-            stats = {name: _restrict(s, present) for name, s in stats.items()}
-    measured_classes = num_classes if classes is None else int(classes.numel())
-
-    # ---- between the passes: each layer's mean geometry and classifier
-    measured = torch.arange(num_classes) if classes is None else classes.cpu()
-    result = ModelCollapse({}, classes=measured)
-    centred: dict[str, CentredStats] = {}
-    pass_one_counts: dict[str, torch.Tensor] = {}
-    for name in names:
-        layer_stats = stats[name]
-        layer_reference = None if reference is None else reference.get(name)
-        try:
-            if layer_reference is not None:
-                _check_reference(layer_reference, measured_classes, layer_stats.dim, name)
-            counts = layer_stats.counts.clone()
-            if keep_class_stats:
-                result.class_stats[name] = layer_stats
-            means = layer_stats.means(overwrite=not keep_class_stats)
-            weights = bias = None
-            if name == PENULTIMATE:
-                weights = linear.weight.detach()
-                bias = None if linear.bias is None else linear.bias.detach()
-                if classes is not None:
-                    weights = weights[classes.to(weights.device)]
-                    bias = None if bias is None else bias[classes.to(bias.device)]
-            check_untiled_memory(
-                measured_classes,
-                layer_stats.dim,
-                layer_stats.device,
-                weights=weights is not None,
-                reference=layer_reference is not None,
-                chunk_rows=default_chunk_rows(max(layer_stats.dim, measured_classes)),
-            )
-            # the rank cut-off depends on the numbers, not their dtype (issue 21); the
-            # input's epsilon only decides whether to warn about rounding-level directions
-            geometry = MeanGeometry.from_means(
-                means,
-                overwrite=not keep_class_stats,
-                rtol=rtol,
-                input_eps=layer_stats.input_eps,
-            )
-            # CentredStats checks the classifier (shape and finiteness): its one door
-            reference_geometry = None
-            if layer_reference is not None:
-                reference_geometry = MeanGeometry.from_means(
-                    layer_reference.means(), overwrite=True, rtol=rtol
-                )
-            centred[name] = CentredStats(
-                geometry,
-                weights,
-                bias,
-                nearest_centre=nearest_centre,
-                reference=reference_geometry,
-                tile_size=tile_size,
-            )
-            pass_one_counts[name] = counts
-        except ValueError as error:
-            if errors == "raise":
-                raise ValueError(f"layer {name!r}: {error}") from error
-            result.reasons[name] = str(error)
-    del stats
-
-    # ---- pass 2: within-class statistics around the means
-    to_measure = [name for name in names if name in centred]
-    lookup = None
-    if classes is not None:
-        lookup = torch.full((num_classes,), -1, dtype=torch.int64, device=device)
-        lookup[classes.to(device)] = torch.arange(classes.numel(), device=device)
-    if to_measure:
-        with LayerCapture(model, to_measure, linear, select or first_tensor) as capture:
-            for features, labels in _passes(capture, make_data, desc="pass 2/2", **pass_options):
-                if lookup is not None:
-                    labels = lookup[labels]
-                for name in to_measure:
-                    centred[name].update(features[name], labels)
-    for name in names:
-        if name not in centred:
-            result.metrics[name] = None
-            continue
-        layer = centred[name]
-        if distributed:
-            layer.all_reduce()
-        expected = pass_one_counts[name]
-        if not torch.equal(expected, layer.counts.to(expected.device)):
-            raise ValueError(
-                "the two passes over data saw different samples (per-class counts differ): it "
-                "must yield the same samples on every iteration (a shuffling loader is fine; a "
-                "loader that drops or augments at random is not)"
-            )
-        try:
-            result.metrics[name] = compute_metrics(
-                None, layer, uniformity_kernels=uniformity_kernels, tile_size=tile_size
-            )
-        except ValueError as error:
-            if errors == "raise":
-                raise ValueError(f"layer {name!r}: {error}") from error
-            result.metrics[name] = None
-            result.reasons[name] = str(error)
+    result = measure_layers(
+        stream,
+        specs,
+        num_classes=num_classes,
+        empty_classes=empty_classes,
+        errors=errors,
+        distributed=distributed,
+        keep_class_stats=keep_class_stats,
+        nearest_centre=nearest_centre,
+        uniformity_kernels=uniformity_kernels,
+        tile_size=tile_size,
+        rtol=rtol,
+    )
+    if chance_warning and linear is not None:
+        _warn_near_chance(result.get(PENULTIMATE), num_classes, shift_labels)
     return result
 
 
-def _check_reference(reference: ClassStats, num_classes: int, dim: int, layer: str) -> None:
-    """A layer's reference: a ClassStats of the same classes and dimension (the K and d
-    check is the metrics engine's own)."""
+def _warn_near_chance(metrics: object, num_classes: int, shift_labels: bool) -> None:
+    """The network's own accuracy near chance: the data is probably not what it was trained on."""
+    accuracy = getattr(metrics, "accuracy", None)
+    if accuracy is None or accuracy > 1.25 / num_classes:
+        return
+    causes = [
+        "labels one position off (a causal LM's unshifted labels need shift_labels=True)"
+        if not shift_labels
+        else "labels shifted twice (shift_labels=True on labels already aligned)",
+        "inputs preprocessed differently than in training (normalisation, resizing)",
+        "the wrong classifier module, or an untrained network",
+    ]
+    warnings.warn(
+        f"the classifier's own accuracy on this data is {accuracy:.3g}, near chance "
+        f"(1/K = {1 / num_classes:.3g}): the collapse metrics describe a network that does not "
+        f"classify this data. Likely causes: {'; '.join(causes)}",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def _check_reference(reference: object, layer: str) -> None:
+    """A layer's reference must be a ClassStats (its K and d are the engine's to check)."""
     if not isinstance(reference, ClassStats):
         raise ValueError(
             f"reference[{layer!r}] must be a ClassStats (e.g. from keep_class_stats=True on the "
             f"training data); got {type(reference).__name__}"
         )
-    check_reference(reference, num_classes, dim)

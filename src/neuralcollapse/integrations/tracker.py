@@ -34,13 +34,13 @@ from torch import nn
 
 from neuralcollapse import runformat, schema
 from neuralcollapse.checks import check_int
-from neuralcollapse.integrations.capture import BatchFn, resolve_classifier
 from neuralcollapse.integrations.model_metrics import (
     Data,
     ModelCollapse,
     _check_layers,
     measure_model,
 )
+from neuralcollapse.metrics.capture import BatchFn, resolve_classifier
 
 
 def _is_main_process() -> bool:
@@ -139,14 +139,16 @@ class CollapseTracker:
 
     def measure(self) -> dict[str, ModelCollapse | str]:
         """Measure now: ``{"train": result, "test": result}``, or the reason as a string."""
-        options = dict(
-            layers=self.layers,
-            classifier=self.classifier,
-            num_classes=self.num_classes,
-            batch_fn=self.batch_fn,
-            errors="record",
+        options = {
+            "layers": self.layers,
+            "classifier": self.classifier,
+            "num_classes": self.num_classes,
+            "batch_fn": self.batch_fn,
+            "errors": "record",
+            # a network early in training is near chance by right: no warning every epoch
+            "chance_warning": False,
             **self.measure_options,
-        )
+        }
         results: dict[str, ModelCollapse | str] = {}
         try:
             results["train"] = measure_model(

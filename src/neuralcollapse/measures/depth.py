@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from neuralcollapse import schema
 from neuralcollapse.measures.scatter import sum_across_processes
 from neuralcollapse.metrics import ClassStats, CollapseMetrics
 from neuralcollapse.metrics.stats import check_chunk_rows, default_chunk_rows
@@ -92,7 +93,7 @@ def fuzziness_from_metrics(metrics: CollapseMetrics | Mapping) -> float:
     ``metrics``: a :class:`~neuralcollapse.metrics.CollapseMetrics` or its ``to_dict()`` (a
     training log row), measured with the second pass (``nc1`` not None).
     """
-    nc1, classes = _field(metrics, "nc1"), _field(metrics, "num_classes")
+    nc1, classes = _field(metrics, schema.NC1), _field(metrics, schema.NUM_CLASSES)
     if nc1 is None or classes is None:
         raise ValueError(
             "these metrics have no nc1 (or no num_classes): measure the layer with both "
@@ -127,7 +128,7 @@ def _layer_values(
             values.append(float(item))
             continue
         values.append(fuzziness_from_metrics(item))
-        count = _field(item, "num_samples")
+        count = _field(item, schema.NUM_SAMPLES)
         if count is not None:
             sizes[name] = int(count)
     if len(set(sizes.values())) > 1:

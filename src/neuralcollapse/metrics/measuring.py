@@ -1,8 +1,9 @@
 """The front door: ``measure`` (arrays in memory) and ``measure_batches`` (a stream).
 
-Both run the same two passes over the data: :class:`ClassStats` (class means), then
-:class:`CentredStats` (within-class statistics), and hand both to
-:func:`compute_metrics`. One definition of every metric serves both doors.
+Both are the one-layer case of the measuring engine (:func:`~.engine.measure_layers`): two
+passes over the data, :class:`~.stats.ClassStats` (class means) then
+:class:`~.stats.CentredStats` (within-class statistics), and one definition of every metric
+(:mod:`.collapse`) for every door.
 """
 
 from __future__ import annotations
@@ -11,25 +12,14 @@ from collections.abc import Sequence
 
 import torch
 
-from neuralcollapse.metrics.collapse import (
-    DEFAULT_UNIFORMITY_KERNELS,
-    CollapseMetrics,
-    checked_metrics,
-)
-from neuralcollapse.metrics.memory import check_untiled_memory
-from neuralcollapse.metrics.ood import check_ood_dimension
-from neuralcollapse.metrics.pairwise import check_tile_size, check_uniformity_kernels
-from neuralcollapse.metrics.stats import (
-    CentredStats,
-    ClassStats,
-    MeanGeometry,
-    check_device,
-    check_rtol,
-    default_chunk_rows,
-)
+from neuralcollapse.metrics.collapse import DEFAULT_UNIFORMITY_KERNELS, CollapseMetrics
+from neuralcollapse.metrics.engine import LayerSpec, measure_layers
+from neuralcollapse.metrics.pairwise import check_tile_size
+from neuralcollapse.metrics.stats import ClassStats, check_device
 from neuralcollapse.metrics.validation import (
     ArrayLike,
     BatchSource,
+    CheckedBatch,
     check_batch,
     check_num_classes,
 )
@@ -163,11 +153,8 @@ def measure_batches(
     ``ood_features``, ``reference``, ``uniformity_kernels``, ``tile_size`` and ``rtol`` as in
     :func:`measure`.
     """
-    num_classes = check_num_classes(num_classes)
-    # hyperparameters fail before any data is read
-    kernels = check_uniformity_kernels(uniformity_kernels)
+    # hyperparameters fail before any data is read (the engine checks the rest)
     tile_size = check_tile_size(tile_size)
-    rtol = None if rtol is None else check_rtol(rtol)
     if reference is not None and not isinstance(reference, ClassStats):
         raise ValueError(
             f"reference must be a ClassStats of the reference data (e.g. the training "
@@ -181,73 +168,33 @@ def measure_batches(
             "torch.distributed.init_process_group first (torchrun does the rendezvous)"
         )
     device = check_device(device)
-    # the class sums are private to this call unless the caller passed them: then they are
-    # the caller's (a split's reference), and the means must not overwrite them
-    owned = class_stats is None
-    if owned:
-        class_stats = ClassStats(num_classes, device=device, chunk_rows=chunk_rows)
-        class_stats.update_from(make_batches)  # checks each batch (not a CheckedBatch again)
-        if not class_stats.initialised:
-            raise ValueError("make_batches() yielded no batches; nothing to measure")
-        if distributed:
-            class_stats.all_reduce()
-    else:
-        _check_given_class_stats(class_stats, num_classes, device)
-    dim = class_stats.dim
-    input_eps = class_stats.input_eps
-    check_reference(reference, num_classes, dim)
-    # before pass 2, so features of another layer fail early; not checked again at the end
-    ood = None if ood_features is None else check_ood_dimension(ood_features, dim)
-    # private class sums become the centred means in place (one K x d array instead of
-    # three, which matters for a vocabulary of classes); the caller's are copied
-    means = class_stats.means(overwrite=owned)
-    check_untiled_memory(
-        num_classes,
-        dim,
-        class_stats.device,
-        weights=weights is not None,
-        reference=reference is not None,
-        chunk_rows=chunk_rows or default_chunk_rows(max(dim, num_classes)),
-    )
-    geometry = MeanGeometry.from_means(means, overwrite=True, rtol=rtol, input_eps=input_eps)
-    reference_geometry = (
-        None
-        if reference is None
-        else MeanGeometry.from_means(
-            reference.means(),
-            overwrite=True,
-            rtol=rtol,
-            scale=geometry.scale,  # the NCC rule compares both sets' means: one unit
-        )
-    )
-    counts = class_stats.counts
-    del class_stats, means
-    # the float64 classifier only now: its K x d copy need not coexist with the
-    # factorisation's (the peak memory at vocabulary-sized K). CentredStats checks it, the
-    # one check_classifier of this call
-    centred_stats = CentredStats(
-        geometry,
-        weights,
-        bias,
+    if class_stats is not None:
+        _check_given_class_stats(class_stats, check_num_classes(num_classes), device)
+    # a CheckedBatch passed the door's checks in measure(): the engine does not repeat them
+    checked = isinstance(make_batches, CheckedBatch)
+
+    def layer_stream():
+        return (({_ONE: features}, labels) for features, labels in make_batches())
+
+    result = measure_layers(
+        layer_stream,
+        {_ONE: LayerSpec(weights, bias, reference, ood_features, class_stats)},
+        num_classes=num_classes,
+        distributed=distributed,
         nearest_centre=nearest_centre,
+        uniformity_kernels=uniformity_kernels,
+        tile_size=tile_size,
+        rtol=rtol,
         chunk_rows=chunk_rows,
-        reference=reference_geometry,
-        tile_size=tile_size,
+        device=device,
+        checked=checked,
+        label_errors=False,
     )
-    centred_stats.update_from(make_batches)
-    if distributed:
-        centred_stats.all_reduce()
-    _check_same_samples(counts, centred_stats)
-    return checked_metrics(
-        centred_stats.geometry,
-        centred_stats.counts,
-        centred_stats.weights,
-        centred_stats.bias,
-        centred_stats,
-        ood_features=ood,
-        kernels=kernels,
-        tile_size=tile_size,
-    )
+    return result[_ONE]
+
+
+#: the name of measure_batches' one layer in the engine
+_ONE = "features"
 
 
 def _check_given_class_stats(
@@ -286,17 +233,6 @@ def check_reference(reference: ClassStats | None, num_classes: int, dim: int) ->
             f"the reference statistics have K = {reference.num_classes} classes in "
             f"d = {reference.dim} dimensions but the measured data has K = {num_classes}, "
             f"d = {dim}; the reference must come from the same classes and the same layer"
-        )
-
-
-def _check_same_samples(counts: torch.Tensor, centred_stats: CentredStats) -> None:
-    """Both passes must see the same samples; a one-shot generator is the usual culprit."""
-    if not torch.equal(counts, centred_stats.counts.to(counts.device)):
-        first, second = int(counts.sum()), int(centred_stats.counts.sum())
-        raise ValueError(
-            f"the two passes over make_batches() saw different samples ({first} then {second} "
-            "per-class counts differ): it must return a fresh iterable over the same data on "
-            "each call (pass a function such as lambda: iter(loader), not a generator object)"
         )
 
 

@@ -206,24 +206,28 @@ class _SumState:
             self.update(features, labels)
         return self
 
-    def update(self, features: ArrayLike, labels: ArrayLike):
-        """Check a batch (features (B, d), labels (B,) in [0, K)) and add it."""
+    def update(self, features: ArrayLike, labels: ArrayLike, *, first_row: int = 0):
+        """Check a batch (features (B, d), labels (B,) in [0, K)) and add it.
+
+        ``first_row``: the batch's position in a longer stream, so that an error names the
+        stream's row (the engine feeds a stream in pieces).
+        """
         features = check_features(features, check_values=False)
         self._fit_dimension(features)
         labels = check_labels(labels, features.shape[0], self.num_classes, self.device)
-        return self._accumulate(features, labels)
+        return self._accumulate(features, labels, first_row)
 
-    def _update_checked(self, features: torch.Tensor, labels: torch.Tensor):
+    def _update_checked(self, features: torch.Tensor, labels: torch.Tensor, first_row: int = 0):
         """``update`` of tensors that passed ``check_features`` and ``check_labels``."""
         self._fit_dimension(features)
-        return self._accumulate(features, labels.to(self.device))
+        return self._accumulate(features, labels.to(self.device), first_row)
 
     def _fit_dimension(self, features: torch.Tensor) -> None:
         """Refuse features of another dimension than the statistics' (subclasses)."""
         raise NotImplementedError
 
-    def _accumulate(self, features: torch.Tensor, labels: torch.Tensor):
-        """Add a checked batch to the sums (subclasses)."""
+    def _accumulate(self, features: torch.Tensor, labels: torch.Tensor, first_row: int = 0):
+        """Add a checked batch to the sums (subclasses); rows are numbered from first_row."""
         raise NotImplementedError
 
 
@@ -316,9 +320,9 @@ class ClassStats(_SumState):
                 "(or pass dim= to the constructor)"
             )
 
-    def update(self, features: ArrayLike, labels: ArrayLike) -> ClassStats:
+    def update(self, features: ArrayLike, labels: ArrayLike, *, first_row: int = 0) -> ClassStats:
         """Add a batch: ``features`` (B, d), any float dtype / device; ``labels`` (B,) in [0, K)."""
-        return super().update(features, labels)
+        return super().update(features, labels, first_row=first_row)
 
     def _fit_dimension(self, features: torch.Tensor) -> None:
         """Allocate the sums for the first batch; refuse a later batch of another d."""
@@ -329,7 +333,9 @@ class ClassStats(_SumState):
                 f"features have dimension {features.shape[1]} but earlier batches had {self.dim}"
             )
 
-    def _accumulate(self, features: torch.Tensor, labels: torch.Tensor) -> ClassStats:
+    def _accumulate(
+        self, features: torch.Tensor, labels: torch.Tensor, first_row: int = 0
+    ) -> ClassStats:
         """``counts[k] += #{y_i = k}`` and ``sums[k] += sum_{y_i = k} h_i``, a chunk at a time,
         scanning each chunk for NaN/inf on the way (the one value check of the features)."""
         self.input_eps = max(self.input_eps, input_epsilon(features))
@@ -338,7 +344,7 @@ class ClassStats(_SumState):
         for start in range(0, features.shape[0], rows):
             part = features[start : start + rows]
             chunk = part if workspace is None else workspace[: part.shape[0]].copy_(part)
-            check_finite_chunk(chunk, offset=start)
+            check_finite_chunk(chunk, offset=first_row + start)
             self.sums.index_put_((labels[start : start + rows],), chunk, accumulate=True)
         self.counts += torch.bincount(labels, minlength=self.num_classes)
         return self
@@ -359,6 +365,30 @@ class ClassStats(_SumState):
                 "every class needs at least one sample — drop those classes and remap the "
                 "labels to 0..K'-1, or lower num_classes"
             )
+
+    def restricted(self, classes: torch.Tensor) -> ClassStats:
+        """The statistics of ``classes`` only (a 1-D tensor of class indices, increasing),
+        renumbered ``0 .. len(classes) - 1``: a new object, these statistics unchanged.
+
+        For measuring the classes that occur (a vocabulary where most tokens never do):
+        every metric of the restricted statistics is the metric of those classes alone.
+        """
+        self._require_data()
+        classes = torch.as_tensor(classes).to(self.counts.device)
+        restricted = ClassStats(int(classes.numel()), chunk_rows=self.chunk_rows)
+        restricted._allocate(self.dim, self.device)
+        restricted.counts.copy_(self.counts[classes])
+        restricted.sums.copy_(self.sums[classes])
+        restricted.input_eps = self.input_eps
+        return restricted
+
+    def rows_per_chunk(self, dim: int, device: torch.device) -> int:
+        """Rows :meth:`update` converts to float64 at a time for features of dimension ``dim``.
+
+        A stream cut at multiples of it is summed exactly as one tensor of all its rows
+        (:func:`~neuralcollapse.metrics.engine.measure_layers` relies on that).
+        """
+        return self.chunk_rows or default_chunk_rows(dim, self.device or device)
 
     def means(self, *, overwrite: bool = False) -> torch.Tensor:
         """Class means, (K, d) float64. Raises if a class is empty.
@@ -737,13 +767,20 @@ class CentredStats(_SumState):
             deciding = None if reference is None else _to_device(reference, device)
             self._rule = NearestCentreRule(geometry, deciding, tile_size)
 
-    def update(self, features: ArrayLike, labels: ArrayLike) -> CentredStats:
+    def rows_per_chunk(self, dim: int, device: torch.device | None = None) -> int:
+        """Rows converted to float64 at a time (see :meth:`ClassStats.rows_per_chunk`)."""
+        # the widest (rows x .) float64 block per chunk: the features, the logits or the
+        # nearest-centre scores (K of them: they dominate when K >> d)
+        widest = max(dim, self._scaled_basis.shape[1], self.num_classes)
+        return self.chunk_rows or default_chunk_rows(widest, self.device)
+
+    def update(self, features: ArrayLike, labels: ArrayLike, *, first_row: int = 0) -> CentredStats:
         """Add a batch (same data as pass 1, in any order or split).
 
         Values were checked for NaN/inf in pass 1; should a batch differ here, the
         non-finite within-class sums give it away at the end of the update.
         """
-        return super().update(features, labels)
+        return super().update(features, labels, first_row=first_row)
 
     def _fit_dimension(self, features: torch.Tensor) -> None:
         if features.shape[1] != self.geometry.centred.shape[1]:
@@ -752,13 +789,12 @@ class CentredStats(_SumState):
                 f"{self.geometry.centred.shape[1]}"
             )
 
-    def _accumulate(self, features: torch.Tensor, labels: torch.Tensor) -> CentredStats:
+    def _accumulate(
+        self, features: torch.Tensor, labels: torch.Tensor, first_row: int = 0
+    ) -> CentredStats:
         """The within-class sums, counts and decisions of one batch, a chunk at a time."""
         self.counts += torch.bincount(labels, minlength=self.num_classes)
-        # the widest (rows x .) float64 block per chunk: the features, the logits or the
-        # nearest-centre scores (K of them: they dominate when K >> d)
-        widest = max(features.shape[1], self._scaled_basis.shape[1], self.num_classes)
-        rows = self.chunk_rows or default_chunk_rows(widest, self.device)
+        rows = self.rows_per_chunk(features.shape[1], self.device)
         workspace = _float64_workspace(features, rows, self.device, always=True)
         centres = torch.empty_like(workspace)
         centred_means, global_mean = self.geometry.centred, self.geometry.global_mean

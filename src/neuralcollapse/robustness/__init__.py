@@ -36,7 +36,7 @@ _EXPORTS = {
     "deepfool": "neuralcollapse.robustness.deepfool_attack",
     "describe_cost": "neuralcollapse.robustness.deepfool_attack",
     "empty_row": "neuralcollapse.robustness.deepfool_attack",
-    "eval_mode": "neuralcollapse.robustness.deepfool_attack",
+    "eval_mode": "neuralcollapse.metrics.capture",
     "robustness": "neuralcollapse.robustness.deepfool_attack",
     "seconds_per_image": "neuralcollapse.robustness.deepfool_attack",
     "subset_indices": "neuralcollapse.robustness.deepfool_attack",

@@ -61,7 +61,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from neuralcollapse import schema
 from neuralcollapse.checks import check_float, check_int
+from neuralcollapse.metrics.capture import eval_mode
 
 #: the paper's overshoot eta
 DEFAULT_OVERSHOOT = 0.02
@@ -70,17 +72,9 @@ DEFAULT_MAX_STEPS = 50
 #: images attacked together (the Jacobian of a batch is batch x K x input size)
 DEFAULT_BATCH_SIZE = 128
 
-#: keys of :meth:`RobustnessResult.to_row` (columns of a per-epoch log)
-ROW_KEYS: tuple[str, ...] = (
-    "deepfool_ratio",
-    "deepfool_ratio_correct",
-    "deepfool_failed_fraction",
-    "deepfool_count",
-    "deepfool_succeeded",
-    "deepfool_accuracy",
-    "deepfool_mean_steps",
-    "deepfool_seconds",
-)
+#: keys of :meth:`RobustnessResult.to_row` (columns of a per-epoch log): the schema's
+#: robustness columns
+ROW_KEYS: tuple[str, ...] = schema.ROBUSTNESS_KEYS
 
 Model = Callable[[torch.Tensor], torch.Tensor]
 
@@ -158,22 +152,6 @@ def subset_indices(num_images: int, subset: int | None, seed: int = 0) -> torch.
         )
     generator = torch.Generator().manual_seed(seed)
     return torch.randperm(num_images, generator=generator)[:subset].sort().values
-
-
-@contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Put ``model`` in eval mode; restore every submodule's own mode on exit.
-
-    ``model.train(was_training)`` would not do: a model whose parts were in different modes
-    (a frozen BatchNorm inside a training network, say) would come back uniform.
-    """
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
 
 
 # ----------------------------------------------------------------------------- the attack
@@ -453,16 +431,18 @@ class RobustnessResult:
 
     def to_row(self) -> dict[str, Any]:
         """The flat ``deepfool_*`` columns (:data:`ROW_KEYS`) of a per-epoch log row."""
-        row = {
-            "deepfool_ratio": self.mean_ratio,
-            "deepfool_ratio_correct": self.mean_ratio_correct,
-            "deepfool_failed_fraction": self.failed_fraction,
-            "deepfool_count": self.count,
-            "deepfool_succeeded": self.succeeded,
-            "deepfool_accuracy": self.accuracy,
-            "deepfool_mean_steps": self.mean_steps,
-            "deepfool_seconds": self.seconds,
-        }
+        # the values in the order of :data:`ROW_KEYS` (schema.RUN_COLUMNS' robustness group)
+        values = (
+            self.mean_ratio,
+            self.mean_ratio_correct,
+            self.failed_fraction,
+            self.count,
+            self.succeeded,
+            self.accuracy,
+            self.mean_steps,
+            self.seconds,
+        )
+        row: dict[str, Any] = dict(zip(ROW_KEYS, values, strict=True))
         if self.not_computed:
             row["deepfool_not_computed"] = {
                 f"deepfool_{k}": v for k, v in self.not_computed.items()

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from neuralcollapse import runformat
+from neuralcollapse import runformat, schema
 from neuralcollapse.checks import check_int
 
 _VALUE_KEYS = (
@@ -118,7 +118,7 @@ def generalisation_table(rows: Iterable[Mapping[str, Any]]) -> GeneralisationTab
         return GeneralisationTable(None, None, None, not_computed={"*": "no epoch was logged"})
     epochs = sorted(by_epoch)
     last = epochs[-1]
-    tpt = next((e for e in epochs if _finite(by_epoch[e].get("train_error")) == 0.0), None)
+    tpt = next((e for e in epochs if _finite(by_epoch[e].get(schema.TRAIN_ERROR)) == 0.0), None)
     if tpt is None:
         reason = (
             f"no epoch reached zero training error (the terminal phase never began in "
@@ -129,7 +129,7 @@ def generalisation_table(rows: Iterable[Mapping[str, Any]]) -> GeneralisationTab
     reasons: dict[str, str] = {}
     for when, epoch in (("tpt", tpt), ("last", last)):
         row = by_epoch[epoch]
-        error, loss = _finite(row.get("test_error")), _finite(row.get("test_loss"))
+        error, loss = _finite(row.get(schema.TEST_ERROR)), _finite(row.get(schema.TEST_LOSS))
         values[f"accuracy_{when}"] = None if error is None else 1.0 - error
         values[f"loss_{when}"] = loss
         for key, value in ((f"accuracy_{when}", error), (f"loss_{when}", loss)):

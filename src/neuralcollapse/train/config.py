@@ -37,8 +37,11 @@ TRACK_MODES = ("log", "every", "none")
 class TrainConfig:
     """Every option of a training run (see docs/training.md for each one's meaning)."""
 
-    # data
+    # data: a registered set, or the user's own factory (--data MODULE:FACTORY, --num-classes)
     dataset: str = "mnist5k"
+    data: str | None = None
+    num_classes: int | None = None
+    workers: int = 0
     data_dir: str | None = None
     download: bool = False
     per_class: int | None = None
@@ -88,10 +91,12 @@ class TrainConfig:
     tensorboard: bool = False
 
     def run_dir(self) -> Path:
-        """``out``, or ``runs/<dataset>-<arch>-<loss>-seed<seed>`` when it is not set."""
+        """``out``, or ``runs/<dataset>-<arch>-<loss>-seed<seed>`` when it is not set (the
+        factory's name for ``--data``)."""
         if self.out:
             return Path(self.out)
-        return Path("runs") / f"{self.dataset}-{self.arch}-{self.loss}-seed{self.seed}"
+        data = self.data.rpartition(":")[2] if self.data else self.dataset
+        return Path("runs") / f"{data}-{self.arch}-{self.loss}-seed{self.seed}"
 
 
 # options a resumed run may change: they do not affect the numbers
@@ -105,6 +110,7 @@ RESUMABLE_OVERRIDES = frozenset(
         "out",
         "data_dir",
         "download",
+        "workers",
         "overwrite",
         "tensorboard",
     }
@@ -250,7 +256,15 @@ def validate(config: TrainConfig) -> TrainConfig:
                 f"{name} must be one of {', '.join(options)}; got {getattr(config, name)!r}"
             )
 
-    choice("dataset", DATASET_NAMES)
+    if config.data is not None:
+        config = _check_factory_options(config)
+    else:
+        choice("dataset", DATASET_NAMES)
+        if config.num_classes is not None:
+            raise ValueError(
+                "--num-classes goes with --data (a registered data set knows its classes); "
+                "drop it, or pass --data MODULE:FACTORY"
+            )
     choice("arch", ARCHITECTURES)
     choice("loss", LOSSES)
     choice("schedule", SCHEDULES)
@@ -259,6 +273,7 @@ def validate(config: TrainConfig) -> TrainConfig:
     for name in _COUNTS:
         _check_bounds(config, name, minimum=1)
     _check_bounds(config, "robustness", minimum=0, meaning="test images attacked; 0 is off")
+    _check_bounds(config, "workers", minimum=0, meaning="DataLoader processes; 0 reads in-process")
     _check_bounds(config, "imbalance", minimum=1.0, meaning="R = n_majority / n_minority")
     _check_bounds(config, "minority_classes", minimum=1)
     # torch's generators take seeds in [0, 2**64); the run's derived seeds grow from this one
@@ -277,6 +292,33 @@ def validate(config: TrainConfig) -> TrainConfig:
     if not _DEVICE.match(config.device):
         raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps; got {config.device!r}")
     return config
+
+
+#: a custom data set: what config.json records as its name
+CUSTOM_DATASET = "custom"
+#: options of the registered data sets that a factory does itself
+_REGISTERED_ONLY = ("per_class", "test_per_class", "imbalance", "minority_classes", "data_dir")
+
+
+def _check_factory_options(config: TrainConfig) -> TrainConfig:
+    """``--data``: the factory needs ``--num-classes`` and takes no registered-set option."""
+    if config.num_classes is None:
+        raise ValueError("--data needs --num-classes K (the labels of your data set lie in [0, K))")
+    from neuralcollapse.checks import check_int  # lazy: see _coerce
+
+    check_int("num_classes", config.num_classes, minimum=2, meaning="classes of --data")
+    given = [name for name in _REGISTERED_ONLY if getattr(config, name) is not None]
+    if config.download:
+        given.append("download")
+    if given:
+        shown = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise ValueError(
+            f"{shown} applies to the registered data sets; with --data, subsample, imbalance "
+            "or locate the data inside your factory"
+        )
+    if config.dataset not in (CUSTOM_DATASET, TrainConfig.dataset):
+        raise ValueError(f"--dataset {config.dataset} and --data both name the data; choose one")
+    return dataclasses.replace(config, dataset=CUSTOM_DATASET)
 
 
 def build_config(*overrides: dict[str, Any]) -> TrainConfig:

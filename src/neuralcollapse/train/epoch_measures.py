@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from neuralcollapse import schema
 from neuralcollapse.schema import NOT_COMPUTED
 
 
@@ -65,7 +66,8 @@ def robustness_columns(
     return row
 
 
-MSE_KEYS = ("mse_loss", "mse_nc1", "mse_nc2_3", "mse_ls_perp", "mse_loss_ls", "mse_ridge")
+#: the ``mse_*`` columns (the schema's MSE group)
+MSE_KEYS = schema.MSE_KEYS
 
 
 def mse_columns(
@@ -102,7 +104,8 @@ def mse_columns(
     return terms.to_dict(prefix="mse_")
 
 
-GROUP_KEYS = ("accuracy_majority", "accuracy_minority")
+#: the group accuracies (majority, minority) of an imbalanced run
+GROUP_KEYS = schema.GROUP_ACCURACY_KEYS
 
 
 def group_columns(
@@ -115,13 +118,12 @@ def group_columns(
     """
     accuracy = correct_per_class.to(torch.float64) / count_per_class.clamp_min(1)
     split = len(accuracy) - minority_classes
-    return {
-        "accuracy_majority": float(accuracy[:split].mean()),
-        "accuracy_minority": float(accuracy[split:].mean()),
-    }
+    groups = (float(accuracy[:split].mean()), float(accuracy[split:].mean()))
+    return dict(zip(GROUP_KEYS, groups, strict=True))
 
 
-MINORITY_KEYS = ("minority_cosine_weights", "minority_cosine_means")
+#: the minority cosines (classifier rows, class means) of an imbalanced run
+MINORITY_KEYS = schema.MINORITY_COSINE_KEYS
 
 
 def minority_columns(

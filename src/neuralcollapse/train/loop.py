@@ -26,7 +26,6 @@ import math
 import os
 import sys
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,10 +33,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from neuralcollapse import runformat, schema
-from neuralcollapse.metrics import ClassStats, CollapseMetrics, measure_batches
+from neuralcollapse.metrics import ClassStats, CollapseMetrics
+from neuralcollapse.metrics.engine import LayerSpec, measure_layers
+from neuralcollapse.metrics.stats import default_chunk_rows
 from neuralcollapse.progress import bar_disabled
 from neuralcollapse.train.config import (
     RESUMABLE_OVERRIDES,
@@ -56,6 +58,14 @@ from neuralcollapse.train.epoch_measures import (
 from neuralcollapse.train.nets import CollapseNet, build_net
 from neuralcollapse.train.probe import PENULTIMATE_POST, PENULTIMATE_PRE, FeatureProbe
 from neuralcollapse.train.probe import resolve_layers as _resolve_layers
+from neuralcollapse.train.splits import (
+    DataSplits,
+    batches,
+    factory_splits,
+    gather,
+    registered_splits,
+    shard_batches,
+)
 
 
 class TrainingDiverged(RuntimeError):
@@ -215,8 +225,7 @@ class SplitResult:
 
 def evaluate_split(
     net: CollapseNet,
-    images: torch.Tensor,
-    labels: torch.Tensor,
+    dataset: Dataset,
     *,
     config: TrainConfig,
     num_classes: int,
@@ -229,9 +238,15 @@ def evaluate_split(
 ) -> SplitResult:
     """Mean loss, error and (if ``measure_now``) NC metrics per layer of one split.
 
-    One no-grad pass in eval mode over this process's shard (every ``world``-th sample)
-    collects the loss, the error and the features of every layer; the metrics then come
-    from :func:`measure_batches` on the cached features (all-reduced under torchrun).
+    This process's shard (every ``world``-th sample) is streamed in batches of
+    ``config.eval_batch_size`` through the network in eval mode, no grad. Without
+    measurement that is one pass for the loss and the error. With it, the measuring engine
+    (:func:`neuralcollapse.metrics.engine.measure_layers`) reads the stream twice (class
+    means, then the within-class statistics) for every layer at once, the loss and the
+    error coming from the first pass; no split's features are ever held, so the memory of
+    measuring does not grow with the split (and, the stream being cut where the
+    concatenated features would be, the numbers are those of the concatenated features).
+    The statistics are all-reduced under torchrun.
 
     ``keep_class_stats`` also returns each layer's class statistics (all-reduced), so the
     training split can serve as the ``reference`` of the test split: there, as in Papyan
@@ -244,89 +259,142 @@ def evaluate_split(
     reason under ``not_computed["*"]``; training goes on (issue 16).
 
     ``mse_ridge`` (MSE runs: the classifier's weight decay) adds Han, Papyan & Donoho's MSE
-    decomposition of the classifier input to its row (:func:`.epoch_measures.mse_columns`).
+    decomposition of the classifier input to its row (:func:`.epoch_measures.mse_columns`;
+    two more passes of the classifier input).
     """
     net.eval()
-    shard_images = images[processes.rank :: processes.world]
-    shard_labels = labels[processes.rank :: processes.world]
-    loss_sum = torch.zeros((), dtype=torch.float64, device=processes.device)
-    errors = torch.zeros((), dtype=torch.float64, device=processes.device)
-    correct_per_class = torch.zeros(num_classes, dtype=torch.float64, device=processes.device)
-    captured: dict[str, list[torch.Tensor]] = defaultdict(list)
+    device = processes.device
+    shard = shard_batches(len(dataset), processes.rank, processes.world, config.eval_batch_size)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    errors = torch.zeros((), dtype=torch.float64, device=device)
+    correct_per_class = torch.zeros(num_classes, dtype=torch.float64, device=device)
+    count_per_class = torch.zeros(num_classes, dtype=torch.float64, device=device)
+    passes = 0
+
+    def read():
+        return batches(
+            dataset, shard, workers=config.workers, device=device, num_classes=num_classes
+        )
+
+    def stream(names: tuple[str, ...], captured_layers: tuple[str, ...]):
+        """The features of ``names`` per batch; the first pass also sums loss and errors."""
+        nonlocal passes
+        passes += 1
+        first = passes == 1
+        with FeatureProbe(net, captured_layers) as probe:
+            for batch_images, batch_labels in read():
+                out = probe.features(batch_images)
+                if first:
+                    count_per_class.add_(torch.bincount(batch_labels, minlength=num_classes))
+                    logits = out["logits"]
+                    loss_sum.add_(per_sample_loss(logits, batch_labels, config, num_classes).sum())
+                    wrong = logits.argmax(dim=1) != batch_labels
+                    errors.add_(wrong.sum())
+                    correct_per_class.add_(
+                        torch.bincount(batch_labels[~wrong], minlength=num_classes)
+                    )
+                yield {name: out[name] for name in names}, batch_labels
+
     names = (PENULTIMATE_POST, PENULTIMATE_PRE, *layers) if measure_now else ()
-    with torch.no_grad(), FeatureProbe(net, layers if measure_now else ()) as probe:
-        for start in range(0, len(shard_labels), config.eval_batch_size):
-            batch_labels = shard_labels[start : start + config.eval_batch_size]
-            out = probe.features(shard_images[start : start + config.eval_batch_size])
-            loss_sum += per_sample_loss(out["logits"], batch_labels, config, num_classes).sum()
-            wrong = out["logits"].argmax(dim=1) != batch_labels
-            errors += wrong.sum()
-            correct_per_class += torch.bincount(batch_labels[~wrong], minlength=num_classes)
-            for name in names:
-                captured[name].append(out[name])
-    count = torch.tensor(float(len(shard_labels)), dtype=torch.float64, device=processes.device)
-    totals = _all_reduce(torch.stack([loss_sum, errors, count]), processes)
-    loss, error = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
-    count_per_class = torch.bincount(shard_labels, minlength=num_classes).to(torch.float64)
-    _all_reduce(correct_per_class, processes)
-    _all_reduce(count_per_class, processes)
-    metrics: dict[str, dict[str, Any]] = {}
-    class_stats: dict[str, ClassStats] = {}
+    rows: dict[str, dict[str, Any]] = {}
     results: dict[str, CollapseMetrics | None] = {}
-    for name in names:
-        features = torch.cat(captured[name])
-        is_classifier_input = name == PENULTIMATE_POST
-        weights = net.classifier.weight.detach() if is_classifier_input else None
-        bias = net.classifier.bias
-        bias = bias.detach() if (is_classifier_input and bias is not None) else None
+    class_stats: dict[str, ClassStats] = {}
+    if not names:
+        for _ in stream((), ()):  # the loss and the error only
+            pass
+    else:
+        classifier = net.classifier
+        specs: dict[str, LayerSpec] = {}
+        for name in names:
+            spec = LayerSpec()
+            if name == PENULTIMATE_POST:
+                spec.weights = classifier.weight.detach()
+                spec.bias = None if classifier.bias is None else classifier.bias.detach()
+            if reference is not None:
+                if name not in reference:
+                    reason = (
+                        "the training split's statistics of this layer could not be gathered, "
+                        "so the nearest-class-centre rule has no training means"
+                    )
+                    results[name], rows[name] = None, schema.metric_row(None, reason)
+                    continue
+                spec.reference = reference[name]
+            specs[name] = spec
+        if not specs:  # no layer has training means: the loss and the error only
+            for _ in stream((), ()):
+                pass
         # the geometry comes from all-reduced statistics, so a degenerate layer fails alike on
         # every rank (NaN features fail before the all-reduce, but a NaN loss stops first)
-        try:
-            if reference is not None and name not in reference:
-                raise ValueError(
-                    "the training split's statistics of this layer could not be gathered, "
-                    "so the nearest-class-centre rule has no training means"
-                )
-            layer_stats = None
-            if keep_class_stats:
-                # pass 1 once: the same statistics serve as this layer's pass 1 below and as
-                # the reference of the next split
-                layer_stats = ClassStats(num_classes).update(features, shard_labels)
-                if processes.distributed:
-                    layer_stats.all_reduce()
-                class_stats[name] = layer_stats
-            result = measure_batches(
-                lambda f=features: [(f, shard_labels)],
+        measured = (
+            measure_layers(
+                lambda: stream(tuple(specs), layers),
+                specs,
                 num_classes=num_classes,
-                weights=weights,
-                bias=bias,
+                errors="record",
                 distributed=processes.distributed,
-                reference=None if reference is None else reference[name],
-                class_stats=layer_stats,
+                keep_class_stats=keep_class_stats,
             )
-        except ValueError as problem:  # not ``error``: that is the split's error rate
-            results[name] = None
-            metrics[name] = schema.metric_row(None, str(problem))
-            continue
-        results[name] = result
-        metrics[name] = result.to_dict()
-        if is_classifier_input and mse_ridge is not None:
-            metrics[name] = merge_columns(
-                metrics[name],
+            if specs
+            else None
+        )
+        class_stats = {} if measured is None else measured.class_stats
+        for name in names:
+            if name not in specs:
+                continue
+            results[name] = measured[name]
+            if measured[name] is None:
+                rows[name] = schema.metric_row(None, measured.reasons[name])
+            else:
+                rows[name] = measured[name].to_dict()
+        rows = {name: rows[name] for name in names}
+        results = {name: results[name] for name in names}
+        post = rows[PENULTIMATE_POST]
+        if mse_ridge is not None and results[PENULTIMATE_POST] is not None:
+            classifier_input = (PENULTIMATE_POST,)
+            rows[PENULTIMATE_POST] = merge_columns(
+                post,
                 mse_columns(
-                    lambda f=features: [(f, shard_labels)],
+                    lambda: aligned_batches(stream(classifier_input, ()), PENULTIMATE_POST),
                     num_classes=num_classes,
-                    weights=weights,
-                    bias=bias,
+                    weights=specs[PENULTIMATE_POST].weights,
+                    bias=specs[PENULTIMATE_POST].bias,
                     ridge=mse_ridge,
                     target_scale=config.mse_scale,
                     label_smoothing=config.label_smoothing,
                     distributed=processes.distributed,
                 ),
             )
-    return SplitResult(
-        loss, error, metrics, class_stats, results, correct_per_class, count_per_class
+    count = torch.tensor(
+        float(sum(len(indices) for indices in shard)), dtype=torch.float64, device=device
     )
+    totals = _all_reduce(torch.stack([loss_sum, errors, count]), processes)
+    loss, error = (totals[0] / totals[2]).item(), (totals[1] / totals[2]).item()
+    _all_reduce(correct_per_class, processes)
+    _all_reduce(count_per_class, processes)
+    return SplitResult(loss, error, rows, class_stats, results, correct_per_class, count_per_class)
+
+
+def aligned_batches(stream: Any, layer: str):
+    """``(features, labels)`` of one layer of a multi-layer stream, in batches of exactly the
+    rows the float64 statistics take at a time (the last shorter), so a consumer that chunks
+    each batch sums the rows as it would sum the whole split at once."""
+    held: list[torch.Tensor] = []
+    held_labels: list[torch.Tensor] = []
+    rows = None
+    for features, labels in stream:
+        matrix = features[layer]
+        if rows is None:
+            rows = default_chunk_rows(matrix.shape[1], matrix.device)
+        held.append(matrix)
+        held_labels.append(labels)
+        total = sum(part.shape[0] for part in held)
+        if total >= rows:
+            joined, joined_labels = torch.cat(held), torch.cat(held_labels)
+            whole = total - total % rows
+            yield joined[:whole], joined_labels[:whole]
+            held, held_labels = [joined[whole:]], [joined_labels[whole:]]
+    if held and sum(part.shape[0] for part in held):
+        yield torch.cat(held), torch.cat(held_labels)
 
 
 def check_run_dir(run_dir: Path) -> None:
@@ -421,7 +489,8 @@ class TensorBoardLog:
 
     Written with :class:`torch.utils.tensorboard.SummaryWriter` into ``RUN/tensorboard/``;
     the step is the epoch. Metric names are :func:`neuralcollapse.schema.scalar_logs`'s
-    ``nc/<split>/<layer>/<key>`` (a layer not computed at an epoch is left out there);
+    ``nc/<split>/<layer>/<key>``, the one naming of every logger (``penultimate_post`` is
+    logged as ``penultimate``; a layer not computed at an epoch is left out there);
     the losses are ``train/loss``, ``train/error``, ``test/loss``, ``test/error``, ``lr``.
     A resumed run purges the events after its checkpoint's epoch, as it does its logs.
     """
@@ -507,23 +576,11 @@ class _Optimisation:
     mse_ridge: float | None
 
 
-@dataclass
-class _DeviceSplits:
-    """The whole dataset on the device (batches are index slices); ``test_*`` None without
-    a test split."""
-
-    num_classes: int
-    train_x: torch.Tensor
-    train_y: torch.Tensor
-    test_x: torch.Tensor | None
-    test_y: torch.Tensor | None
-
-    @property
-    def has_test(self) -> bool:
-        return self.test_x is not None
-
-
-def _load_splits(config: TrainConfig, device: torch.device) -> tuple[_DeviceSplits, Any]:
+def _load_splits(config: TrainConfig, device: torch.device) -> DataSplits:
+    """The run's data: the ``--data`` factory's datasets, or a registered set's tensors on
+    the device (batches are then index slices, as fast as a tensor can be indexed)."""
+    if config.data is not None:
+        return factory_splits(config.data, config.num_classes)
     data = load_dataset(
         config.dataset,
         data_dir=config.data_dir,
@@ -534,15 +591,36 @@ def _load_splits(config: TrainConfig, device: torch.device) -> tuple[_DeviceSpli
         imbalance=config.imbalance,
         minority_classes=config.minority_classes,
     )
-    has_test = data.test_images is not None
-    splits = _DeviceSplits(
-        num_classes=data.num_classes,
-        train_x=data.train_images.to(device),
-        train_y=data.train_labels.to(device),
-        test_x=data.test_images.to(device) if has_test else None,
-        test_y=data.test_labels.to(device) if has_test else None,
-    )
-    return splits, data.input_shape
+    for name in ("train_images", "train_labels", "test_images", "test_labels"):
+        tensor = getattr(data, name)
+        if tensor is not None:
+            setattr(data, name, tensor.to(device))
+    return registered_splits(data, config.dataset)
+
+
+def _robustness_data(
+    splits: DataSplits, config: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+    """DeepFool's images: ``(images, labels, subset)`` for :func:`robustness_columns`.
+
+    A registered set's whole test tensors with the seeded subset size (as always); any
+    other dataset's seeded subset gathered once (``subset`` then covers all of it, in the
+    same order), so no test split is held.
+    """
+    if not config.robustness:
+        return None
+    from neuralcollapse.robustness import subset_indices
+
+    if splits.test is None:
+        raise ValueError(
+            f"--robustness needs a test split; {splits.name} has none (use --robustness 0)"
+        )
+    if isinstance(splits.test, TensorDataset):
+        images, labels = splits.test.tensors
+        return images, labels, config.robustness
+    indices = subset_indices(len(splits.test), config.robustness, config.seed)  # names the size
+    images, labels = gather(splits.test, indices)
+    return images, labels, len(indices)
 
 
 def _build_optimisation(
@@ -638,28 +716,38 @@ def _open_run_dir(
 
 def _train_one_epoch(
     optimisation: _Optimisation,
-    splits: _DeviceSplits,
+    splits: DataSplits,
     config: TrainConfig,
     epoch: int,
     processes: Processes,
 ) -> float:
     """One epoch of SGD on the shuffled global batches (the same order for any world size);
-    returns the summed training loss over all processes."""
+    returns the summed training loss over all processes. The batches are read from the
+    dataset as they come (:func:`.splits.batches`: ``--workers`` loader processes)."""
     model, optimizer = optimisation.model, optimisation.optimizer
     rank, world, device = processes.rank, processes.world, processes.device
-    n_train = len(splits.train_y)
+    n_train = len(splits.train)
     model.train()
     order = torch.randperm(
         n_train, generator=torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-    ).to(device)
+    )
+    global_batches = [
+        batch
+        for batch in torch.split(order, config.batch_size)
+        if len(batch) >= optimisation.smallest_batch
+    ]
+    local_batches = [batch[rank::world] for batch in global_batches]
     running_loss = torch.zeros((), dtype=torch.float64, device=device)
-    for start in range(0, n_train, config.batch_size):
-        global_batch = order[start : start + config.batch_size]
-        if len(global_batch) < optimisation.smallest_batch:
-            continue
-        local = global_batch[rank::world]
-        logits, features = model(splits.train_x[local], return_features=True)
-        losses = per_sample_loss(logits, splits.train_y[local], config, splits.num_classes)
+    read = batches(
+        splits.train,
+        local_batches,
+        workers=config.workers,
+        device=device,
+        num_classes=splits.num_classes,
+    )
+    for global_batch, (images, labels) in zip(global_batches, read, strict=True):
+        logits, features = model(images, return_features=True)
+        losses = per_sample_loss(logits, labels, config, splits.num_classes)
         objective = losses.sum()
         if config.feature_decay:
             objective = objective + 0.5 * config.feature_decay * features.pow(2).sum()
@@ -675,7 +763,7 @@ def _train_one_epoch(
 
 def _evaluate_epoch(
     optimisation: _Optimisation,
-    splits: _DeviceSplits,
+    splits: DataSplits,
     config: TrainConfig,
     measure_now: bool,
     processes: Processes,
@@ -693,8 +781,7 @@ def _evaluate_epoch(
     results = {
         "train": evaluate_split(
             optimisation.net,
-            splits.train_x,
-            splits.train_y,
+            splits.train,
             keep_class_stats=splits.has_test or bool(config.minority_classes),
             **common,
         )
@@ -702,8 +789,7 @@ def _evaluate_epoch(
     if splits.has_test:
         results["test"] = evaluate_split(
             optimisation.net,
-            splits.test_x,
-            splits.test_y,
+            splits.test,
             reference=results["train"].class_stats,
             **common,
         )
@@ -734,7 +820,8 @@ def _epoch_row(
 def _extra_columns(
     config: TrainConfig,
     net: CollapseNet,
-    splits: _DeviceSplits,
+    splits: DataSplits,
+    deepfool_data: tuple[torch.Tensor, torch.Tensor, int] | None,
     results: dict[str, SplitResult],
     measure_now: bool,
     is_main: bool,
@@ -753,13 +840,14 @@ def _extra_columns(
         extras.append(
             minority_columns(net.classifier.weight.detach(), train_stats, config.minority_classes)
         )
-    if config.robustness:
+    if deepfool_data is not None:
+        images, labels, subset = deepfool_data
         extras.append(
             robustness_columns(
                 net,
-                splits.test_x,
-                splits.test_y,
-                subset=config.robustness,
+                images,
+                labels,
+                subset=subset,
                 seed=config.seed,
                 measure_now=measure_now and is_main,
             )
@@ -806,16 +894,17 @@ def _save_checkpoint(
 
 def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processes) -> TrainResult:
     device, is_main = processes.device, processes.rank == 0
-    splits, input_shape = _load_splits(config, device)
-    optimisation = _build_optimisation(config, input_shape, splits.num_classes, processes)
-    start_epoch, tpt_epoch, writer = _open_run_dir(
-        run_dir, config, resume, optimisation, processes
-    )
+    splits = _load_splits(config, device)
+    optimisation = _build_optimisation(config, splits.input_shape, splits.num_classes, processes)
+    start_epoch, tpt_epoch, writer = _open_run_dir(run_dir, config, resume, optimisation, processes)
     board = TensorBoardLog(run_dir, start_epoch) if (config.tensorboard and is_main) else None
 
     tracked = set(tracking_epochs(config.epochs, config.track, config.track_points))
-    if config.robustness:
-        _announce_robustness(optimisation.net, splits.test_x, config, tracked, start_epoch, is_main)
+    deepfool_data = _robustness_data(splits, config)
+    if deepfool_data is not None:
+        _announce_robustness(
+            optimisation.net, deepfool_data[0], config, tracked, start_epoch, is_main
+        )
     last_epoch_row: dict[str, Any] = {}
     if resume and is_main:
         previous = writer.epochs()
@@ -859,7 +948,9 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
 
         # ---- log (rank 0 writes)
         epoch_row = _epoch_row(epoch, lr, results, time.perf_counter() - started, measure_now)
-        extras = _extra_columns(config, optimisation.net, splits, results, measure_now, is_main)
+        extras = _extra_columns(
+            config, optimisation.net, splits, deepfool_data, results, measure_now, is_main
+        )
         epoch_row = last_epoch_row = merge_columns(epoch_row, *extras)
         rows = _metrics_rows(epoch, epoch_row, results)
         metrics_rows += rows
@@ -900,7 +991,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
 
 def _announce_robustness(
     net: CollapseNet,
-    test_images: torch.Tensor | None,
+    test_images: torch.Tensor,
     config: TrainConfig,
     tracked: set[int],
     start_epoch: int,
@@ -910,10 +1001,6 @@ def _announce_robustness(
     (always, on rank 0: a user sizing N needs it most when the run goes to a log file)."""
     from neuralcollapse.robustness import describe_cost, seconds_per_image, subset_indices
 
-    if test_images is None:
-        raise ValueError(
-            f"--robustness needs a test split; {config.dataset} has none (use --robustness 0)"
-        )
     subset_indices(len(test_images), config.robustness, config.seed)  # names the split size
     if is_main:
         probe = min(16, config.robustness)

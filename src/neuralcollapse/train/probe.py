@@ -1,10 +1,12 @@
-"""Capture a network's features at chosen layers in one forward pass.
+"""A training network's features at chosen layers in one forward pass.
 
 The penultimate features come from the network's own ``forward_features`` (explicit
-returns, both before and after the final ReLU); intermediate layers are captured with
-forward hooks on named modules. Convolutional feature maps (N, C, H, W) are averaged
-over space to (N, C) -- the usual choice for per-layer NC on conv nets, which keeps the
-dimension at C instead of C*H*W -- and any other output is flattened to (N, -1).
+returns, both before and after the final ReLU); intermediate layers are captured by the
+package's one capture module (:class:`neuralcollapse.metrics.capture.LayerCapture`: forward
+hooks, eval mode and no_grad, every submodule's mode and every hook restored). Convolutional
+feature maps (N, C, H, W) are averaged over space to (N, C) -- the usual choice for per-layer
+NC on conv nets, which keeps the dimension at C instead of C*H*W -- and any other output is
+flattened to (N, -1) (:func:`~neuralcollapse.metrics.capture.per_sample_features`).
 """
 
 from __future__ import annotations
@@ -12,17 +14,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
+from neuralcollapse.metrics.capture import LayerCapture, first_tensor, per_sample_features
 from neuralcollapse.schema import PENULTIMATE_POST, PENULTIMATE_PRE
 from neuralcollapse.train.nets import CollapseNet
 
 
 def as_feature_matrix(output: torch.Tensor) -> torch.Tensor:
     """(N, C, H, W) -> spatial mean (N, C); (N, d) unchanged; anything else flattened."""
-    if output.dim() == 4:
-        return output.mean(dim=(2, 3))
-    return output.reshape(output.shape[0], -1)
+    return per_sample_features(output, "channels" if output.dim() == 4 else "flatten")
 
 
 def resolve_layers(model: CollapseNet, layers: str | Sequence[str]) -> tuple[str, ...]:
@@ -53,10 +53,12 @@ def resolve_layers(model: CollapseNet, layers: str | Sequence[str]) -> tuple[str
 
 
 class FeatureProbe:
-    """Forward hooks that record the outputs of named modules.
+    """A training network's logits, penultimate features and named layers, per forward pass.
 
-    Use as a context manager around forward passes; :meth:`features` runs one pass and
-    returns the logits, the penultimate features and every captured layer.
+    Use as a context manager around forward passes (the network is in eval mode under
+    ``torch.no_grad()`` inside it, and every submodule's mode comes back on exit);
+    :meth:`features` runs one pass and returns the logits, the penultimate features and
+    every captured layer.
 
     Examples
     --------
@@ -68,38 +70,24 @@ class FeatureProbe:
     def __init__(self, model: CollapseNet, layer_names: Sequence[str]) -> None:
         self.model = model
         self.layer_names = resolve_layers(model, list(layer_names))
-        self._captured: dict[str, torch.Tensor] = {}
-        self._handles: list[torch.utils.hooks.RemovableHandle] = []
-
-    def _hook(self, name: str):
-        def record(module: nn.Module, inputs: object, output: torch.Tensor) -> None:
-            self._captured[name] = as_feature_matrix(output.detach())
-
-        return record
+        self._capture = LayerCapture(model, self.layer_names, None, first_tensor)
 
     def __enter__(self) -> FeatureProbe:
-        modules = dict(self.model.named_modules())
-        for name in self.layer_names:
-            self._handles.append(modules[name].register_forward_hook(self._hook(name)))
+        self._capture.__enter__()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-        self._captured.clear()
+        self._capture.__exit__(*exc_info)
 
     def features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """One forward pass: {"logits", "penultimate_pre", "penultimate_post", *layers}."""
-        self._captured.clear()
-        pre, post = self.model.forward_features(images)
-        result = {
+        (pre, post), captured = self._capture.record(
+            lambda: self.model.forward_features(images),
+            reduce=lambda output, name: as_feature_matrix(output.detach()),
+        )
+        return {
             "logits": self.model.classifier(post),
             PENULTIMATE_PRE: pre.detach(),
             PENULTIMATE_POST: post.detach(),
+            **captured,
         }
-        for name in self.layer_names:
-            if name not in self._captured:
-                raise RuntimeError(f"layer {name!r} did not run in the forward pass")
-            result[name] = self._captured[name]
-        return result

@@ -6,9 +6,10 @@ the last-layer classifier. For depth >= 2 the classifier's input is the post-act
 ``s(W_{L-1} ... s(W_1 H))``, measured with ``W_L`` and ``b``; H itself is then measured
 without a classifier (its NC1 and frame geometry). No metric is re-implemented here.
 
-Telling an ETF from an orthogonal frame (docs/ufm.md): centring an equal-norm OF gives
-a simplex ETF, so the verdict uses the *uncentred* ``of_gap_means`` and the global-mean ratio
-``||mu_G|| / mean_k ||mu_k||`` (0 for an ETF, ``1/sqrt(K)`` for an OF).
+Telling an ETF from an orthogonal frame (docs/theory.md): the verdict is
+:func:`neuralcollapse.frames.classify_frame` of the measured OF gap, global-mean ratio and
+centred ETF gap, with :data:`neuralcollapse.frames.SOLVER_TOLERANCE`; "zero" when the class
+means vanish.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from neuralcollapse import frames, schema
 from neuralcollapse.metrics import CollapseMetrics, measure
 from neuralcollapse.ufm.closed_forms import TheoryResult
 from neuralcollapse.ufm.problem import ProblemBatch, UFMParameters, UFMProblem
@@ -24,8 +26,9 @@ from neuralcollapse.ufm.problem import ProblemBatch, UFMParameters, UFMProblem
 #: class means with mean norm below this count as the zero solution (their NC metrics are
 #: undefined: there is no between-class spread to compare with)
 ZERO_NORM = 1e-5
-#: gap below which a frame is called an ETF or an orthogonal frame
-GEOMETRY_TOL = 1e-3
+#: the frame tolerance of a solution (a fraction of the distance between the two frames'
+#: values: :func:`neuralcollapse.frames.frame_tolerances`)
+GEOMETRY_TOL = frames.SOLVER_TOLERANCE
 
 
 @dataclass
@@ -43,8 +46,8 @@ class Measurement:
     metrics, metrics_h : the same as plain dicts (:meth:`CollapseMetrics.to_dict`), for
         what writes them to a file or a table.
     geometry, geometry_features : verdict for the class means of H and of the last-layer
-        input: "zero", "of", "etf", "between" (centred ETF plus a global-mean component) or
-        "other".
+        input, a code of :data:`neuralcollapse.frames.FRAMES`: "zero", "of", "etf",
+        "between" (centred ETF plus a global-mean component) or "other".
     gram_means, gram_features, gram_weights : ``Hbar^T Hbar``, the same for the last-layer
         input, and ``W_L W_L^T``.
     mean_norm : mean over classes of the norm of the class means of H.
@@ -83,18 +86,16 @@ def geometry_verdict(
 ) -> str:
     """Name the frame formed by the class means from their measured metrics.
 
-    "zero" when the means vanish; "of" when ``of_gap_means <= tol``; "etf" when the centred
-    means form an ETF (``etf_gap_means <= tol``) and the global mean vanishes
-    (``global_mean_ratio <= tol``); "between" for a centred ETF with a global-mean component
-    (the regularised-bias family); otherwise "other".
+    "zero" when the means vanish (``mean_norm <= ZERO_NORM`` or no metrics); otherwise
+    :func:`neuralcollapse.frames.classify_frame` of ``of_gap_means``, ``global_mean_ratio``
+    and ``etf_gap_means`` with tolerance ``tol`` (a fraction of the distance between the two
+    frames' values): "of", "etf", "between" (a centred ETF with a global-mean component, the
+    regularised-bias family) or "other".
     """
     if metrics is None or mean_norm <= ZERO_NORM:
-        return "zero"
-    if metrics.of_gap_means <= tol:
-        return "of"
-    if metrics.etf_gap_means <= tol:
-        return "etf" if metrics.global_mean_ratio <= tol else "between"
-    return "other"
+        return frames.ZERO
+    values = (getattr(metrics, key) for key in schema.FRAME_KEYS)
+    return frames.classify_frame(*values, metrics.num_classes, tolerance=tol)
 
 
 def relative_gap(objective: float, reference: TheoryResult | None) -> float | None:

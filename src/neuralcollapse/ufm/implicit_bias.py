@@ -95,16 +95,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from neuralcollapse import schema
 from neuralcollapse.checks import check_float, check_int
 from neuralcollapse.metrics import measure
 
 #: metrics of :class:`neuralcollapse.metrics.CollapseMetrics` kept at each recorded step
 TRACKED_METRICS: tuple[str, ...] = (
-    "etf_gap_means",
-    "etf_gap_weights",
-    "nc1",
-    "global_mean_ratio",
-    "self_duality_uncentred",
+    schema.ETF_GAP_MEANS,
+    schema.ETF_GAP_WEIGHTS,
+    schema.NC1,
+    schema.GLOBAL_MEAN_RATIO,
+    schema.SELF_DUALITY_UNCENTRED,
 )
 
 
@@ -437,10 +438,10 @@ def describe(result: ImplicitBiasResult) -> str:
     rows = [
         ("normalised margin min q/(|W||H|)", result.theory_margin, final["margin"]),
         ("margin / max margin", 1.0, final["margin_ratio"]),
-        ("ETF gap of centred means", 0.0, final["etf_gap_means"]),
-        ("ETF gap of classifier rows", 0.0, final["etf_gap_weights"]),
-        ("NC1", 0.0, final["nc1"]),
-        ("self-duality (uncentred)", 0.0, final["self_duality_uncentred"]),
+        ("ETF gap of centred means", 0.0, final[schema.ETF_GAP_MEANS]),
+        ("ETF gap of classifier rows", 0.0, final[schema.ETF_GAP_WEIGHTS]),
+        ("NC1", 0.0, final[schema.NC1]),
+        ("self-duality (uncentred)", 0.0, final[schema.SELF_DUALITY_UNCENTRED]),
         ("loss", 0.0, final["loss"]),
     ]
     for name, theory, value in rows:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from neuralcollapse import schema
 from neuralcollapse.checks import check_float, check_int
 from neuralcollapse.metrics.minority import minority_cosine
 from neuralcollapse.ufm.lbfgs import batched_lbfgs
@@ -279,7 +280,7 @@ class LPMSolution:
             "status": self.status,
             "objective": self.objective,
             "minority_cosine": self.minority_cosine,
-            "minority_cosine_means": self.minority_cosine_means,
+            schema.MINORITY_COSINE_MEANS: self.minority_cosine_means,
             "minority_zero": self.minority_zero,
             "tight": self.tight,
             "reached_global_minimum": self.reached_global_minimum,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from neuralcollapse import schema
 from neuralcollapse.checks import check_float, check_int
 from neuralcollapse.metrics import CollapseMetrics
 from neuralcollapse.progress import bar_disabled
@@ -251,32 +252,14 @@ def _gd_loop(
 
 
 #: the NC metrics a GD trajectory row records at each recorded step
-TRAJECTORY_METRICS: tuple[str, ...] = (
-    "nc1",
-    "of_gap_means",
-    "etf_gap_means",
-    "global_mean_ratio",
-    "etf_gap_weights",
-    "of_gap_weights",
-    "self_duality_uncentred",
-    "accuracy",
-)
+TRAJECTORY_METRICS: tuple[str, ...] = schema.UFM_KEYS
 
 
 def _tracked(result: CollapseMetrics | None) -> dict[str, float | None]:
     """The :data:`TRAJECTORY_METRICS` of one measurement (all None at the zero solution)."""
     if result is None:
         return dict.fromkeys(TRAJECTORY_METRICS)
-    return {
-        "nc1": result.nc1,
-        "of_gap_means": result.of_gap_means,
-        "etf_gap_means": result.etf_gap_means,
-        "global_mean_ratio": result.global_mean_ratio,
-        "etf_gap_weights": result.etf_gap_weights,
-        "of_gap_weights": result.of_gap_weights,
-        "self_duality_uncentred": result.self_duality_uncentred,
-        "accuracy": result.accuracy,
-    }
+    return {key: getattr(result, key) for key in TRAJECTORY_METRICS}
 
 
 def _record(problem: UFMProblem, params: UFMParameters, reference: TheoryResult, step: int) -> dict:

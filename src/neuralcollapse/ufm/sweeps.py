@@ -17,12 +17,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from neuralcollapse import schema
 from neuralcollapse.checks import check_float
 from neuralcollapse.metrics import CollapseMetrics
 from neuralcollapse.ufm.problem import UFMProblem
 from neuralcollapse.ufm.solve import solve_lbfgs
 
 SWEEPABLE: tuple[str, ...] = ("lam_w", "lam_h", "lam_b")
+#: the metrics of H a sweep records: the frame of the class means and NC1
+SWEEP_METRICS: tuple[str, ...] = (
+    schema.OF_GAP_MEANS,
+    schema.ETF_GAP_MEANS,
+    schema.GLOBAL_MEAN_RATIO,
+    schema.NC1,
+)
 COLUMNS: tuple[str, ...] = (
     "lam_w",
     "lam_h",
@@ -36,10 +44,7 @@ COLUMNS: tuple[str, ...] = (
     "theory_geometry",
     "geometry",
     "mean_norm",
-    "of_gap_means",
-    "etf_gap_means",
-    "global_mean_ratio",
-    "nc1",
+    *SWEEP_METRICS,
     "converged",
     "reached_global_minimum",
 )
@@ -88,13 +93,8 @@ def _grid_values(name: str, values: Sequence[float]) -> list[float]:
 def _frame_columns(result: CollapseMetrics | None) -> dict[str, float | None]:
     """The table's metric columns from the metrics of H (None at the zero solution)."""
     if result is None:
-        return dict.fromkeys(("of_gap_means", "etf_gap_means", "global_mean_ratio", "nc1"))
-    return {
-        "of_gap_means": result.of_gap_means,
-        "etf_gap_means": result.etf_gap_means,
-        "global_mean_ratio": result.global_mean_ratio,
-        "nc1": result.nc1,
-    }
+        return dict.fromkeys(SWEEP_METRICS)
+    return {key: getattr(result, key) for key in SWEEP_METRICS}
 
 
 def sweep(
@@ -168,10 +168,7 @@ def sweep(
                 "theory_geometry": reference.geometry,
                 "geometry": measured.geometry,
                 "mean_norm": measured.mean_norm,
-                "of_gap_means": frame["of_gap_means"],
-                "etf_gap_means": frame["etf_gap_means"],
-                "global_mean_ratio": frame["global_mean_ratio"],
-                "nc1": frame["nc1"],
+                **frame,
                 "converged": solution.converged,
                 "reached_global_minimum": solution.reached_global_minimum,
             }

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from neuralcollapse import frames, schema
 from neuralcollapse.checks import check_int
 from neuralcollapse.geometry import of_etf_distance
 from neuralcollapse.progress import bar_disabled, stage_line
@@ -296,9 +297,9 @@ def _ufm_gd_section(report: HtmlReport, settings: DemoSettings, seed: int) -> No
                 "f_star": solution.theory.f_star,
                 "objective": solution.objective,
                 "rel_gap": solution.rel_gap,
-                "nc1": None if result is None else result.nc1,
-                "of_gap_means": None if result is None else result.of_gap_means,
-                "global_mean_ratio": None if result is None else result.global_mean_ratio,
+                schema.NC1: None if result is None else result.nc1,
+                schema.OF_GAP_MEANS: None if result is None else result.of_gap_means,
+                schema.GLOBAL_MEAN_RATIO: None if result is None else result.global_mean_ratio,
                 "steps": solution.iterations,
             }
         )
@@ -327,7 +328,7 @@ def _gd_caption(solutions: dict) -> str:
         "steps. At the last recorded step:"
     ]
     for label, solution in solutions.items():
-        nc1 = [row["nc1"] for row in solution.trajectory if row.get("nc1")]
+        nc1 = [row[schema.NC1] for row in solution.trajectory if row.get(schema.NC1)]
         theory = solution.theory.geometry_features or solution.theory.geometry
         measured = solution.measurement.geometry_features
         sentence = f"{label}:"
@@ -417,9 +418,8 @@ def _bias_path_caption(
 def _bias_table_caption(rows: list[dict]) -> str:
     """Caption of the bias-path table: where the solver's geometry label is theory's, and
     why a solver at f* can be labelled otherwise (the frame tolerance, not the solve)."""
-    from neuralcollapse.ufm.evaluate import GEOMETRY_TOL
-
     same = sum(row["geometry"] == row["theory_geometry"] for row in rows)
+    rule = frames.tolerance_rule(frames.SOLVER_TOLERANCE)
     text = (
         "The L-BFGS solutions along the λ_b path: measured geometry is theory's at "
         f"{same} of {len(rows)} values of λ_b."
@@ -430,29 +430,24 @@ def _bias_table_caption(rows: list[dict]) -> str:
             text += (
                 f" At λ_b = {row['lam_b']:.3g} the solver is at f* (gap {abs(row['rel_gap']):.2g})"
                 f" and labelled '{row['geometry']}' where the closed form is "
-                f"'{row['theory_geometry']}': its OF gap {row['of_gap_means']:.3g} and ratio "
-                f"{row['global_mean_ratio']:.3g} are within the labelling tolerance "
-                f"{GEOMETRY_TOL:g} of the '{row['geometry']}' values, which the closed form's "
-                "exact label does not use."
+                f"'{row['theory_geometry']}': its OF gap {row[schema.OF_GAP_MEANS]:.3g} and "
+                f"ratio {row[schema.GLOBAL_MEAN_RATIO]:.3g} are near the '{row['geometry']}' "
+                f"values by the labelling rule ({rule}), which the closed form's exact label "
+                "does not use."
             )
     return text
 
 
 def _frame_predictions_caption(runs) -> str:
     """Caption of the frame table: each run's measured frame against the prediction."""
-    from neuralcollapse.viz.report import (
-        frame_verdict,
-        measured_frame,
-        predicted_frame,
-        run_loss_and_bias,
-    )
+    from neuralcollapse.viz.report import frame_verdict, measured_frame, run_loss_and_bias
 
     parts = [
         "Look at: the measured frame of the penultimate class means at the last epoch next to "
         "what theory predicts (Tirer & Bruna 2022; the summary's tolerance)."
     ]
     for run in runs:
-        predicted, expected = predicted_frame(*run_loss_and_bias(run))
+        predicted, expected = frames.predicted_frame(*run_loss_and_bias(run))
         frame = measured_frame(run)
         if frame is None:
             parts.append(f"{run.name}: not computed.")
@@ -608,8 +603,8 @@ def _phase_section(report: HtmlReport, settings: DemoSettings, seed: int) -> Non
     bias_rows = [
         {
             "lam_b": float(lb),
-            "of_gap_means": s.measurement.result.of_gap_means,
-            "global_mean_ratio": s.measurement.result.global_mean_ratio,
+            schema.OF_GAP_MEANS: s.measurement.result.of_gap_means,
+            schema.GLOBAL_MEAN_RATIO: s.measurement.result.global_mean_ratio,
             "geometry": s.geometry,
             "theory_geometry": s.theory.geometry,
             "rel_gap": s.rel_gap,
@@ -680,16 +675,16 @@ def _training_sections(report: HtmlReport, out: Path) -> None:
     for run in runs:
         post = run.last_row(layer=PENULTIMATE_POST) or {}
         pre = run.last_row(layer=PENULTIMATE_PRE) or {}
-        k = post.get("num_classes")
+        k = post.get(schema.NUM_CLASSES)
         rows.append(
             {
                 "run": run.name,
                 "extended UFM predicts": FRAME_PREDICTIONS.get(run.name, ""),
-                "post OF gap": post.get("of_gap_means"),
-                "post ratio": post.get("global_mean_ratio"),
-                "post ETF gap (centred)": post.get("etf_gap_means"),
-                "pre OF gap": pre.get("of_gap_means"),
-                "pre ratio": pre.get("global_mean_ratio"),
+                "post OF gap": post.get(schema.OF_GAP_MEANS),
+                "post ratio": post.get(schema.GLOBAL_MEAN_RATIO),
+                "post ETF gap (centred)": post.get(schema.ETF_GAP_MEANS),
+                "pre OF gap": pre.get(schema.OF_GAP_MEANS),
+                "pre ratio": pre.get(schema.GLOBAL_MEAN_RATIO),
                 "1/√K (OF ratio)": 1 / math.sqrt(k) if k else None,
                 "ETF's OF gap": of_etf_distance(k) if k else None,
             }

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from neuralcollapse import schema
 from neuralcollapse.viz.style import (
     mark_empty,
     new_figure,
@@ -142,14 +143,17 @@ def plot_imbalance_over_epochs(runs: Sequence, *, epoch_axis: str = "log") -> Fi
     for index, run in enumerate(runs):
         colour = run_colour(index)
         for position, (axes, key) in enumerate(
-            ((weight_axes, "minority_cosine_weights"), (mean_axes, "minority_cosine_means"))
+            (
+                (weight_axes, schema.MINORITY_COSINE_WEIGHTS),
+                (mean_axes, schema.MINORITY_COSINE_MEANS),
+            )
         ):
             epochs, values = _epoch_series(run, key)
             if values.size:
                 with_data.add(index)
             all_epochs.extend(epochs.tolist())
             drawn[position] |= plot_finite(axes, epochs, values, color=colour, marker=".")
-        for key, style in (("accuracy_majority", "-"), ("accuracy_minority", "--")):
+        for key, style in ((schema.ACCURACY_MAJORITY, "-"), (schema.ACCURACY_MINORITY, "--")):
             epochs, values = _epoch_series(run, key)
             all_epochs.extend(epochs.tolist())
             drawn[2] |= plot_finite(

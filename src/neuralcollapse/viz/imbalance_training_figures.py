@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from neuralcollapse import schema
 from neuralcollapse.viz.style import mark_empty, new_figure, plot_finite, reference_line, run_colour
 
 POINT_KEYS = (
     "cosine_weights",
     "cosine_means",
-    "accuracy_majority",
-    "accuracy_minority",
+    schema.ACCURACY_MAJORITY,
+    schema.ACCURACY_MINORITY,
 )
 
 
@@ -42,8 +43,8 @@ def imbalance_run_point(run_dir: str | Path) -> dict:
     """The last epoch of a step-imbalanced run as one point of the phase picture.
 
     Returns ``{"run", "ratio", "minority_classes", "num_classes", "epoch", "tpt_epoch",
-    "cosine_weights", "cosine_means", "accuracy_majority", "accuracy_minority",
-    "test_error", "train_error"}``; the means' cosine is that of the last *tracked* epoch
+    "cosine_weights", "cosine_means", schema.ACCURACY_MAJORITY, schema.ACCURACY_MINORITY,
+    schema.TEST_ERROR, schema.TRAIN_ERROR}``; the means' cosine is that of the last *tracked* epoch
     (the last epoch is always tracked under ``--track log`` and ``every``). A run without
     ``--imbalance`` is a ``ValueError``.
     """
@@ -61,7 +62,7 @@ def imbalance_run_point(run_dir: str | Path) -> dict:
     if not rows:
         raise ValueError(f"{run / runformat.EPOCHS} holds no epoch; the run has not trained yet")
     last = rows[-1]
-    tracked = [row for row in rows if row.get("minority_cosine_means") is not None]
+    tracked = [row for row in rows if row.get(schema.MINORITY_COSINE_MEANS) is not None]
     summary = files.summary or {}
     return {
         "run": str(run),
@@ -69,12 +70,12 @@ def imbalance_run_point(run_dir: str | Path) -> dict:
         "minority_classes": int(config["minority_classes"]),
         "epoch": int(last["epoch"]),
         "tpt_epoch": summary.get("tpt_epoch"),
-        "cosine_weights": _number(last.get("minority_cosine_weights")),
-        "cosine_means": _number(tracked[-1]["minority_cosine_means"]) if tracked else math.nan,
-        "accuracy_majority": _number(last.get("accuracy_majority")),
-        "accuracy_minority": _number(last.get("accuracy_minority")),
-        "test_error": _number(last.get("test_error")),
-        "train_error": _number(last.get("train_error")),
+        "cosine_weights": _number(last.get(schema.MINORITY_COSINE_WEIGHTS)),
+        "cosine_means": _number(tracked[-1][schema.MINORITY_COSINE_MEANS]) if tracked else math.nan,
+        schema.ACCURACY_MAJORITY: _number(last.get(schema.ACCURACY_MAJORITY)),
+        schema.ACCURACY_MINORITY: _number(last.get(schema.ACCURACY_MINORITY)),
+        schema.TEST_ERROR: _number(last.get(schema.TEST_ERROR)),
+        schema.TRAIN_ERROR: _number(last.get(schema.TRAIN_ERROR)),
     }
 
 
@@ -93,8 +94,8 @@ def imbalance_run_trajectory(run_dir: str | Path) -> dict:
         "ratio": point["ratio"],
         "tpt_epoch": point["tpt_epoch"],
         "epoch": [int(r["epoch"]) for r in rows],
-        "cosine_weights": [_number(r.get("minority_cosine_weights")) for r in rows],
-        "cosine_means": [_number(r.get("minority_cosine_means")) for r in rows],
+        "cosine_weights": [_number(r.get(schema.MINORITY_COSINE_WEIGHTS)) for r in rows],
+        "cosine_means": [_number(r.get(schema.MINORITY_COSINE_MEANS)) for r in rows],
     }
 
 
@@ -166,11 +167,11 @@ def trained_minority_figure(
     left.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
 
     drawn = plot_finite(
-        right, ratio, _column(points, "accuracy_majority"), color=run_colour(0), marker="o",
+        right, ratio, _column(points, schema.ACCURACY_MAJORITY), color=run_colour(0), marker="o",
         linewidth=1.4, label="majority classes",
     )  # fmt: skip
     drawn |= plot_finite(
-        right, ratio, _column(points, "accuracy_minority"), color=run_colour(1), marker="v",
+        right, ratio, _column(points, schema.ACCURACY_MINORITY), color=run_colour(1), marker="v",
         linewidth=1.4, label="minority classes",
     )  # fmt: skip
     if drawn:

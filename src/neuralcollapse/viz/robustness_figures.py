@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from neuralcollapse import schema
 from neuralcollapse.viz.style import (
     REFERENCE_COLOUR,
     mark_empty,
@@ -90,8 +91,8 @@ def plot_implicit_bias(result: Any) -> Figure:
     gap_axes.set_title("gap to the max margin: 1 − γ/γ*", fontsize=9)
     drawn = False
     for key, style, label in (
-        ("etf_gap_means", "-", "class means (centred)"),
-        ("etf_gap_weights", "--", "classifier rows"),
+        (schema.ETF_GAP_MEANS, "-", "class means (centred)"),
+        (schema.ETF_GAP_WEIGHTS, "--", "classifier rows"),
     ):
         _, values = result.series(key)
         drawn |= plot_positive(etf_axes, steps, values, color=colour, linestyle=style, label=label)
@@ -112,7 +113,7 @@ def plot_implicit_bias(result: Any) -> Figure:
 
 def _tpt_epoch(epoch_rows: Sequence[Mapping[str, Any]]) -> int | None:
     for row in sorted(epoch_rows, key=lambda row: row["epoch"]):
-        if _number(row.get("train_error")) == 0.0:
+        if _number(row.get(schema.TRAIN_ERROR)) == 0.0:
             return int(row["epoch"])
     return None
 
@@ -121,7 +122,7 @@ def plot_robustness_over_epochs(
     epoch_rows: Sequence[Mapping[str, Any]],
     metric_rows: Sequence[Mapping[str, Any]] = (),
     *,
-    metric: str = "nc1",
+    metric: str = schema.NC1,
     split: str = "train",
     layer: str = PENULTIMATE_POST,
     label: str | None = None,
@@ -151,8 +152,8 @@ def plot_robustness_over_epochs(
     colour = run_colour(0)
     rows = sorted(epoch_rows, key=lambda row: row["epoch"])
     epochs = np.array([row["epoch"] for row in rows], dtype=float)
-    ratio = np.array([_number(row.get("deepfool_ratio")) for row in rows])
-    failed = np.array([_number(row.get("deepfool_failed_fraction")) for row in rows])
+    ratio = np.array([_number(row.get(schema.DEEPFOOL_RATIO)) for row in rows])
+    failed = np.array([_number(row.get(schema.DEEPFOOL_FAILED_FRACTION)) for row in rows])
     measured = np.isfinite(ratio)
     if plot_finite(
         robust_axes,
@@ -208,7 +209,7 @@ def plot_robustness_over_epochs(
     return figure
 
 
-def plot_run_robustness(run: Any, *, metric: str = "nc1") -> Figure:
+def plot_run_robustness(run: Any, *, metric: str = schema.NC1) -> Figure:
     """:func:`plot_robustness_over_epochs` of a :class:`~neuralcollapse.viz.runs.TrainingRun`."""
     return plot_robustness_over_epochs(run.epochs, run.metrics, metric=metric, label=run.name)
 
@@ -223,7 +224,7 @@ def epoch_values(run: Any, key: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_runs_robustness(
-    runs: Sequence[Any], *, metric: str = "nc1", epoch_axis: str = "log"
+    runs: Sequence[Any], *, metric: str = schema.NC1, epoch_axis: str = "log"
 ) -> Figure:
     """DeepFool robustness of several runs over epochs next to an NC metric, one colour each.
 
@@ -250,14 +251,14 @@ def plot_runs_robustness(
     with_data: set[int] = set()
     for index, run in enumerate(runs):
         colour = run_colour(index)
-        epochs, ratio = epoch_values(run, "deepfool_ratio")
+        epochs, ratio = epoch_values(run, schema.DEEPFOOL_RATIO)
         if ratio.size:
             with_data.add(index)
         all_epochs.extend(epochs.tolist())
         drawn["ratio"] |= plot_finite(
             ratio_axes, epochs, ratio, color=colour, marker="o", markersize=3
         )
-        epochs, failed = epoch_values(run, "deepfool_failed_fraction")
+        epochs, failed = epoch_values(run, schema.DEEPFOOL_FAILED_FRACTION)
         drawn["failed"] |= plot_finite(
             failed_axes, epochs, 100 * failed, color=colour, marker="o", markersize=3
         )
@@ -279,8 +280,6 @@ def plot_runs_robustness(
             mark_empty(panel, note)
     ratio_axes.set_title("DeepFool: mean ‖r(x)‖ / ‖x‖", fontsize=9)
     failed_axes.set_title("not fooled within the step limit (%)", fontsize=9)
-    from neuralcollapse import schema
-
     label = schema.METRICS[metric].label if metric in schema.METRICS else metric
     metric_axes.set_title(f"{label} (train, penultimate post-ReLU)", fontsize=9)
     run_legend(figure, runs, with_data, tpts)

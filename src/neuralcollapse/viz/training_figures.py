@@ -39,29 +39,24 @@ from neuralcollapse.viz.style import (
     set_epoch_scale,
 )
 
-# (column, title, line label) of the Papyan-style panels; two columns share a panel when
-# they are the means' and the classifier's version of the same property.
+# (title, (line style, line label) of the first key, and of the second) of the panels that
+# show a pair of :data:`neuralcollapse.schema.PAIRED_KEYS` (the means' and the classifier's
+# version of the same property), in the schema's order
+_PAIR_PANELS: tuple[tuple[str, tuple[str, str], tuple[str, str]], ...] = (
+    ("NC2 equinorm: std/mean of norms", ("-", "means"), ("--", "classifier")),
+    ("NC2 equiangularity: std of cosines", ("-", "means"), ("--", "classifier")),
+    ("NC2 max-angle: mean |cos + 1/(K-1)|", ("-", "means"), ("--", "classifier")),
+    ("NC3 self-duality: ‖W/‖W‖ − M/‖M‖‖²", ("-", "centred M"), (":", "uncentred M")),
+    ("ETF gap of normalised Gram", ("-", "centred means"), ("--", "classifier rows")),
+)
+# (column, title, line label) of the Papyan-style panels: NC1, then the pairs
 _PANEL_SPECS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
-    ("NC1: Tr(Σ_W Σ_B⁺)/K", (("nc1", "-", ""),)),
-    (
-        "NC2 equinorm: std/mean of norms",
-        (("equinorm_means", "-", "means"), ("equinorm_weights", "--", "classifier")),
-    ),
-    (
-        "NC2 equiangularity: std of cosines",
-        (("equiangular_means", "-", "means"), ("equiangular_weights", "--", "classifier")),
-    ),
-    (
-        "NC2 max-angle: mean |cos + 1/(K-1)|",
-        (("maxangle_means", "-", "means"), ("maxangle_weights", "--", "classifier")),
-    ),
-    (
-        "NC3 self-duality: ‖W/‖W‖ − M/‖M‖‖²",
-        (("self_duality", "-", "centred M"), ("self_duality_uncentred", ":", "uncentred M")),
-    ),
-    (
-        "ETF gap of normalised Gram",
-        (("etf_gap_means", "-", "centred means"), ("etf_gap_weights", "--", "classifier rows")),
+    ("NC1: Tr(Σ_W Σ_B⁺)/K", ((schema.NC1, "-", ""),)),
+    *(
+        (title, ((first, *first_line), (second, *second_line)))
+        for (title, first_line, second_line), (first, second) in zip(
+            _PAIR_PANELS, schema.PAIRED_KEYS, strict=False
+        )
     ),
 )
 
@@ -69,7 +64,7 @@ _PANEL_SPECS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
 #: the panels' (title, ((column, line style, line label), ...)), for captions and tests
 PANEL_SPECS = _PANEL_SPECS
 
-_ERROR_LINES = (("train_error", "-", "train"), ("test_error", "--", "test"))
+_ERROR_LINES = tuple(zip(schema.ERROR_KEYS, ("-", "--"), ("train", "test"), strict=True))
 #: colour of the legend entries that explain a line style rather than name a run
 _KEY_COLOUR = "#444444"
 
@@ -100,7 +95,7 @@ def tpt_epoch(run: TrainingRun) -> int | None:
     """
     if run.summary and run.summary.get("tpt_epoch") is not None:
         return int(run.summary["tpt_epoch"])
-    epochs, errors = _error_series(run, "train_error")
+    epochs, errors = _error_series(run, schema.TRAIN_ERROR)
     for epoch, error in sorted(zip(epochs.tolist(), errors.tolist(), strict=True)):
         if error == 0:
             return int(epoch)
@@ -155,7 +150,7 @@ def panel_epochs(runs: Sequence[TrainingRun], split: str) -> list[float]:
     for run in runs:
         for column, _, _ in _ERROR_LINES:
             epochs.extend(_error_series(run, column)[0].tolist())
-        epochs.extend(run.series("nc1", layer=PENULTIMATE_POST, split=split)[0].tolist())
+        epochs.extend(run.series(schema.NC1, layer=PENULTIMATE_POST, split=split)[0].tolist())
     return epochs
 
 
@@ -229,7 +224,7 @@ def plot_training_panels(
     drawn = False
     for index, run in enumerate(runs):
         colour = run_colour(index)
-        epochs, values = run.series("ncc_mismatch", layer=PENULTIMATE_POST, split=split)
+        epochs, values = run.series(schema.NCC_MISMATCH, layer=PENULTIMATE_POST, split=split)
         drawn |= plot_finite(mismatch_axes, epochs, 100 * values, color=colour)
         _mark_tpt(mismatch_axes, tpts[index], colour)
     mismatch_axes.set_title("NC4: classifier ≠ nearest class centre (%)", fontsize=9)
@@ -300,11 +295,7 @@ def plot_frame_gaps(
     of_axes, ratio_axes, etf_axes = grid[0]
     all_epochs: list[float] = []
     num_classes = next((run.num_classes for run in runs if run.num_classes), None)
-    for axes, column in (
-        (of_axes, "of_gap_means"),
-        (ratio_axes, "global_mean_ratio"),
-        (etf_axes, "etf_gap_means"),
-    ):
+    for axes, column in zip((of_axes, ratio_axes, etf_axes), schema.FRAME_KEYS, strict=True):
         drawn = False
         for index, run in enumerate(runs):
             colour = run_colour(index)
@@ -411,7 +402,7 @@ def separation_fit(run: TrainingRun, *, split: str = "train") -> DepthFit:
         row = next((r for r in run.rows(layer=layer, split=split) if r["epoch"] == epoch), None)
         if row is None:
             return DepthFit(run.name, epoch, reason=f"{layer} was not measured at epoch {epoch}")
-        nc1 = _as_float(row.get("nc1"))
+        nc1 = _as_float(row.get(schema.NC1))
         if not (math.isfinite(nc1) and nc1 > 0):
             why = "not computed" if math.isnan(nc1) else f"{nc1:g}"
             return DepthFit(
@@ -424,7 +415,7 @@ def separation_fit(run: TrainingRun, *, split: str = "train") -> DepthFit:
         fit = fit_separation_law(rows)
     except ValueError as error:
         return DepthFit(run.name, epoch, reason=str(error))
-    classes = _as_float(rows[layers[0]].get("num_classes"))
+    classes = _as_float(rows[layers[0]].get(schema.NUM_CLASSES))
     return DepthFit(run.name, epoch, fit, int(classes) if math.isfinite(classes) else None)
 
 
@@ -491,7 +482,7 @@ def plot_depth_profile(
         chosen = profile_epochs(run, split=split, num_epochs=num_epochs)
         drawn = False
         for position, epoch in enumerate(chosen):
-            by_layer = {row["layer"]: row.get("nc1") for row in rows if row["epoch"] == epoch}
+            by_layer = {row["layer"]: row.get(schema.NC1) for row in rows if row["epoch"] == epoch}
             values = [_as_float(by_layer.get(layer)) for layer in layers]
             shade = colormap(0.15 + 0.75 * position / max(len(chosen) - 1, 1))
             drawn |= plot_positive(
@@ -542,13 +533,22 @@ def _short_layer_name(layer: str) -> str:
 #: the panels of :func:`plot_mse_terms`: (title, ((column, line style), ...)); labels from
 #: :data:`neuralcollapse.schema.RUN_COLUMNS`
 MSE_PANELS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
-    ("MSE loss (solid), L_LS (dashed)", (("mse_loss", "-"), ("mse_loss_ls", "--"))),
-    ("L_NC1: within-class term", (("mse_nc1", "-"),)),
-    ("L_NC2/3: class-mean term", (("mse_nc2_3", "-"),)),
-    ("L_LS⊥: distance from least squares", (("mse_ls_perp", "-"),)),
+    ("MSE loss (solid), L_LS (dashed)", ((schema.MSE_LOSS, "-"), (schema.MSE_LOSS_LS, "--"))),
+    *(
+        (title, ((key, "-"),))
+        for title, key in zip(
+            (
+                "L_NC1: within-class term",
+                "L_NC2/3: class-mean term",
+                "L_LS⊥: distance from least squares",
+            ),
+            schema.MSE_TERM_KEYS,
+            strict=True,
+        )
+    ),
 )
 #: the three terms of Han, Papyan & Donoho's decomposition (MSE loss = their sum)
-MSE_TERM_KEYS = ("mse_nc1", "mse_nc2_3", "mse_ls_perp")
+MSE_TERM_KEYS = schema.MSE_TERM_KEYS
 
 
 def plot_mse_terms(

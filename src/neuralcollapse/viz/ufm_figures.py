@@ -37,6 +37,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from neuralcollapse import schema
 from neuralcollapse.geometry import of_etf_distance
 from neuralcollapse.viz.style import (
     REFERENCE_COLOUR,
@@ -284,7 +285,7 @@ def _phase_map(result: SweepResult, title: str) -> Figure:
     x_edges, y_edges = _log_edges(xs), _log_edges(ys)
     theory = _grid_field(rows, "theory_geometry", orders, _geometry_code)
     solver = _grid_field(rows, "geometry", orders, _geometry_code)
-    of_gap = _grid_field(rows, "of_gap_means", orders, _number)
+    of_gap = _grid_field(rows, schema.OF_GAP_MEANS, orders, _number)
     log_gap = _grid_field(
         rows, "rel_gap", orders, lambda v: math.nan if v is None else math.log10(abs(v) + 1e-17)
     )
@@ -336,9 +337,9 @@ def _phase_curves(result: SweepResult, title: str) -> Figure:
     strip_axes.set_yticks([0.5, 1.5], ["solver", "theory"])
     strip_axes.set_title("geometry of the class means", fontsize=9)
     for key, label in (
-        ("of_gap_means", "OF gap (uncentred means)"),
-        ("etf_gap_means", "ETF gap (centred means)"),
-        ("global_mean_ratio", "‖μ_G‖ / mean ‖μ_k‖"),
+        (schema.OF_GAP_MEANS, "OF gap (uncentred means)"),
+        (schema.ETF_GAP_MEANS, "ETF gap (centred means)"),
+        (schema.GLOBAL_MEAN_RATIO, "‖μ_G‖ / mean ‖μ_k‖"),
     ):
         plot_finite(
             frame_axes, xs, _grid_field(rows, key, orders, _number), marker="o", label=label
@@ -579,7 +580,7 @@ def plot_trajectories(
     for index, (label, solution) in enumerate(labelled.items()):
         colour = run_colour(index)
         result, result_h = solution.measurement.result, solution.measurement.result_h
-        nc1 = _metric_series(solution, x_key, "nc1", None if result is None else result.nc1)
+        nc1 = _metric_series(solution, x_key, schema.NC1, None if result is None else result.nc1)
         _draw_metric(nc1_axes, nc1, log=True, colour=colour)
         if solution.problem.depth > 1:
             nc1_h = _metric_series(
@@ -588,7 +589,7 @@ def plot_trajectories(
             dotted |= _draw_metric(nc1_axes, nc1_h, log=True, colour=colour, dotted=True)
         _draw_gap(gap_axes, solution, x_key, with_theory, colour)
         of_gap = _metric_series(
-            solution, x_key, "of_gap_means", None if result is None else result.of_gap_means
+            solution, x_key, schema.OF_GAP_MEANS, None if result is None else result.of_gap_means
         )
         _draw_metric(frame_axes, of_gap, log=False, colour=colour)
         handles.append(Line2D([], [], color=colour, label=label))

@@ -1,0 +1,163 @@
+"""The training data as map-style datasets, and the batches the loop reads from them.
+
+``neuralcollapse train`` takes any data set: ``--data pkg.module:factory`` names a function
+that returns ``(train_dataset, test_dataset)`` (``test_dataset`` may be None), each a
+``torch.utils.data.Dataset`` of ``(x, y)`` pairs with integer ``y`` in [0, K), K given by
+``--num-classes``; the network's input shape is that of the first training sample. The
+registered data sets (:mod:`.data`) become factories of the same kind, their tensors
+wrapped in ``TensorDataset``.
+
+The loop never holds a split: it reads batches of indices (the same shuffled global batches
+for any world size, an evaluation shard in order) through :func:`batches`, which indexes a
+``TensorDataset``'s tensors directly (the registered sets: as fast as before, the same
+numbers) and gives any other dataset to a ``DataLoader`` with ``--workers`` processes. The
+memory of a run is then what the user's dataset holds, plus one batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from neuralcollapse.entry_points import load_entry_point
+
+
+@dataclass
+class DataSplits:
+    """The training and test sets of a run, their class count and the input shape."""
+
+    name: str
+    train: Dataset
+    test: Dataset | None
+    num_classes: int
+    input_shape: tuple[int, ...]
+
+    @property
+    def has_test(self) -> bool:
+        return self.test is not None
+
+
+def registered_splits(dataset, name: str) -> DataSplits:
+    """A :class:`~.data.Dataset` of tensors as :class:`DataSplits` of TensorDatasets."""
+    test = None
+    if dataset.test_images is not None:
+        test = TensorDataset(dataset.test_images, dataset.test_labels)
+    return DataSplits(
+        name,
+        TensorDataset(dataset.train_images, dataset.train_labels),
+        test,
+        dataset.num_classes,
+        tuple(dataset.input_shape),
+    )
+
+
+def _is_map_dataset(value: object) -> bool:
+    return hasattr(value, "__getitem__") and hasattr(value, "__len__")
+
+
+def factory_splits(spec: str, num_classes: int) -> DataSplits:
+    """Call the ``--data`` factory and check what it returns (one line per problem)."""
+    factory = load_entry_point(spec, "--data")
+    if not callable(factory):
+        raise ValueError(
+            f"--data {spec} is a {type(factory).__name__}, not a factory: point to a function "
+            "that returns (train_dataset, test_dataset)"
+        )
+    made = factory()
+    if not (isinstance(made, (tuple, list)) and len(made) == 2):
+        raise ValueError(
+            f"--data {spec} returned {type(made).__name__}; it must return a pair "
+            "(train_dataset, test_dataset), test_dataset None when there is none"
+        )
+    train, test = made
+    for role, value in (("train", train), ("test", test)):
+        if value is not None and not _is_map_dataset(value):
+            raise ValueError(
+                f"--data {spec}: the {role} set is a {type(value).__name__}, not a map-style "
+                "dataset (one with __len__ and __getitem__, e.g. torch.utils.data.Dataset); "
+                "an iterable-only stream cannot be shuffled or measured twice"
+            )
+    if len(train) == 0:
+        raise ValueError(f"--data {spec}: the training set is empty")
+    first = train[0]
+    if not (isinstance(first, (tuple, list)) and len(first) == 2):
+        raise ValueError(
+            f"--data {spec}: a training sample is {type(first).__name__}; each must be a pair "
+            "(x, y) with y the class index"
+        )
+    sample = torch.as_tensor(first[0])
+    if not sample.is_floating_point():
+        raise ValueError(
+            f"--data {spec}: inputs must be floating point tensors; the first is {sample.dtype} "
+            "(convert and normalise them in the dataset, e.g. x.float() / 255)"
+        )
+    return DataSplits(spec, train, test, num_classes, tuple(sample.shape))
+
+
+def batches(
+    dataset: Dataset,
+    index_batches: Sequence[torch.Tensor],
+    *,
+    workers: int = 0,
+    device: torch.device | None = None,
+    num_classes: int | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(x, y)`` of each batch of indices, in order, on ``device``.
+
+    A ``TensorDataset`` is indexed directly; any other dataset is read by a ``DataLoader``
+    (``workers`` processes, each batch collated by PyTorch's default). With ``num_classes``
+    the labels are checked to lie in [0, K) (a dataset's own labels, read as they come).
+    """
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        images, labels = dataset.tensors
+        for indices in index_batches:
+            place = indices.to(images.device)
+            yield _to(images[place], device), _to(labels[place], device)
+        return
+    loader: Iterable = DataLoader(
+        dataset,
+        batch_sampler=[indices.tolist() for indices in index_batches],
+        num_workers=workers,
+        persistent_workers=False,
+    )
+    for x, y in loader:
+        y = torch.as_tensor(y)
+        if num_classes is not None:
+            _check_labels(y, num_classes)
+        yield _to(torch.as_tensor(x), device), _to(y.long(), device)
+
+
+def _to(tensor: torch.Tensor, device: torch.device | None) -> torch.Tensor:
+    return tensor if device is None else tensor.to(device)
+
+
+def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise ValueError(f"the dataset's labels must be integer class indices; got {labels.dtype}")
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        bad = int(labels[(labels < 0) | (labels >= num_classes)][0])
+        raise ValueError(
+            f"the dataset has label {bad}, outside [0, {num_classes}): pass --num-classes K "
+            "with K above every label, or remap the labels to 0..K-1"
+        )
+
+
+def shard_batches(length: int, rank: int, world: int, batch_size: int) -> list[torch.Tensor]:
+    """This process's evaluation shard (every ``world``-th sample) in batches, in order."""
+    shard = torch.arange(rank, length, world)
+    return list(torch.split(shard, batch_size))
+
+
+def labels_of(dataset: Dataset, indices: torch.Tensor, workers: int = 0) -> torch.Tensor:
+    """The labels of ``indices`` (a TensorDataset's directly; others read sample by sample)."""
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        return dataset.tensors[1][indices.to(dataset.tensors[1].device)].cpu()
+    return torch.cat([y for _, y in batches(dataset, [indices], workers=workers)]).cpu()
+
+
+def gather(dataset: Dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images, labels)`` of ``indices`` as two tensors (a small subset: DeepFool's)."""
+    return next(iter(batches(dataset, [indices])))

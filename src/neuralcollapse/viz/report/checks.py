@@ -1,0 +1,201 @@
+"""The summary's checks: what theory expects of a run, what it measured, the verdict.
+
+The frame of the penultimate class means is named by :mod:`neuralcollapse.frames` (one
+vocabulary and one tolerance rule for the report, the UFM evaluation and the demo)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from neuralcollapse import frames, schema
+from neuralcollapse.frames import classify_frame, predicted_frame
+from neuralcollapse.viz.report.text import _factor, _num, _percent
+from neuralcollapse.viz.report.values import _finite_series, _last_train_error, _last_with, _value
+from neuralcollapse.viz.runs import PENULTIMATE_POST, TrainingRun
+from neuralcollapse.viz.training_figures import tpt_epoch
+
+#: a measured frame matches a theory frame when each of its OF gap, global-mean ratio and
+#: centred ETF gap is within this fraction of the distance between the two frames' values
+#: (the OF gap of an ETF, √(2 − 2√((K−1)/K)), and the ratio of an OF, 1/√K):
+#: :func:`neuralcollapse.frames.frame_tolerances`
+FRAME_TOLERANCE = frames.NETWORK_TOLERANCE
+
+
+#: the NCC mismatch (NC4, a fraction of the samples) counts as vanished at or below this
+NC4_TOLERANCE = 0.01
+
+
+#: the verdicts of the summary
+HOLDS, FAILS, UNKNOWN = "holds", "does not hold", "unknown"
+
+
+#: frames (:mod:`neuralcollapse.frames`): the orthogonal frame, the simplex ETF (uncentred:
+#: the global mean vanishes), and a simplex ETF of the centred means with the global mean left
+#: free (a classifier bias absorbs it); "neither" when the means are close to none of them
+ORTHOGONAL, ETF, CENTRED_ETF, NEITHER = (
+    frames.ORTHOGONAL,
+    frames.ETF,
+    frames.CENTRED_ETF,
+    frames.NEITHER,
+)
+
+
+_BIAS_KEYS = ("bias", "classifier_bias", "fc_bias")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the summary: what theory expects of a run, what it measured, the verdict."""
+
+    run: str
+    check: str
+    expected: str
+    measured: str
+    verdict: str
+
+    def as_row(self) -> dict[str, str]:
+        return {
+            "run": self.run,
+            "check": self.check,
+            "expected": self.expected,
+            "measured": self.measured,
+            "verdict": self.verdict,
+        }
+
+
+def run_loss_and_bias(run: TrainingRun) -> tuple[str | None, bool | None]:
+    """The run's loss ("mse", "ce", ...) and classifier bias from config.json, None if absent."""
+    loss = run.config.get("loss")
+    bias = next((run.config[key] for key in _BIAS_KEYS if key in run.config), None)
+    return (str(loss).lower() if loss is not None else None, None if bias is None else bool(bias))
+
+
+@dataclass(frozen=True)
+class FrameMeasurement:
+    """The geometry of the penultimate class means at one epoch, and the nearest frame."""
+
+    frame: str
+    epoch: int
+    num_classes: int
+    of_gap: float
+    ratio: float
+    etf_gap: float
+
+    def describe(self) -> str:
+        levels = (
+            f"OF gap {_num(self.of_gap)}, global-mean ratio {_num(self.ratio)}, "
+            f"centred ETF gap {_num(self.etf_gap)} at epoch {self.epoch}"
+        )
+        if self.frame == NEITHER:
+            return f"neither frame ({levels})"
+        if self.frame == CENTRED_ETF:
+            return f"simplex ETF after centring only ({levels})"
+        return f"{frames.FRAMES[self.frame]} ({levels})"
+
+
+def measured_frame(
+    run: TrainingRun, *, layer: str = PENULTIMATE_POST, split: str = "train"
+) -> FrameMeasurement | None:
+    """The frame of the last row of ``layer`` where the gaps and ratio were computed."""
+    keys = schema.FRAME_KEYS
+    row = _last_with(run, keys, layer=layer, split=split)
+    if row is None:
+        return None
+    k = _value(row, schema.NUM_CLASSES) or run.num_classes
+    if k is None or k < 2:
+        return None
+    of_gap, ratio, etf_gap = (float(_value(row, key)) for key in keys)  # type: ignore[arg-type]
+    return FrameMeasurement(
+        frame=classify_frame(of_gap, ratio, etf_gap, int(k), tolerance=FRAME_TOLERANCE),
+        epoch=int(row["epoch"]),
+        num_classes=int(k),
+        of_gap=of_gap,
+        ratio=ratio,
+        etf_gap=etf_gap,
+    )
+
+
+def frame_verdict(predicted: str | None, measured: FrameMeasurement | None) -> str:
+    """Whether the measured frame is the predicted one (a centred ETF prediction also holds
+    for an ETF or an orthogonal frame, whose centred means are a simplex ETF)."""
+    if predicted is None or measured is None:
+        return UNKNOWN
+    return HOLDS if frames.frame_matches(predicted, measured.frame) else FAILS
+
+
+def run_checks(run: TrainingRun) -> list[Check]:
+    """The summary of one run: TPT, NC1 first -> last, NC4 at the end, the frame."""
+    checks = []
+    tpt = tpt_epoch(run)
+    if tpt is not None:
+        checks.append(
+            Check(run.name, "terminal phase", "zero training error", f"epoch {tpt}", HOLDS)
+        )
+    else:
+        last = _last_train_error(run)
+        measured = (
+            "not reached"
+            if last is None
+            else f"not reached (training error {_percent(last[1])} at epoch {last[0]})"
+        )
+        checks.append(
+            Check(
+                run.name,
+                "terminal phase",
+                "zero training error",
+                measured,
+                UNKNOWN if last is None else FAILS,
+            )
+        )
+
+    nc1 = _finite_series(run, schema.NC1)
+    if len(nc1) >= 2:
+        (first_epoch, first), (last_epoch, last) = nc1[0], nc1[-1]
+        falls = last < first
+        measured = (
+            f"{_num(first)} (epoch {first_epoch}) → {_num(last)} (epoch {last_epoch}): "
+            f"{_factor(first, last)}"
+        )
+        checks.append(
+            Check(run.name, "NC1 over training", "falls", measured, HOLDS if falls else FAILS)
+        )
+    else:
+        measured = f"{len(nc1)} measured epoch" + ("" if len(nc1) == 1 else "s")
+        checks.append(Check(run.name, "NC1 over training", "falls", measured, UNKNOWN))
+
+    mismatch = _finite_series(run, schema.NCC_MISMATCH)
+    expected = f"→ 0 (≤ {_percent(NC4_TOLERANCE)} of samples)"
+    if mismatch:
+        epoch, value = mismatch[-1]
+        checks.append(
+            Check(
+                run.name,
+                "NC4: classifier = nearest centre",
+                expected,
+                f"{_percent(value)} at epoch {epoch}",
+                HOLDS if value <= NC4_TOLERANCE else FAILS,
+            )
+        )
+    else:
+        checks.append(
+            Check(run.name, "NC4: classifier = nearest centre", expected, "not computed", UNKNOWN)
+        )
+
+    predicted, expected = predicted_frame(*run_loss_and_bias(run))
+    frame = measured_frame(run)
+    checks.append(
+        Check(
+            run.name,
+            "frame of the penultimate means",
+            expected,
+            "not computed" if frame is None else frame.describe(),
+            frame_verdict(predicted, frame),
+        )
+    )
+    return checks
+
+
+def summary_checks(runs: Sequence[TrainingRun]) -> list[Check]:
+    """:func:`run_checks` of every run, in order."""
+    return [check for run in runs for check in run_checks(run)]

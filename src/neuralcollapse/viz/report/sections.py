@@ -1,0 +1,295 @@
+"""The report's sections: the summary, the panels, the frame gaps, the depth profile, the
+sections of the measures that ride along (MSE decomposition, robustness, imbalance) and
+the tables."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from matplotlib.figure import Figure
+
+from neuralcollapse.viz.html import HtmlReport
+from neuralcollapse.viz.imbalance_figures import plot_imbalance_over_epochs
+from neuralcollapse.viz.report.captions import (
+    ALL_LAYERS_CAPTION,
+    SUMMARY_CAPTION,
+    _generalisation_table_caption,
+    depth_caption,
+    gaps_caption,
+    imbalance_caption,
+    mse_caption,
+    overview_caption,
+    panels_caption,
+    panels_test_caption,
+    robustness_caption,
+)
+from neuralcollapse.viz.report.checks import summary_checks
+from neuralcollapse.viz.report.columns import table_column
+from neuralcollapse.viz.report.tables import (
+    GENERALISATION_KEYS,
+    IMBALANCE_TABLE_KEYS,
+    MSE_TABLE_KEYS,
+    _add_table,
+    _final_columns,
+    final_metric_rows,
+    generalisation_rows,
+    imbalance_rows,
+    mse_rows,
+    summary_rows,
+)
+from neuralcollapse.viz.report.values import (
+    has_generalisation,
+    has_imbalance,
+    has_mse_terms,
+    has_robustness,
+)
+from neuralcollapse.viz.robustness_figures import plot_runs_robustness
+from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, TrainingRun
+from neuralcollapse.viz.style import check_epoch_axis
+from neuralcollapse.viz.training_figures import (
+    plot_depth_profile,
+    plot_frame_gaps,
+    plot_mse_terms,
+    plot_training_panels,
+)
+
+#: section titles of :func:`add_measure_sections`
+MSE_TITLE = "MSE decomposition"
+
+
+ROBUSTNESS_TITLE = "Robustness and generalisation"
+
+
+IMBALANCE_TITLE = "Imbalanced classes"
+
+
+@dataclass(frozen=True)
+class MeasureSection:
+    """One section of :func:`add_measure_sections`: a figure and a table of one measure.
+
+    The section is added when some run has the figure's or the table's data
+    (``has_figure`` / ``has_table``); each part only when some run has its own data.
+    Captions are functions of the runs, so each sentence is computed from what is drawn.
+    ``trim`` sends the table through :func:`_add_table` (constant columns left out and
+    named, ``missing`` says what "—" means); otherwise every column is shown and
+    ``table_caption`` says all there is to say.
+    """
+
+    title: str
+    intro: str
+    name: str
+    has_figure: Callable[[TrainingRun], bool]
+    plot: Callable[..., Figure]
+    figure_caption: Callable[..., str]
+    has_table: Callable[[TrainingRun], bool]
+    table_rows: Callable[[Sequence[TrainingRun]], list[dict]]
+    table_caption: Callable[[Sequence[TrainingRun]], str]
+    table_keys: Sequence[str]
+    table_name: str | None = None
+    trim: bool = True
+    missing: str = "not computed"
+
+    def add_to(
+        self,
+        report: HtmlReport,
+        runs: Sequence[TrainingRun],
+        *,
+        name_prefix: str,
+        title_prefix: str,
+        epoch_axis: str,
+    ) -> str | None:
+        """Add the section to ``report`` when some run has its data; its title, else None."""
+        with_figure = any(self.has_figure(run) for run in runs)
+        with_table = any(self.has_table(run) for run in runs)
+        if not (with_figure or with_table):
+            return None
+        title = f"{title_prefix}{self.title}"
+        section = report.section(title, self.intro)
+        if with_figure:
+            section.add_figure(
+                f"{name_prefix}{self.name}",
+                self.plot(runs, epoch_axis=epoch_axis),
+                self.figure_caption(runs, epoch_axis=epoch_axis),
+            )
+        if with_table:
+            name = f"{name_prefix}{self.table_name or self.name}"
+            rows, caption = self.table_rows(runs), self.table_caption(runs)
+            if self.trim:
+                keys = list(self.table_keys)
+                _add_table(section, name, rows, caption, keys, missing=self.missing)
+            else:
+                columns = [table_column(key) for key in self.table_keys]
+                section.add_table(name, rows, caption, columns=columns)
+        return title
+
+
+#: the sections of :func:`add_measure_sections`, in page order
+MEASURE_SECTIONS = (
+    MeasureSection(
+        title=MSE_TITLE,
+        intro="Han, Papyan & Donoho (ICLR 2022) split the MSE loss of the penultimate features "
+        "into a within-class term L_NC1, a class-mean term L_NC2/3 and the distance L_LS⊥ "
+        "of the classifier from the least-squares one (docs/measures.md).",
+        name="mse_terms",
+        has_figure=has_mse_terms,
+        plot=plot_mse_terms,
+        figure_caption=mse_caption,
+        has_table=has_mse_terms,
+        table_rows=mse_rows,
+        table_caption=lambda runs: (
+            "The MSE terms of each MSE run at its last epoch where they were computed."
+        ),
+        table_keys=MSE_TABLE_KEYS,
+    ),
+    MeasureSection(
+        title=ROBUSTNESS_TITLE,
+        intro="What the terminal phase buys, per Papyan, Han & Donoho (2020): robustness to "
+        "DeepFool perturbations and test accuracy (docs/robustness.md).",
+        name="robustness",
+        has_figure=has_robustness,
+        plot=plot_runs_robustness,
+        figure_caption=robustness_caption,
+        # the generalisation table has a row for every run, so it comes with the section
+        has_table=lambda run: has_robustness(run) or has_generalisation(run),
+        table_rows=generalisation_rows,
+        table_caption=_generalisation_table_caption,
+        table_keys=GENERALISATION_KEYS,
+        table_name="generalisation",
+        trim=False,
+    ),
+    MeasureSection(
+        title=IMBALANCE_TITLE,
+        intro="Runs trained with step imbalance (--imbalance R --minority-classes K_B: the last "
+        "K_B classes keep 1/R of the training images; the test split stays balanced; "
+        "docs/imbalance.md).",
+        name="imbalance",
+        has_figure=has_imbalance,
+        plot=plot_imbalance_over_epochs,
+        figure_caption=imbalance_caption,
+        has_table=has_imbalance,
+        table_rows=imbalance_rows,
+        table_caption=lambda runs: (
+            "Group test accuracies and minority cosines of each imbalanced run at its last "
+            "epoch (the cosine of the means at the last epoch the means were gathered)."
+        ),
+        table_keys=IMBALANCE_TABLE_KEYS,
+    ),
+)
+
+
+def add_measure_sections(
+    report: HtmlReport,
+    runs: Sequence[TrainingRun],
+    *,
+    name_prefix: str = "",
+    title_prefix: str = "",
+    epoch_axis: str = "log",
+) -> list[str]:
+    """Add the sections of the per-epoch measures that ride along (docs/training.md), each
+    only when some run has its data; returns the titles added.
+
+    The sections are :data:`MEASURE_SECTIONS`:
+
+    - "MSE decomposition" (some run has ``mse_*`` terms): :func:`plot_mse_terms` and the
+      terms at the last epoch;
+    - "Robustness and generalisation" (some run has ``deepfool_ratio`` or a summary.json
+      ``generalisation`` entry): :func:`plot_runs_robustness` when DeepFool was measured, and
+      the generalisation table of every run;
+    - "Imbalanced classes" (some run has ``minority_cosine_weights``):
+      :func:`plot_imbalance_over_epochs` and the last values.
+    """
+    check_epoch_axis(epoch_axis)
+    added = []
+    for spec in MEASURE_SECTIONS:
+        title = spec.add_to(
+            report, runs, name_prefix=name_prefix, title_prefix=title_prefix, epoch_axis=epoch_axis
+        )
+        if title is not None:
+            added.append(title)
+    return added
+
+
+def add_training_sections(
+    report: HtmlReport,
+    runs: Sequence[TrainingRun],
+    *,
+    name_prefix: str = "",
+    title_prefix: str = "",
+    intro: str = "",
+    epoch_axis: str = "log",
+    summary_title: str | None = None,
+    measures: bool = False,
+) -> None:
+    """Append the summary, panels, frame gaps, depth profile and tables of ``runs`` to ``report``.
+
+    Figure and table names get ``name_prefix`` so several groups of runs can share a report.
+    The summary (table ``overview``) is a section of its own titled ``summary_title`` when
+    given, else the first item of the panels' section. With ``measures``, the sections of the
+    per-epoch measures that ride along (:func:`add_measure_sections`: MSE decomposition,
+    robustness and generalisation, imbalanced classes) come before the tables, each only
+    when some run has its data.
+    """
+    check_epoch_axis(epoch_axis)
+    checks = summary_checks(runs)
+    if summary_title is not None:
+        overview = report.section(
+            f"{title_prefix}{summary_title}",
+            "What each run shows, checked against the theory (docs/theory.md).",
+        )
+    section = report.section(f"{title_prefix}Neural collapse over training", intro)
+    if summary_title is None:
+        overview = section
+    overview.add_table(
+        f"{name_prefix}overview",
+        [check.as_row() for check in checks],
+        overview_caption(checks),
+        columns=[table_column(key) for key in ("run", "check", "expected", "measured", "verdict")],
+    )
+    section.add_figure(
+        f"{name_prefix}training_panels",
+        plot_training_panels(runs, epoch_axis=epoch_axis),
+        panels_caption(runs, epoch_axis=epoch_axis),
+    )
+    if any("test" in run.splits for run in runs):
+        section.add_figure(
+            f"{name_prefix}training_panels_test",
+            plot_training_panels(runs, split="test", epoch_axis=epoch_axis),
+            panels_test_caption(runs, epoch_axis=epoch_axis),
+        )
+    has_pre = any(PENULTIMATE_PRE in run.layers for run in runs)
+    gaps = report.section(f"{title_prefix}ETF or orthogonal frame: pre- and post-ReLU features")
+    if has_pre or any(PENULTIMATE_POST in run.layers for run in runs):
+        gaps.add_figure(
+            f"{name_prefix}frame_gaps",
+            plot_frame_gaps(runs, epoch_axis=epoch_axis),
+            gaps_caption(runs, epoch_axis=epoch_axis),
+        )
+    depth = report.section(f"{title_prefix}Depth-wise NC1 profile")
+    depth.add_figure(
+        f"{name_prefix}depth_profile",
+        plot_depth_profile(runs, fit=True),
+        depth_caption(runs, fit=True),
+    )
+    if measures:
+        add_measure_sections(
+            report, runs, name_prefix=name_prefix, title_prefix=title_prefix, epoch_axis=epoch_axis
+        )
+    tables = report.section(f"{title_prefix}Tables")
+    rows = summary_rows(runs)
+    _add_table(
+        tables,
+        f"{name_prefix}summary",
+        rows,
+        SUMMARY_CAPTION,
+        list(rows[0]),
+        missing="not computed; for the TPT epoch: zero training error not reached",
+    )
+    all_rows = final_metric_rows(runs)
+    _add_table(
+        tables,
+        f"{name_prefix}final_metrics",
+        all_rows,
+        ALL_LAYERS_CAPTION.replace("final_metrics", f"{name_prefix}final_metrics"),
+        _final_columns(all_rows),
+    )

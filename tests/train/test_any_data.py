@@ -1,0 +1,107 @@
+"""``neuralcollapse train --data MODULE:FACTORY``: any map-style dataset, streamed (issue 22)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from neuralcollapse import runformat
+from neuralcollapse.cli import main
+
+COMMON = ["--arch", "mlp", "--width", "16", "--depth", "2", "--epochs", "3", "--track", "every"]
+COMMON += ["--no-progress", "--seed", "4"]
+
+
+def _rows(run, name):
+    rows = [json.loads(line) for line in (run / name).read_text().splitlines()]
+    for row in rows:
+        row.pop("seconds", None)
+        row.pop("deepfool_seconds", None)  # timings
+    return rows
+
+
+def _train(tmp_path, name, *options):
+    out = tmp_path / name
+    assert main(["train", *COMMON, *options, "--out", str(out)]) == 0
+    return out
+
+
+def test_a_factory_dataset_trains_exactly_as_the_registered_set(tmp_path):
+    registered = _train(tmp_path, "registered", "--dataset", "digits", "--robustness", "8")
+    factory = _train(
+        tmp_path,
+        "factory",
+        "--data",
+        "tests.train.factories:digits",
+        "--num-classes",
+        "10",
+        "--robustness",
+        "8",
+    )
+    for name in (runformat.EPOCHS, runformat.METRICS):
+        assert _rows(factory, name) == _rows(registered, name), name
+    config = json.loads((factory / runformat.CONFIG).read_text())
+    assert config["dataset"] == "custom" and config["data"] == "tests.train.factories:digits"
+
+
+def test_worker_processes_read_the_same_batches(tmp_path):
+    spec = ["--data", "tests.train.factories:digits", "--num-classes", "10"]
+    inline = _train(tmp_path, "inline", *spec)
+    workers = _train(tmp_path, "workers", *spec, "--workers", "2")
+    assert _rows(workers, runformat.EPOCHS) == _rows(inline, runformat.EPOCHS)
+    assert _rows(workers, runformat.METRICS) == _rows(inline, runformat.METRICS)
+
+
+def test_a_factory_run_resumes(tmp_path):
+    spec = ["--data", "tests.train.factories:digits_without_test", "--num-classes", "10"]
+    whole = _train(tmp_path, "whole", *spec)
+    out = tmp_path / "parts"
+    assert main(["train", *COMMON, *spec, "--out", str(out), "--stop-after-epoch", "2"]) == 0
+    assert main(["train", "--resume", "--out", str(out), "--no-progress"]) == 0
+    assert _rows(out, runformat.EPOCHS) == _rows(whole, runformat.EPOCHS)
+    assert {row["split"] for row in _rows(out, runformat.METRICS)} == {"train"}
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--data", "tests.train.factories:digits"], "--data needs --num-classes K"),
+        (["--num-classes", "10"], "--num-classes goes with --data"),
+        (
+            ["--data", "tests.train.factories:digits", "--num-classes", "10", "--per-class", "5"],
+            "--per-class applies to the registered data sets",
+        ),
+        (
+            ["--data", "tests.train.factories:shifted_labels", "--num-classes", "10"],
+            r"label 1[0-4], outside \[0, 10\): pass --num-classes",
+        ),
+        (
+            ["--data", "tests.train.factories:not_a_pair", "--num-classes", "10"],
+            r"must return a pair \(train_dataset, test_dataset\)",
+        ),
+        (
+            ["--data", "tests.train.factories:integer_images", "--num-classes", "10"],
+            "inputs must be floating point",
+        ),
+        (["--data", "tests.train.factories:nothing", "--num-classes", "10"], "has no 'nothing'"),
+        (
+            [
+                "--data",
+                "tests.train.factories:digits_without_test",
+                "--num-classes",
+                "10",
+                "--robustness",
+                "4",
+            ],
+            "--robustness needs a test split",
+        ),
+    ],
+)
+def test_bad_data_options_are_one_line(tmp_path, capsys, options, message):
+    assert main(["train", *COMMON, *options, "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "Traceback" not in error[0]
+    import re
+
+    assert re.search(message, error[0]), error[0]
