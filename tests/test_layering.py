@@ -23,7 +23,6 @@ PACKAGE = Path(neuralcollapse.__file__).parent
 LAYERS: dict[str, int] = {
     **dict.fromkeys(
         (
-            "__init__",
             "schema",
             "checks",
             "geometry",
@@ -40,7 +39,8 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(("ufm", "ntk", "measures", "robustness", "frontier", "spectra"), 2),
     **dict.fromkeys(("train", "integrations"), 3),
     "viz": 4,
-    **dict.fromkeys(("cli", "__main__"), 5),
+    # the package's facade (neuralcollapse/__init__.py) re-exports from every layer
+    **dict.fromkeys(("cli", "__main__", "__init__"), 5),
 }
 LAYER_NAMES = ("foundations", "metrics", "science", "applications", "viz", "cli")
 

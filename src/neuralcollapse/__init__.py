@@ -13,6 +13,8 @@ training error show *neural collapse*; Tirer & Bruna (ICML 2022) explain it with
   hand-written loops, Lightning and Hugging Face callbacks.
 """
 
+from typing import TYPE_CHECKING
+
 from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
@@ -35,6 +37,11 @@ _EXPORTS = {
     "measure_batches": "neuralcollapse.metrics",
     "measure_model": "neuralcollapse.integrations",
 }
+
+
+if TYPE_CHECKING:  # the lazy exports, visible to type checkers and IDEs
+    from neuralcollapse.integrations import measure_model
+    from neuralcollapse.metrics import ClassStats, CollapseMetrics, measure, measure_batches
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -467,3 +467,35 @@ def test_gnc2_unc3_and_nc5_are_invariant_to_a_global_rotation():
     rotated = measure(h @ q, y, w @ q, b, ood_features=ood @ q)
     for key in NEW_KEYS:
         assert getattr(rotated, key) == pytest.approx(getattr(base, key), rel=1e-9), key
+
+
+def test_nc5_of_an_ood_mean_at_the_rounding_level_is_refused_like_an_exact_zero():
+    """Issue 23: features o and -o have a float64 mean of ~1e-17, not 0: rounding, whose
+    direction is noise. It is refused as the exact zero is, not read as NC5 = 0.249."""
+    import numpy as np
+    import pytest
+    import torch
+
+    from neuralcollapse import measure
+    from neuralcollapse.metrics import ClassStats
+
+    generator = torch.Generator().manual_seed(3)
+    labels = torch.arange(60) % 3
+    features = torch.randn(60, 8, generator=generator, dtype=torch.float64) + 3 * labels[:, None]
+    ood = torch.tensor(np.random.default_rng(1).normal(size=(20, 8)) * 0.1 + 0.7)
+    for balanced in (ood - ood.mean(0), torch.cat([ood, -ood])):
+        mean = balanced.mean(0)
+        assert float(mean.abs().max()) < 1e-15  # rounding, not an exact zero in general
+        with pytest.raises(ValueError, match="mean 0 .exactly, or to the rounding"):
+            measure(features, labels, ood_features=balanced)
+    # as statistics: per-class sums that cancel each other (o in one class, -o in the other)
+    stats = ClassStats(2).update(torch.cat([ood, -ood]), torch.arange(40) // 20)
+    with pytest.raises(ValueError, match="to the rounding of its float64 sum"):
+        measure(features, labels, ood_features=stats)
+    # a genuine mean, however small against the features, keeps its NC5
+    shifted = ood - ood.mean(0) + 1e-6
+    value = measure(features, labels, ood_features=shifted).nc5
+    means = torch.stack([features[labels == k].mean(0) for k in range(3)])
+    direction = shifted.mean(0)
+    cosines = (means @ direction) / (means.norm(dim=1) * direction.norm())
+    assert value == pytest.approx(float(cosines.abs().mean()), rel=1e-6)

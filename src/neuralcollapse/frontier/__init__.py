@@ -14,6 +14,8 @@ and its mechanism, plus a fixed simplex-ETF classifier.
 Definitions: docs/theory.md ("The frontier"); usage: docs/frontier.md.
 """
 
+from typing import TYPE_CHECKING
+
 from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
@@ -84,6 +86,47 @@ _EXPORTS = {
     "few_shot_bound": "neuralcollapse.frontier.transfer",
     "few_shot_error": "neuralcollapse.frontier.transfer",
 }
+
+
+if TYPE_CHECKING:  # the lazy exports, visible to type checkers and IDEs
+    from neuralcollapse.frontier.agop import (
+        DeepRFMLayer,
+        LayerAnsatz,
+        deep_rfm,
+        feature_ansatz,
+        layer_agops,
+        linear_layers,
+        matrix_correlation,
+    )
+    from neuralcollapse.frontier.fixed_etf import FixedETFClassifier, simplex_etf_rows
+    from neuralcollapse.frontier.regression import (
+        RegressionCollapse,
+        RegressionStats,
+        RegressionUFM,
+        RegressionUFMSolution,
+        RegressionUFMTheory,
+        nrc3_distance,
+        regression_collapse,
+        regression_ufm_theory,
+        solve_regression_ufm,
+    )
+    from neuralcollapse.frontier.softmax_codes import (
+        TAMMES_ANGLES_D3,
+        FrameMargins,
+        SphericalCode,
+        feature_margins,
+        frame_margins,
+        known_optimal_margin,
+        simplex_bound,
+        solve_spherical_code,
+    )
+    from neuralcollapse.frontier.transfer import (
+        ClassVariance,
+        FewShotError,
+        class_distance_variance,
+        few_shot_bound,
+        few_shot_error,
+    )
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

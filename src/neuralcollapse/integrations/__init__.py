@@ -15,6 +15,8 @@
 docs/integrations.md has a runnable example of each.
 """
 
+from typing import TYPE_CHECKING
+
 from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
@@ -37,6 +39,13 @@ _EXPORTS = {
     "measure_model": "neuralcollapse.integrations.model_metrics",
     "CollapseTracker": "neuralcollapse.integrations.tracker",
 }
+
+
+if TYPE_CHECKING:  # the lazy exports, visible to type checkers and IDEs
+    from neuralcollapse.integrations.collapse_metric import CollapseMetric
+    from neuralcollapse.integrations.model_metrics import ModelCollapse, measure_model
+    from neuralcollapse.integrations.tracker import CollapseTracker
+    from neuralcollapse.metrics.capture import IGNORE_INDEX, ModelBatch, split_batch
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

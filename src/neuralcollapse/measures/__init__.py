@@ -12,6 +12,8 @@
 Definitions and conventions: docs/measures.md.
 """
 
+from typing import TYPE_CHECKING
+
 from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
@@ -66,6 +68,38 @@ _EXPORTS = {
     "feature_statistics": "neuralcollapse.measures.scatter",
     "feature_statistics_batches": "neuralcollapse.measures.scatter",
 }
+
+
+if TYPE_CHECKING:  # the lazy exports, visible to type checkers and IDEs
+    from neuralcollapse.measures.depth import (
+        SeparationFit,
+        fit_separation_law,
+        fuzziness_from_metrics,
+        separation_fuzziness,
+        separation_fuzziness_batches,
+    )
+    from neuralcollapse.measures.lowrank import (
+        LayerRank,
+        Spectrum,
+        depth_rank_profile,
+        layer_rank,
+        spectrum,
+        subspace_alignment,
+        ufm_rank_profile,
+    )
+    from neuralcollapse.measures.mse_terms import (
+        MSEDecomposition,
+        decompose,
+        mse_decomposition,
+        mse_decomposition_batches,
+    )
+    from neuralcollapse.measures.ood_eval import OODEvaluation, evaluate_ood
+    from neuralcollapse.measures.ood_scores import SCORES, OODScorer
+    from neuralcollapse.measures.scatter import (
+        FeatureStatistics,
+        feature_statistics,
+        feature_statistics_batches,
+    )
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

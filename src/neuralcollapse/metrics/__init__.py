@@ -5,6 +5,8 @@
 mergeable sufficient statistics underneath. Definitions: :mod:`.collapse` and docs/metrics.md.
 """
 
+from typing import TYPE_CHECKING
+
 from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
@@ -27,6 +29,12 @@ _EXPORTS = {
     "ClassStats": "neuralcollapse.metrics.stats",
     "MeanGeometry": "neuralcollapse.metrics.stats",
 }
+
+
+if TYPE_CHECKING:  # the lazy exports, visible to type checkers and IDEs
+    from neuralcollapse.metrics.collapse import CollapseMetrics, compute_metrics
+    from neuralcollapse.metrics.measuring import measure, measure_batches
+    from neuralcollapse.metrics.stats import CentredStats, ClassStats, MeanGeometry
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

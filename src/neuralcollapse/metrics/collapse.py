@@ -216,8 +216,9 @@ def _ood_orthogonality(
     ood_norm = float(torch.linalg.vector_norm(ood_centre))
     if ood_norm == 0.0:
         raise ValueError(
-            "the out-of-distribution features have mean exactly 0: their direction, and NC5, "
-            "is undefined — pass the OOD features as the network produces them"
+            "the out-of-distribution features have mean 0 (exactly, or to the rounding of its "
+            "float64 sum): their direction, and NC5, is undefined — pass the OOD features as "
+            "the network produces them"
         )
     dots = geometry.centred @ ood_centre + float(geometry.global_mean @ ood_centre)
     safe_norms = torch.where(mean_norms > 0, mean_norms, torch.ones_like(mean_norms))

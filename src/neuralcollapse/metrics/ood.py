@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from neuralcollapse.metrics.stats import ClassStats, default_chunk_rows
+from neuralcollapse.metrics.stats import FLOAT64_EPS, ClassStats, default_chunk_rows
 from neuralcollapse.metrics.validation import ArrayLike, check_features, check_finite_chunk
 
 OODFeatures = torch.Tensor | ClassStats
@@ -37,17 +37,31 @@ def checked_ood_mean(ood_features: OODFeatures, device: torch.device) -> torch.T
     summed in float64 a chunk at a time (its NaN/inf are caught here, chunk by chunk), or a
     :class:`ClassStats` accumulated over OOD batches (any labels: its total sum over its
     total count is used), which is how a stream of OOD data is passed.
+
+    A mean no larger than the rounding of the float64 sum that made it (``|sum_j| <=
+    terms * eps_64 * sum_i |x_ij|``, coordinate by coordinate: features ``o`` and ``-o``
+    give ~1e-17 instead of 0) is returned as exactly 0: its direction is noise, and NC5 then
+    says so as it does for a mean that is exactly 0 (issue 23). A ClassStats keeps only its
+    per-class sums, so there the bound uses them (cancellation inside one class's sum cannot
+    be seen afterwards: pass the features themselves when their mean may be ~0).
     """
     if isinstance(ood_features, ClassStats):
         if not ood_features.initialised or ood_features.num_samples == 0:
             raise ValueError("the OOD ClassStats has seen no data; update it with OOD features")
+        # the per-class sums are the terms this total adds
         total, count = ood_features.sums.sum(dim=0), ood_features.num_samples
+        magnitude, terms = ood_features.sums.abs().sum(dim=0), ood_features.num_classes
     else:
         total = torch.zeros(ood_features.shape[1], dtype=torch.float64, device=device)
+        magnitude = torch.zeros_like(total)
         rows = default_chunk_rows(ood_features.shape[1], device)
         for start in range(0, ood_features.shape[0], rows):
             chunk = ood_features[start : start + rows].to(device=device, dtype=torch.float64)
             check_finite_chunk(chunk, "ood_features", offset=start)
             total += chunk.sum(dim=0)
-        count = ood_features.shape[0]
+            magnitude += chunk.abs().sum(dim=0)
+        count = terms = ood_features.shape[0]
+    rounding = max(terms, 2) * FLOAT64_EPS * magnitude.to(total.device)
+    if bool((total.abs() <= rounding).all()):
+        total = torch.zeros_like(total)
     return (total / count).to(device)

@@ -12,6 +12,8 @@ smoother kernel interpolation than that of an MLP. This package provides
   interpolation and the kinks at the training points, compared across alpha;
 """
 
+from typing import TYPE_CHECKING
+
 from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
@@ -62,6 +64,27 @@ _EXPORTS = {
     "profile_slope_at_zero": "neuralcollapse.ntk.smoothness",
     "training_angles": "neuralcollapse.ntk.smoothness",
 }
+
+
+if TYPE_CHECKING:  # the lazy exports, visible to type checkers and IDEs
+    from neuralcollapse.ntk.analytic import MLPKernel, ResNetKernel, mlp_ntk, resnet_ntk
+    from neuralcollapse.ntk.compare import SmoothnessRow, compare_smoothness
+    from neuralcollapse.ntk.empirical import (
+        ConvergencePoint,
+        empirical_ntk,
+        empirical_ntk_jacobian,
+        ntk_convergence,
+        relative_kernel_error,
+    )
+    from neuralcollapse.ntk.models import NTKLinear, ReLUMLP, ResidualReLUNet, build_network
+    from neuralcollapse.ntk.smoothness import (
+        CircleInterpolant,
+        fit_ridgeless,
+        kernel_profile,
+        paper_target,
+        profile_slope_at_zero,
+        training_angles,
+    )
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -10,6 +10,8 @@ The implicit bias of unregularised cross-entropy on the UFM is in
 :mod:`neuralcollapse.ufm.implicit_bias`. Docs: docs/robustness.md.
 """
 
+from typing import TYPE_CHECKING
+
 from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
@@ -44,6 +46,26 @@ _EXPORTS = {
     "generalisation_table": "neuralcollapse.robustness.generalisation",
     "read_generalisation_table": "neuralcollapse.robustness.generalisation",
 }
+
+
+if TYPE_CHECKING:  # the lazy exports, visible to type checkers and IDEs
+    from neuralcollapse.metrics.capture import eval_mode
+    from neuralcollapse.robustness.deepfool_attack import (
+        ROW_KEYS,
+        DeepFoolResult,
+        RobustnessResult,
+        deepfool,
+        describe_cost,
+        empty_row,
+        robustness,
+        seconds_per_image,
+        subset_indices,
+    )
+    from neuralcollapse.robustness.generalisation import (
+        GeneralisationTable,
+        generalisation_table,
+        read_generalisation_table,
+    )
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -12,6 +12,8 @@
 User guide: docs/spectra.md.
 """
 
+from typing import TYPE_CHECKING
+
 from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
@@ -78,6 +80,36 @@ _EXPORTS = {
     "theory_prediction": "neuralcollapse.spectra.ufm_spectra",
     "ufm_network": "neuralcollapse.spectra.ufm_spectra",
 }
+
+
+if TYPE_CHECKING:  # the lazy exports, visible to type checkers and IDEs
+    from neuralcollapse.spectra.dense import DenseSpectrum, dense_spectrum
+    from neuralcollapse.spectra.density import SpectralDensity, exact_density, spectral_density
+    from neuralcollapse.spectra.lanczos import Eigenpairs, top_eigenpairs
+    from neuralcollapse.spectra.losses import LossSpec, loss_spec
+    from neuralcollapse.spectra.operators import (
+        FeatureMomentOperator,
+        ModelOperator,
+        SpectralOperator,
+        curvature_operator,
+        feature_moment_operator,
+    )
+    from neuralcollapse.spectra.papyan import PapyanDecomposition, papyan_decomposition
+    from neuralcollapse.spectra.params import ParameterSubset, select_parameters
+    from neuralcollapse.spectra.summary import (
+        estimate_cost,
+        outlier_gaps,
+        spectral_summary,
+        subsample_batches,
+    )
+    from neuralcollapse.spectra.trace import TraceEstimate, hutchinson_trace
+    from neuralcollapse.spectra.ufm_spectra import (
+        OutlierPrediction,
+        class_mean_prediction,
+        layer_names,
+        theory_prediction,
+        ufm_network,
+    )
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

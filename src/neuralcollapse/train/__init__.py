@@ -10,6 +10,8 @@
 - :mod:`~neuralcollapse.train.config`: the flat configuration and its TOML/JSON files.
 """
 
+from typing import TYPE_CHECKING
+
 from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
@@ -50,6 +52,15 @@ _EXPORTS = {
     "build_net": "neuralcollapse.train.nets",
     "FeatureProbe": "neuralcollapse.train.probe",
 }
+
+
+if TYPE_CHECKING:  # the lazy exports, visible to type checkers and IDEs
+    from neuralcollapse.train.config import TrainConfig, build_config
+    from neuralcollapse.train.data import DATASETS, Dataset, balanced_subset, load_dataset
+    from neuralcollapse.train.idx import read_idx, write_idx
+    from neuralcollapse.train.loop import TrainingDiverged, TrainResult, tracking_epochs, train
+    from neuralcollapse.train.nets import ARCHITECTURES, CollapseNet, build_net
+    from neuralcollapse.train.probe import FeatureProbe
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -10,6 +10,8 @@
   relaxation and non-convex route), and :func:`imbalanced_mse_theory` (docs/imbalance.md).
 """
 
+from typing import TYPE_CHECKING
+
 from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
@@ -62,6 +64,21 @@ _EXPORTS = {
     "SweepResult": "neuralcollapse.ufm.sweeps",
     "sweep": "neuralcollapse.ufm.sweeps",
 }
+
+
+if TYPE_CHECKING:  # the lazy exports, visible to type checkers and IDEs
+    from neuralcollapse.ufm.closed_forms import (
+        TheoryResult,
+        closed_form,
+        imbalanced_mse_theory,
+        theory,
+    )
+    from neuralcollapse.ufm.evaluate import Measurement, geometry_verdict, measure_solution
+    from neuralcollapse.ufm.lpm import LPMProblem, LPMSolution, solve_lpm_nonconvex
+    from neuralcollapse.ufm.lpm_convex import LPMSolverError, solve_lpm, solve_lpm_convex
+    from neuralcollapse.ufm.problem import ProblemBatch, UFMProblem, from_normalized_penalties
+    from neuralcollapse.ufm.solve import SolverDivergedError, UFMSolution, solve_gd, solve_lbfgs
+    from neuralcollapse.ufm.sweeps import SweepResult, sweep
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

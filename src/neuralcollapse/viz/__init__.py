@@ -10,6 +10,8 @@
 - :mod:`neuralcollapse.viz.demo`: ``neuralcollapse demo``.
 """
 
+from typing import TYPE_CHECKING
+
 from neuralcollapse.lazy import lazy_exports
 
 __all__ = [
@@ -42,6 +44,19 @@ _EXPORTS = {
     "plot_phase_diagram": "neuralcollapse.viz.ufm_figures",
     "plot_trajectories": "neuralcollapse.viz.ufm_figures",
 }
+
+
+if TYPE_CHECKING:  # the lazy exports, visible to type checkers and IDEs
+    from neuralcollapse.viz.html import HtmlReport
+    from neuralcollapse.viz.per_class_figures import per_class_figure
+    from neuralcollapse.viz.report import build_run_report
+    from neuralcollapse.viz.runs import TrainingRun, load_run, load_runs
+    from neuralcollapse.viz.training_figures import (
+        plot_depth_profile,
+        plot_frame_gaps,
+        plot_training_panels,
+    )
+    from neuralcollapse.viz.ufm_figures import plot_bias_path, plot_phase_diagram, plot_trajectories
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
