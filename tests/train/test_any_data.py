@@ -105,3 +105,58 @@ def test_bad_data_options_are_one_line(tmp_path, capsys, options, message):
     import re
 
     assert re.search(message, error[0]), error[0]
+
+
+def test_a_fixed_etf_classifier_stays_an_exact_etf_through_training(tmp_path):
+    """--classifier fixed-etf (Zhu et al. 2021): the last layer is a simplex ETF buffer the
+    optimiser never moves, so NC2 of the weights is 0 at every epoch; the run resumes."""
+    import torch
+
+    from neuralcollapse.frontier.fixed_etf import simplex_etf_rows
+    from neuralcollapse.integrations import measure_model
+
+    options = ["--dataset", "digits", "--classifier", "fixed-etf", "--no-bias"]
+    out = _train(tmp_path, "fixed", *options)
+    rows = [r for r in _rows(out, runformat.METRICS) if r["layer"] == "penultimate_post"]
+    assert len(rows) == 6  # 3 epochs x (train, test)
+    for row in rows:
+        assert row["etf_gap_weights"] < 1e-6 and row["equinorm_weights"] < 1e-6
+    state = torch.load(out / "checkpoints" / "last.pt", weights_only=True)
+    etf = simplex_etf_rows(10, 16, dtype=torch.float32)
+    assert torch.equal(state["model"]["classifier.weight"], etf)
+    config = json.loads((out / runformat.CONFIG).read_text())
+    assert config["classifier"] == "fixed-etf"
+    # measure_model takes the fixed head as the classifier too
+    from neuralcollapse.frontier.fixed_etf import FixedETFClassifier
+    from neuralcollapse.train.data import load_dataset
+    from neuralcollapse.train.nets import build_net
+
+    data = load_dataset("digits")
+    net = build_net("mlp", data.input_shape, 10, width=16, depth=2, bias=False)
+    net.classifier = FixedETFClassifier(16, 10)
+    net.load_state_dict(state["model"])
+    result = measure_model(net, [(data.train_images, data.train_labels)], classifier="classifier")
+    assert result["penultimate"].etf_gap_weights == pytest.approx(0.0, abs=1e-6)
+    train_row = [r for r in rows if r["split"] == "train"][-1]
+    assert result["penultimate"].nc1 == pytest.approx(train_row["nc1"], rel=1e-6)
+
+
+def test_fixed_etf_needs_d_at_least_k_minus_1(tmp_path, capsys):
+    options = ["--dataset", "digits", "--classifier", "fixed-etf", "--width", "4"]
+    assert (
+        main(
+            [
+                "train",
+                *COMMON[:2],
+                "--depth",
+                "2",
+                "--epochs",
+                "1",
+                *options,
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 2
+    )
+    assert "K - 1 = 9 dimensions" in capsys.readouterr().err

@@ -75,6 +75,14 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
     ("--test-per-class", {"type": int, "help": "the same for the test split (default: all)"}),
     # network
     ("--arch", {"choices": list(ARCHITECTURES), "help": "network (default %(D)s)"}),
+    (
+        "--classifier",
+        {
+            "choices": ["learned", "fixed-etf"],
+            "help": "the last layer: learned, or fixed to a simplex ETF (Zhu et al. 2021; Yang "
+            "et al. 2022; its bias learned with --bias) (default %(D)s)",
+        },
+    ),
     ("--width", {"type": int, "help": "MLP hidden units per layer (default %(D)s)"}),
     ("--depth", {"type": int, "help": "MLP hidden layers (default %(D)s)"}),
     (

@@ -349,7 +349,11 @@ def resolve_module(model: nn.Module, name: str, what: str = "layer") -> nn.Modul
 
 
 def resolve_classifier(model: nn.Module, classifier: str | nn.Module) -> tuple[str, nn.Linear]:
-    """The final linear module by name or as the module itself; its name in ``model``."""
+    """The final linear module by name or as the module itself; its name in ``model``.
+
+    An ``nn.Linear``, or any linear head with a (K, d) ``weight`` tensor (a parameter or a
+    buffer: :class:`~neuralcollapse.frontier.fixed_etf.FixedETFClassifier`), an optional
+    (K,) ``bias`` and ``out_features``: logits are ``h W^T + b``."""
     if isinstance(classifier, str):
         module = resolve_module(model, classifier, "classifier")
         name = classifier
@@ -365,7 +369,14 @@ def resolve_classifier(model: nn.Module, classifier: str | nn.Module) -> tuple[s
         raise ValueError(
             f"classifier must be a module name or an nn.Module; got {type(classifier).__name__}"
         )
-    if not isinstance(module, nn.Linear):
+    weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+    linear_like = (
+        isinstance(weight, torch.Tensor)
+        and weight.dim() == 2
+        and (bias is None or isinstance(bias, torch.Tensor))
+        and hasattr(module, "out_features")
+    )
+    if not (isinstance(module, nn.Linear) or linear_like):
         raise ValueError(
             f"classifier {name!r} is a {type(module).__name__}, not an nn.Linear: name the final "
             "linear layer (its weight is the (K, d) classifier), or leave classifier=None and "

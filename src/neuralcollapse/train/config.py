@@ -31,6 +31,7 @@ except ModuleNotFoundError:  # Python 3.10: the same parser is on PyPI as tomli
 LOSSES = ("ce", "mse")
 SCHEDULES = ("papyan", "step", "cosine", "constant")
 TRACK_MODES = ("log", "every", "none")
+CLASSIFIERS = ("learned", "fixed-etf")
 
 
 @dataclass
@@ -56,6 +57,8 @@ class TrainConfig:
     depth: int = 3
     batch_norm: bool = True
     bias: bool = True
+    # "fixed-etf": the classifier fixed to a simplex ETF (Zhu et al. 2021; Yang et al. 2022)
+    classifier: str = "learned"
     base_channels: int | None = None
     stem: str = "auto"
     # loss
@@ -267,6 +270,7 @@ def validate(config: TrainConfig) -> TrainConfig:
             )
     choice("arch", ARCHITECTURES)
     choice("loss", LOSSES)
+    choice("classifier", CLASSIFIERS)
     choice("schedule", SCHEDULES)
     choice("track", TRACK_MODES)
     choice("stem", ("auto", "small", "imagenet"))

@@ -639,6 +639,14 @@ def _build_optimisation(
         base_channels=config.base_channels,
         stem=config.stem,
     ).to(processes.device)
+    if config.classifier == "fixed-etf":
+        from neuralcollapse.frontier.fixed_etf import FixedETFClassifier
+
+        # Zhu et al. 2021, Yang et al. 2022: the last layer fixed to a simplex ETF (a buffer,
+        # never updated; its learnable bias only with --bias), the features trained alone
+        net.classifier = FixedETFClassifier(net.feature_dim, num_classes, bias=config.bias).to(
+            processes.device
+        )
     layers = _resolve_layers(net, config.layers)
     smallest_batch = check_batch_size(config.batch_size, processes.world, has_batch_norm(net))
     classifier_decay = (
@@ -646,11 +654,12 @@ def _build_optimisation(
         if config.classifier_weight_decay is None
         else config.classifier_weight_decay
     )
+    groups = [
+        {"params": net.feature_parameters(), "weight_decay": config.weight_decay},
+        {"params": list(net.classifier.parameters()), "weight_decay": classifier_decay},
+    ]
     optimizer = torch.optim.SGD(
-        [
-            {"params": net.feature_parameters(), "weight_decay": config.weight_decay},
-            {"params": list(net.classifier.parameters()), "weight_decay": classifier_decay},
-        ],
+        [group for group in groups if group["params"]],  # a fixed classifier may have none
         lr=config.lr,
         momentum=config.momentum,
     )
