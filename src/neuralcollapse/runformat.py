@@ -12,6 +12,7 @@ Layout (docs/training.md)::
     RUN/metrics.jsonl          one row per (measured epoch, split, layer)
     RUN/metrics.csv            the same rows as metrics.jsonl
     RUN/summary.json           tpt_epoch, epochs_done, final, finished, generalisation
+    RUN/spectra.jsonl          with --track-spectra: one spectral summary per tracked epoch
     RUN/checkpoints/last.pt    written atomically (temporary file + os.replace)
     RUN/tensorboard/           event files, with --tensorboard
 
@@ -46,11 +47,13 @@ EPOCHS = "epochs.jsonl"
 METRICS = "metrics.jsonl"
 METRICS_CSV = "metrics.csv"
 SUMMARY = "summary.json"
+#: one row per measured epoch of ``--track-spectra``: the full spectral summary
+SPECTRA = "spectra.jsonl"
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_NAME = "last.pt"
 TENSORBOARD_DIR = "tensorboard"
 #: the files in RUN/ that a run writes (and that --overwrite may delete)
-LOG_NAMES = (CONFIG, EPOCHS, METRICS, METRICS_CSV, SUMMARY)
+LOG_NAMES = (CONFIG, EPOCHS, METRICS, METRICS_CSV, SUMMARY, SPECTRA)
 #: the writer named in config.json's "source" when it names none (neuralcollapse train)
 TRAIN_SOURCE = "train"
 
@@ -256,7 +259,7 @@ def check_version(config: Mapping[str, Any], path: Path) -> None:
     version = config.get("version")
     if isinstance(version, bool) or not isinstance(version, int):
         raise ValueError(
-            f"{path / CONFIG} has no integer run-format \"version\" (got {version!r}), so it was "
+            f'{path / CONFIG} has no integer run-format "version" (got {version!r}), so it was '
             "not written by neuralcollapse; point to a run directory that neuralcollapse wrote"
         )
     if version > VERSION:
@@ -337,7 +340,7 @@ def checked_rows(path: Path, rows: Iterable[dict[str, Any]]) -> list[dict[str, A
         epoch = row["epoch"]
         if isinstance(epoch, bool) or not isinstance(epoch, int):
             raise ValueError(
-                f"{path}, row {number}: \"epoch\" must be an integer; got {epoch!r}. The run "
+                f'{path}, row {number}: "epoch" must be an integer; got {epoch!r}. The run '
                 "format writes integers: the file was edited or written by another program"
             )
     return rows
@@ -415,7 +418,9 @@ class RunWriter:
         run_dir = Path(run_dir)
         read_config(run_dir)  # the version
         notes = []
-        for name in (EPOCHS, METRICS):
+        for name in (EPOCHS, METRICS, SPECTRA):
+            if not (run_dir / name).is_file():
+                continue
             torn = truncate_jsonl(run_dir / name, checkpoint_epoch)
             if torn is not None:
                 shown = torn if len(torn) <= 60 else torn[:57] + "..."
@@ -477,12 +482,17 @@ class RunWriter:
         (the later call wins), so a log never holds an epoch twice.
         """
         if self.last_epoch is not None and epoch <= self.last_epoch:
-            for name in (EPOCHS, METRICS):
-                truncate_jsonl(self.run_dir / name, epoch - 1)
+            for name in (EPOCHS, METRICS, SPECTRA):
+                if (self.run_dir / name).is_file():
+                    truncate_jsonl(self.run_dir / name, epoch - 1)
         append_jsonl(self.run_dir / EPOCHS, dict(epoch_row))
         for row in metric_rows:
             append_jsonl(self.run_dir / METRICS, dict(row))
         self.last_epoch = epoch
+
+    def write_spectra(self, epoch: int, summary: Mapping[str, Any]) -> None:
+        """Append an epoch's spectral summary to spectra.jsonl (after its write_epoch)."""
+        append_jsonl(self.run_dir / SPECTRA, {"epoch": epoch, **summary})
 
     def epochs(self) -> list[dict[str, Any]]:
         """The rows of epochs.jsonl as written so far."""
@@ -528,6 +538,8 @@ def _written_by_us(run_dir: Path) -> bool:
         config = json.loads((run_dir / CONFIG).read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(config, dict) and "version" in config and (
-        "source" in config or is_run_dir(run_dir)
+    return (
+        isinstance(config, dict)
+        and "version" in config
+        and ("source" in config or is_run_dir(run_dir))
     )

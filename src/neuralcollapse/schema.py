@@ -338,6 +338,35 @@ RUN_COLUMNS: dict[str, ColumnSpec] = {
             "mean pairwise cosine of the minority centred class means",
             group="imbalance",
         ),
+        _column(
+            "spectra_top_eigenvalue",
+            "G top eigenvalue",
+            "largest eigenvalue of the Gauss-Newton matrix over --spectra-params",
+            group="spectra",
+        ),
+        _column(
+            "spectra_outliers",
+            "G outliers",
+            "eigenvalues above the spectrum's largest log-gap (Papyan 2020: C, C^2)",
+            group="spectra",
+        ),
+        _column(
+            "spectra_separation",
+            "outlier separation",
+            "that largest gap, in decades",
+            False,
+            group="spectra",
+        ),
+        _column("spectra_trace", "tr G", "Hutchinson estimate of the trace of G", group="spectra"),
+        _column(
+            "spectra_class_error",
+            "class-means prediction error",
+            "median relative error of the top eigenvalues against the C^2 x C^2 Gram of the "
+            "class / cross-class means (Papyan 2020)",
+            True,
+            group="spectra",
+        ),
+        _column("spectra_seconds", "spectrum time", "seconds of the measurement", group="spectra"),
     )
 }
 
@@ -407,6 +436,7 @@ COLUMN_GROUPS: dict[str, str] = {
     "robustness": "DeepFool on a fixed test subset (Moosavi-Dezfooli et al. 2016)",
     "mse": "Han, Papyan & Donoho's decomposition of the MSE loss (ICLR 2022)",
     "imbalance": "group accuracies and minority cosines (Fang et al. 2021)",
+    "spectra": "the Gauss-Newton spectrum's outliers and their class structure (Papyan 2020)",
 }
 
 
@@ -426,6 +456,8 @@ ROBUSTNESS_KEYS: tuple[str, ...] = column_group("robustness")
 MSE_KEYS: tuple[str, ...] = column_group("mse")
 #: the three terms of the MSE loss: L_NC1 + L_NC2/3 + L_LS⊥ = MSE loss (Han et al. 2022)
 MSE_TERM_KEYS: tuple[str, str, str] = ("mse_nc1", "mse_nc2_3", MSE_LS_PERP)
+#: the spectral columns of a per-epoch row (``neuralcollapse train --track-spectra``)
+SPECTRA_KEYS: tuple[str, ...] = column_group("spectra")
 #: test accuracy over the majority and the minority classes
 GROUP_ACCURACY_KEYS: tuple[str, str] = (ACCURACY_MAJORITY, ACCURACY_MINORITY)
 #: mean pairwise cosine of the minority classifier rows and centred class means

@@ -160,3 +160,49 @@ def test_fixed_etf_needs_d_at_least_k_minus_1(tmp_path, capsys):
         == 2
     )
     assert "K - 1 = 9 dimensions" in capsys.readouterr().err
+
+
+def test_track_spectra_records_the_spectrum_and_leaves_training_as_it_was(tmp_path):
+    """--track-spectra (issue 26): at tracked epochs the Gauss-Newton spectrum of the last
+    layer on a seeded training subsample goes to spectra.jsonl and its headline into the
+    epoch row; training itself is untouched (the same rows as without it)."""
+    import torch
+
+    from neuralcollapse import schema
+    from neuralcollapse.spectra import spectral_summary
+    from neuralcollapse.train.data import load_dataset
+    from neuralcollapse.train.nets import build_net
+
+    plain = _train(tmp_path, "plain", "--dataset", "digits")
+    spectra = _train(tmp_path, "spectra", "--dataset", "digits", "--track-spectra", "120")
+    strip = set(schema.SPECTRA_KEYS)
+    rows = _rows(spectra, runformat.EPOCHS)
+    assert [{k: v for k, v in row.items() if k not in strip} for row in rows] == _rows(
+        plain, runformat.EPOCHS
+    )
+    assert _rows(spectra, runformat.METRICS) == _rows(plain, runformat.METRICS)
+    summaries = [
+        json.loads(line) for line in (spectra / runformat.SPECTRA).read_text().split("\n") if line
+    ]
+    assert [s["epoch"] for s in summaries] == [1, 2, 3]
+    assert summaries[-1]["num_samples"] == 120
+    assert summaries[-1]["params"] == ["classifier.weight", "classifier.bias"]
+    assert rows[-1]["spectra_top_eigenvalue"] == summaries[-1]["top_eigenvalues"][0]
+    # the last epoch's spectrum, recomputed from the checkpoint on the same samples
+    from neuralcollapse.robustness import subset_indices
+
+    data = load_dataset("digits")
+    net = build_net("mlp", data.input_shape, 10, width=16, depth=2)
+    state = torch.load(spectra / "checkpoints" / "last.pt", weights_only=True)
+    net.load_state_dict(state["model"])
+    indices = subset_indices(len(data.train_labels), 120, 4 + 3)
+    again = spectral_summary(
+        net.eval(),
+        [(data.train_images[indices], data.train_labels[indices])],
+        params=["classifier"],
+        subsample=None,
+        seed=4,
+    )
+    assert again["top_eigenvalues"][:5] == pytest.approx(
+        summaries[-1]["top_eigenvalues"][:5], rel=1e-9
+    )

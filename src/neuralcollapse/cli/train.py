@@ -199,6 +199,23 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     (
+        "--track-spectra",
+        {
+            "type": int,
+            "help": "the Gauss-Newton spectrum (top eigenvalues, outliers, Papyan's class / "
+            "cross-class prediction) at tracked epochs on N seeded training samples, written "
+            "to spectra.jsonl; its cost is printed up front (default %(D)s: off)",
+        },
+    ),
+    (
+        "--spectra-params",
+        {
+            "metavar": "NAMES",
+            "help": "parameters of the spectrum: comma-separated names or prefixes "
+            "(default %(D)s: the last layer)",
+        },
+    ),
+    (
         "--imbalance",
         {
             "type": float,

@@ -83,6 +83,10 @@ class TrainConfig:
     eval_batch_size: int = 1024
     # DeepFool robustness on this many seeded test images at tracked epochs (0: off)
     robustness: int = 0
+    # the Gauss-Newton spectrum on this many seeded training samples at tracked epochs (0: off),
+    # over the parameters named (comma-separated names or prefixes)
+    track_spectra: int = 0
+    spectra_params: str = "classifier"
     # run
     out: str | None = None
     seed: int = 0
@@ -277,6 +281,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     for name in _COUNTS:
         _check_bounds(config, name, minimum=1)
     _check_bounds(config, "robustness", minimum=0, meaning="test images attacked; 0 is off")
+    _check_bounds(
+        config, "track_spectra", minimum=0, meaning="training samples of the spectrum; 0 is off"
+    )
     _check_bounds(config, "workers", minimum=0, meaning="DataLoader processes; 0 reads in-process")
     _check_bounds(config, "imbalance", minimum=1.0, meaning="R = n_majority / n_minority")
     _check_bounds(config, "minority_classes", minimum=1)

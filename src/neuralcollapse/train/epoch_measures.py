@@ -151,3 +151,50 @@ def minority_columns(
     if reasons:
         row[NOT_COMPUTED] = reasons
     return row
+
+
+#: the ``spectra_*`` columns (the schema's spectra group)
+SPECTRA_KEYS = schema.SPECTRA_KEYS
+
+
+def spectra_columns(
+    net: torch.nn.Module,
+    data: list[tuple[torch.Tensor, torch.Tensor]] | None,
+    *,
+    params: list[str],
+    loss: str,
+    seed: int,
+    measure_now: bool,
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """``spectra_*`` columns and the full spectral summary (for spectra.jsonl) of G over
+    ``params`` on the fixed subsample ``data`` (Papyan 2020; :mod:`neuralcollapse.spectra`).
+
+    Measured at tracked epochs in eval mode (every submodule's own mode restored after), None
+    at the others, ``({}, None)`` when off; a failure is recorded as not computed with the
+    reason and never stops the run.
+    """
+    if data is None:
+        return {}, None
+    if not measure_now:
+        return dict.fromkeys(SPECTRA_KEYS), None
+    from neuralcollapse.metrics.capture import eval_mode
+    from neuralcollapse.spectra import spectral_summary
+
+    try:
+        with eval_mode(net):
+            summary = spectral_summary(
+                net, data, params=params, loss=loss, subsample=None, seed=seed
+            )
+    except (ValueError, RuntimeError) as error:
+        return _not_computed(SPECTRA_KEYS, str(error).splitlines()[0]), None
+    errors = [value for value in summary["papyan"]["relative_error"] if isinstance(value, float)]
+    top = summary["top_eigenvalues"]
+    values = (
+        top[0] if top else None,
+        summary["outliers"]["count"],
+        summary["outliers"]["separation_decades"],
+        summary["trace"],
+        float(torch.tensor(errors).median()) if errors else None,
+        summary["cost"]["seconds"],
+    )
+    return dict(zip(SPECTRA_KEYS, values, strict=True)), summary

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from neuralcollapse import runformat, schema
 from neuralcollapse.metrics import ClassStats, CollapseMetrics
+from neuralcollapse.metrics.capture import eval_mode
 from neuralcollapse.metrics.engine import LayerSpec, measure_layers
 from neuralcollapse.metrics.stats import default_chunk_rows
 from neuralcollapse.progress import bar_disabled
@@ -54,6 +55,7 @@ from neuralcollapse.train.epoch_measures import (
     minority_columns,
     mse_columns,
     robustness_columns,
+    spectra_columns,
 )
 from neuralcollapse.train.nets import CollapseNet, build_net
 from neuralcollapse.train.probe import PENULTIMATE_POST, PENULTIMATE_PRE, FeatureProbe
@@ -910,6 +912,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
 
     tracked = set(tracking_epochs(config.epochs, config.track, config.track_points))
     deepfool_data = _robustness_data(splits, config)
+    spectra_data = _spectra_data(optimisation.net, splits, config, tracked, start_epoch, is_main)
     if deepfool_data is not None:
         _announce_robustness(
             optimisation.net, deepfool_data[0], config, tracked, start_epoch, is_main
@@ -960,7 +963,15 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         extras = _extra_columns(
             config, optimisation.net, splits, deepfool_data, results, measure_now, is_main
         )
-        epoch_row = last_epoch_row = merge_columns(epoch_row, *extras)
+        spectra_row, spectra_summary = spectra_columns(
+            optimisation.net,
+            spectra_data,
+            params=_spectra_params(config),
+            loss=config.loss,
+            seed=config.seed,
+            measure_now=measure_now and is_main,
+        )
+        epoch_row = last_epoch_row = merge_columns(epoch_row, *extras, spectra_row)
         rows = _metrics_rows(epoch, epoch_row, results)
         metrics_rows += rows
         if measure_now:
@@ -968,6 +979,8 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
             latest_nc1 = float("nan") if latest is None else latest  # None: not computed
         if is_main:
             writer.write_epoch(epoch, epoch_row, rows)
+            if spectra_summary is not None:
+                writer.write_spectra(epoch, spectra_summary)
         if board is not None:
             board.write(epoch, epoch_row, {split: part.metrics for split, part in results.items()})
 
@@ -996,6 +1009,45 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
     return TrainResult(
         run_dir, epochs_done, tpt_epoch, finished, last_epoch_row, optimisation.net, metrics_rows
     )
+
+
+def _spectra_params(config: TrainConfig) -> list[str]:
+    return [name.strip() for name in config.spectra_params.split(",") if name.strip()]
+
+
+def _spectra_data(
+    net: CollapseNet,
+    splits: DataSplits,
+    config: TrainConfig,
+    tracked: set[int],
+    start_epoch: int,
+    is_main: bool,
+) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """``--track-spectra N``: N seeded training samples, gathered once; the cost printed."""
+    if not config.track_spectra:
+        return None
+    from neuralcollapse.robustness import subset_indices
+    from neuralcollapse.spectra import estimate_cost
+
+    size = min(config.track_spectra, len(splits.train))
+    indices = subset_indices(len(splits.train), size, config.seed + 3)
+    images, labels = gather(splits.train, indices)
+    data = [(images, labels)]
+    if is_main:
+        with eval_mode(net):
+            cost = estimate_cost(
+                net, data, params=_spectra_params(config), loss=config.loss, subsample=None
+            )
+        each = cost["estimated_seconds"]
+        remaining = len([epoch for epoch in tracked if epoch > start_epoch])
+        print(
+            f"spectra: G over {cost['num_parameters']} parameters on {cost['num_samples']} "
+            f"samples: ~{each:.3g} s per measurement, ~{each * remaining:.3g} s for "
+            f"{remaining} measurements (estimate)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return data
 
 
 def _announce_robustness(
