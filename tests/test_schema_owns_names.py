@@ -20,11 +20,10 @@ from neuralcollapse import schema
 
 PACKAGE = Path(neuralcollapse.__file__).parent
 
-#: the count reached (issue 22 asks for fewer than 50); lower it when literals go, never raise
-#: it. What is left sits mostly in modules rewritten elsewhere at the time (metrics,
-#: integrations, train/loop.py, cli/probe.py, viz/runs.py, frontier, spectra) and in parameter
-#: and configuration names that happen to equal a key ("num_classes", "dim", "lr")
-MAX_KEY_LITERALS = 113
+#: the count reached over metric keys and run columns; lower it when literals go, never raise
+#: it. What is left is mostly parameter and configuration names that happen to equal a key
+#: ("num_classes", "dim", "lr": check_int's argument names, state-dict fields)
+MAX_KEY_LITERALS = 56
 
 
 def _docstrings(tree: ast.AST) -> set[int]:
@@ -39,9 +38,10 @@ def _docstrings(tree: ast.AST) -> set[int]:
     }
 
 
-def key_literals() -> Counter:
-    """Per file (relative to the package), the string literals equal to a schema key."""
-    keys = schema.all_keys()
+def key_literals(keys: frozenset[str] | None = None) -> Counter:
+    """Per file (relative to the package), the string literals equal to a schema key (or to
+    one of ``keys``)."""
+    keys = schema.all_keys() if keys is None else keys
     counts: Counter = Counter()
     for path in sorted(PACKAGE.rglob("*.py")):
         if path == PACKAGE / "schema.py":
@@ -67,6 +67,13 @@ def test_few_string_literals_repeat_a_schema_key():
         f"{total} literals equal a schema key (at most {MAX_KEY_LITERALS}); use the schema's "
         f"named keys and groups:\n{listing}"
     )
+
+
+def test_fewer_than_50_literals_equal_a_metric_key():
+    """Issue 22's own measure: string literals equal to a key of schema.METRICS."""
+    metric_keys = frozenset(schema.METRICS)
+    total = sum(key_literals(metric_keys).values())
+    assert total < 50, f"{total} literals equal a metric key outside schema.py"
 
 
 def test_the_counter_sees_a_literal_and_ignores_a_docstring(tmp_path, monkeypatch):

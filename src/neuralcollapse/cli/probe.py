@@ -6,8 +6,9 @@
         --layers bert.encoder.layer.5 --classifier classifier --out probe-out
 
 Writes OUT/metrics.json (strict JSON, one object per split and layer), OUT/run/ (the run
-format, read by ``neuralcollapse report``), OUT/report.html with the depth profile, and
-prints the per-layer table.
+format, read by ``neuralcollapse report``), OUT/report.html (the snapshot page: per-layer
+tables, depth profile, frame geometry of the classifier input, classifier metrics; see
+:func:`neuralcollapse.viz.report.build_snapshot_report`), and prints the per-layer table.
 """
 
 from __future__ import annotations
@@ -19,8 +20,19 @@ from typing import Any
 
 from neuralcollapse.entry_points import load_entry_point
 
-#: the metrics the printed table shows (the JSON and CSV hold every metric)
-TABLE_KEYS = ("nc1", "etf_gap_means", "of_gap_means", "self_duality", "ncc_mismatch", "accuracy")
+
+def _table_keys() -> tuple[str, ...]:
+    """The metrics the printed table shows (the JSON and CSV hold every metric)."""
+    from neuralcollapse import schema
+
+    return (
+        schema.NC1,
+        schema.ETF_GAP_MEANS,
+        schema.OF_GAP_MEANS,
+        schema.SELF_DUALITY,
+        schema.NCC_MISMATCH,
+        schema.ACCURACY,
+    )
 
 
 def register(subparsers) -> None:
@@ -47,7 +59,15 @@ def register(subparsers) -> None:
         "'model' entry, as neuralcollapse train writes, also works)",
     )
     data = probe.add_mutually_exclusive_group(required=True)
-    data.add_argument("--dataset", help="a registered data set (see neuralcollapse train)")
+    data.add_argument(
+        "--dataset",
+        help="a registered data set (see neuralcollapse train). Preprocessing, as in training: "
+        "pixels scaled to [0, 1], then normalised per channel with the mean and std of the "
+        "training split (after --per-class), the same applied to the test split; digits and "
+        "mnist5k have no official test split and hold out a fixed stratified 25%% / 20%% of "
+        "each class. A model trained on other preprocessing (e.g. ImageNet statistics, resized "
+        "inputs) needs --data with its own loader",
+    )
     data.add_argument(
         "--data", metavar="MODULE:FACTORY", help="a function returning a loader of batches"
     )
@@ -242,7 +262,7 @@ def load_data(args: argparse.Namespace):
 
 def format_table(results: dict[str, Any]) -> str:
     """One line per (split, layer) with the headline metrics."""
-    header = f"{'split':<6} {'layer':<28}" + "".join(f"{key:>15}" for key in TABLE_KEYS)
+    header = f"{'split':<6} {'layer':<28}" + "".join(f"{key:>15}" for key in _table_keys())
     lines = [header]
     for split, result in results.items():
         for layer, metrics in result.items():
@@ -252,7 +272,7 @@ def format_table(results: dict[str, Any]) -> str:
                 values = metrics.to_dict()
                 cells = "".join(
                     f"{'-':>15}" if values[key] is None else f"{values[key]:>15.4g}"
-                    for key in TABLE_KEYS
+                    for key in _table_keys()
                 )
             lines.append(f"{split:<6} {layer:<28}{cells}")
     return "\n".join(lines)
@@ -263,7 +283,7 @@ def run(args: argparse.Namespace) -> int:
     from neuralcollapse.atomic import atomic_write_bytes
     from neuralcollapse.integrations.model_metrics import ModelCollapse
     from neuralcollapse.integrations.tracker import CollapseTracker
-    from neuralcollapse.viz.report import build_run_report
+    from neuralcollapse.viz.report import build_snapshot_report
 
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; choose a directory")
@@ -286,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
         layers=args.layers,
         classifier=args.classifier,
         num_classes=args.num_classes,
-        config={"source": "probe", "model": args.model or str(args.hf_model)},
+        config=_probe_config(args),
         # a probe is a snapshot: probing again into the same --out replaces the earlier
         # probe's run (its config included); a run of any other writer is refused
         overwrite=_is_probe_run(args.out / "run"),
@@ -300,9 +320,37 @@ def run(args: argparse.Namespace) -> int:
     print(format_table(results))
     payload = {split: result.to_dict() for split, result in results.items()}
     atomic_write_bytes(args.out / "metrics.json", (schema.dumps(payload, indent=2) + "\n").encode())
-    report = build_run_report([args.out / "run"], args.out, title="Neural collapse probe")
+    report = build_snapshot_report(args.out / "run", args.out, title="Neural collapse probe")
     print(f"wrote {args.out / 'metrics.json'}, {args.out / 'run'}/ and {report}", file=sys.stderr)
     return 0
+
+
+def dataset_preprocessing(name: str, per_class: int | None = None) -> str:
+    """What ``--dataset NAME`` does to the images before the model sees them (for the page)."""
+    from neuralcollapse.train.data import DATASETS
+
+    source = DATASETS[name].description if name in DATASETS else name
+    subset = f", {per_class} training images per class" if per_class is not None else ""
+    text = (
+        f"{source}{subset}; pixels scaled to [0, 1], then normalised per channel with the "
+        "training split's mean and standard deviation (the same values applied to the test "
+        "split), as neuralcollapse train does"
+    )
+    if name in ("digits", "mnist5k"):
+        share = "25%" if name == "digits" else "20%"
+        text += f"; the test split is a fixed stratified {share} of each class (no official one)"
+    return text + "."
+
+
+def _probe_config(args: argparse.Namespace) -> dict[str, Any]:
+    config: dict[str, Any] = {"source": "probe", "model": args.model or str(args.hf_model)}
+    if args.dataset is not None:
+        config["dataset"] = args.dataset
+        config["preprocessing"] = dataset_preprocessing(args.dataset, args.per_class)
+    elif args.data is not None:
+        config["data"] = args.data
+        config["preprocessing"] = f"as {args.data} returns the batches (none added by probe)."
+    return config
 
 
 def _is_probe_run(run_dir: Path) -> bool:

@@ -116,7 +116,7 @@ class CollapseTracker:
             "source": "CollapseTracker",
             "model": type(model).__name__,
             "layers": list(self.layers),
-            "num_classes": self.num_classes,
+            schema.NUM_CLASSES: self.num_classes,
             **dict(config or {}),
         }
         self._writer: runformat.RunWriter | None = None
@@ -142,7 +142,7 @@ class CollapseTracker:
         options = {
             "layers": self.layers,
             "classifier": self.classifier,
-            "num_classes": self.num_classes,
+            schema.NUM_CLASSES: self.num_classes,
             "batch_fn": self.batch_fn,
             "errors": "record",
             # a network early in training is near chance by right: no warning every epoch
@@ -189,7 +189,7 @@ class CollapseTracker:
             self._read_previous()
         else:
             self.last_epoch_row = epoch_row
-            if self.tpt_epoch is None and values.get("train_error") == 0:
+            if self.tpt_epoch is None and values.get(schema.TRAIN_ERROR) == 0:
                 self.tpt_epoch = epoch
         if rows or rewritten:
             self._writer.write_csv()
@@ -218,7 +218,7 @@ class CollapseTracker:
         previous = self._writer.epochs()
         self.last_epoch_row = previous[-1] if previous else {}
         self.tpt_epoch = next(
-            (row["epoch"] for row in previous if row.get("train_error") == 0), None
+            (row["epoch"] for row in previous if row.get(schema.TRAIN_ERROR) == 0), None
         )
 
     def _write_summary(self, *, finished: bool) -> None:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from neuralcollapse import schema
 from neuralcollapse.checks import check_int
 
 # 1024 x 1024 float64 tiles (8 MB each, a few alive at a time): at K = 20,000 and d = 768 the
@@ -38,6 +39,10 @@ from neuralcollapse.checks import check_int
 DEFAULT_TILE_SIZE = 1024
 
 UNIFORMITY_KERNELS = ("distance", "log", "riesz")
+
+#: the uniformity kernels' keys, in the schema's order: distance mean and variance, log
+#: kernel mean and variance, Riesz energy
+_DIST_MEAN, _DIST_VAR, _LOG_MEAN, _LOG_VAR, _RIESZ = schema.UNIFORMITY_KEYS
 
 
 def check_tile_size(tile_size: int | None) -> int:
@@ -452,14 +457,14 @@ class UniformityKernels(TileReducer):
 
     order = 20
     uses = frozenset({"chain"})
-    KEYS = ("gnc2_dist_mean", "gnc2_dist_var", "gnc2_log_mean", "gnc2_log_var")
+    KEYS = (_DIST_MEAN, _DIST_VAR, _LOG_MEAN, _LOG_VAR)
 
     def __init__(
         self, kernels: Sequence[str] = UNIFORMITY_KERNELS, riesz_exponent: float | None = None
     ) -> None:
         self.kernels = check_uniformity_kernels(kernels)
         self.riesz_exponent = riesz_exponent
-        self.values: dict[str, float | None] = dict.fromkeys([*self.KEYS, "gnc2_riesz_log_mean"])
+        self.values: dict[str, float | None] = dict.fromkeys([*self.KEYS, _RIESZ])
         if not self.kernels:
             self.uses = frozenset()
 
@@ -498,17 +503,15 @@ class UniformityKernels(TileReducer):
         pair_count = context.pair_count
         values = self.values
         if "distance" in self.kernels:
-            values["gnc2_dist_mean"], values["gnc2_dist_var"] = self._distance.mean_and_variance(
-                pair_count
-            )
+            values[_DIST_MEAN], values[_DIST_VAR] = self._distance.mean_and_variance(pair_count)
         if "log" in self.kernels:
             # the kernel is log(1/D) = -log D: the mean flips sign, the variance does not
-            values["gnc2_log_mean"], values["gnc2_log_var"] = self._log_distance.mean_and_variance(
+            values[_LOG_MEAN], values[_LOG_VAR] = self._log_distance.mean_and_variance(
                 pair_count, sign=-1.0
             )
         if self._riesz:
             # log mean_{k != k'} D^-s; with s = 0 every kernel value is 1
-            values["gnc2_riesz_log_mean"] = (
+            values[_RIESZ] = (
                 0.0 if self._exponent == 0.0 else float(self._riesz_log_sum) - math.log(pair_count)
             )
 

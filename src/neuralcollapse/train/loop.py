@@ -818,11 +818,11 @@ def _epoch_row(
     test = results.get("test")
     return {
         "epoch": epoch,
-        "lr": lr,
-        "train_loss": results["train"].loss,
-        "train_error": results["train"].error,
-        "test_loss": test.loss if test is not None else None,
-        "test_error": test.error if test is not None else None,
+        schema.LR: lr,
+        schema.TRAIN_LOSS: results["train"].loss,
+        schema.TRAIN_ERROR: results["train"].error,
+        schema.TEST_LOSS: test.loss if test is not None else None,
+        schema.TEST_ERROR: test.error if test is not None else None,
         "seconds": seconds,
         "tracked": measure_now,
     }
@@ -870,9 +870,8 @@ def _metrics_rows(
     epoch: int, epoch_row: dict[str, Any], results: dict[str, SplitResult]
 ) -> list[dict[str, Any]]:
     """The metrics.jsonl rows of one epoch: one per split and layer, with the losses."""
-    losses_part = {
-        k: epoch_row[k] for k in ("train_loss", "train_error", "test_loss", "test_error", "lr")
-    }
+    columns = (schema.TRAIN_LOSS, schema.TRAIN_ERROR, schema.TEST_LOSS, schema.TEST_ERROR)
+    losses_part = {key: epoch_row[key] for key in (*columns, schema.LR)}
     return [
         {"epoch": epoch, "split": split, "layer": layer, **losses_part, **values}
         for split, result in results.items()
@@ -975,7 +974,7 @@ def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processe
         rows = _metrics_rows(epoch, epoch_row, results)
         metrics_rows += rows
         if measure_now:
-            latest = results["train"].rows[PENULTIMATE_POST]["nc1"]
+            latest = results["train"].rows[PENULTIMATE_POST][schema.NC1]
             latest_nc1 = float("nan") if latest is None else latest  # None: not computed
         if is_main:
             writer.write_epoch(epoch, epoch_row, rows)

@@ -25,7 +25,7 @@ import numpy as np
 from neuralcollapse import runformat, schema
 from neuralcollapse.schema import PENULTIMATE_POST, PENULTIMATE_PRE
 
-_REQUIRED_METRIC_KEYS = ("epoch", "split", "layer", "nc1")
+_REQUIRED_METRIC_KEYS = ("epoch", "split", "layer", schema.NC1)
 
 
 def _as_float(value: object) -> float:
@@ -77,8 +77,8 @@ class TrainingRun:
     @property
     def num_classes(self) -> int | None:
         for row in self.metrics:
-            if row.get("num_classes") is not None:
-                return int(row["num_classes"])
+            if row.get(schema.NUM_CLASSES) is not None:
+                return int(row[schema.NUM_CLASSES])
         return None
 
     def rows(self, *, layer: str, split: str = "train") -> list[dict]:
@@ -94,7 +94,7 @@ class TrainingRun:
         return epochs, values
 
     def not_computed(
-        self, key: str = "nc1", *, layer: str = PENULTIMATE_POST, split: str = "train"
+        self, key: str = schema.NC1, *, layer: str = PENULTIMATE_POST, split: str = "train"
     ) -> dict[int, str]:
         """``{epoch: reason}`` for the rows where ``key`` was not computed and the row says why
         (its ``"not_computed"`` object, :data:`neuralcollapse.schema.NOT_COMPUTED`, under the
