@@ -210,3 +210,25 @@ def test_a_stream_of_any_batch_size_gives_the_concatenated_numbers_bitwise():
         penultimate = streamed["penultimate"].to_dict()
         assert penultimate == measure(features, labels, weights, torch.zeros(7)).to_dict()
     assert whole["nc1"] == measure(features, labels).nc1
+
+
+def test_classes_the_classifier_never_saw_get_the_feature_metrics_only():
+    """Transfer / few-shot (Galanti et al. 2022): a network of 3 classes measured on 2 new
+    classes; the classifier marks the penultimate input, its metrics are left out."""
+    torch.manual_seed(5)
+    model = nn.Sequential(nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 3))
+    new_labels = torch.arange(40) % 2
+    inputs = torch.randn(40, 6) + 2 * new_labels[:, None].float()
+    data = [(inputs, new_labels)]
+    with pytest.raises(ValueError, match="pass new_classes=True"):
+        measure_model(model, data, classifier="2", num_classes=2)
+    with pytest.raises(ValueError, match="with new_classes=True it is the data's"):
+        measure_model(model, data, classifier="2", new_classes=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no near-chance warning: there is no accuracy
+        result = measure_model(model, data, classifier="2", num_classes=2, new_classes=True)
+    with torch.no_grad():
+        features = model[1](model[0](inputs))
+    expected = measure(features, new_labels).to_dict()
+    assert result["penultimate"].to_dict() == expected
+    assert result["penultimate"].etf_gap_weights is None and result["penultimate"].accuracy is None

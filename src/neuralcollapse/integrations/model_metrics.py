@@ -212,6 +212,7 @@ def measure_model(
     uniformity_kernels: Sequence[str] = DEFAULT_UNIFORMITY_KERNELS,
     tile_size: int | None = None,
     rtol: float | None = None,
+    new_classes: bool = False,
     chance_warning: bool = True,
     progress: bool = False,
 ) -> ModelCollapse:
@@ -262,6 +263,10 @@ def measure_model(
     nearest_centre, uniformity_kernels, tile_size, rtol : as in :func:`neuralcollapse.measure`
         (``rtol``: the class means' singular-value cut-off; the default is float64's whatever
         the model's dtype, so a bfloat16 model's metrics are those of its feature values).
+    new_classes : the data's classes are not the classifier's (transfer and few-shot learning,
+        Galanti et al. 2022: classes the network never saw). The classifier then only marks
+        the penultimate input; its metrics (NC2 of the weights, NC3, NC4, accuracy) are left
+        out, and ``num_classes`` is the data's (required).
     chance_warning : warn when the classifier's own accuracy on this data is near chance
         (at most 1.25 / K): the numbers are then likely measured on the wrong data (labels not
         shifted for a causal LM, other preprocessing than in training, the wrong classifier).
@@ -296,14 +301,22 @@ def measure_model(
         classifier_name, linear = resolve_classifier(model, classifier)
     names = _order_layers(model, _check_layers(model, layers, linear), classifier_name)
     if num_classes is None:
-        if linear is None:
-            raise ValueError("pass num_classes= (K): without a classifier it cannot be inferred")
+        if linear is None or new_classes:
+            raise ValueError(
+                "pass num_classes= (K, the classes of the data): "
+                + (
+                    "with new_classes=True it is the data's"
+                    if new_classes
+                    else "without a classifier it cannot be inferred"
+                )
+            )
         num_classes = linear.out_features
     num_classes = check_num_classes(num_classes)
-    if linear is not None and linear.out_features != num_classes:
+    if linear is not None and linear.out_features != num_classes and not new_classes:
         raise ValueError(
             f"the classifier {classifier_name!r} has {linear.out_features} outputs but "
-            f"num_classes={num_classes}; they must agree"
+            f"num_classes={num_classes}; they must agree (for classes the classifier never "
+            "saw, pass new_classes=True: the feature metrics only)"
         )
     make_data = _check_data(data)
     if distributed is None:
@@ -319,7 +332,7 @@ def measure_model(
         if layer_reference is not None:
             _check_reference(layer_reference, name)
         spec = LayerSpec(reference=layer_reference)
-        if name == PENULTIMATE:
+        if name == PENULTIMATE and not new_classes:
             spec.weights = linear.weight.detach()
             spec.bias = None if linear.bias is None else linear.bias.detach()
         specs[name] = spec
@@ -352,7 +365,7 @@ def measure_model(
         tile_size=tile_size,
         rtol=rtol,
     )
-    if chance_warning and linear is not None:
+    if chance_warning and linear is not None and not new_classes:
         _warn_near_chance(result.get(PENULTIMATE), num_classes, shift_labels)
     return result
 
