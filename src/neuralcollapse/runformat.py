@@ -279,14 +279,20 @@ def read_config(run_dir: Path) -> dict[str, Any] | None:
     path = Path(run_dir) / CONFIG
     if not path.is_file():
         return None
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}); rewrite or delete it") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object; got {type(config).__name__}")
+    config = _json_object(path, "rewrite or delete it")
     check_version(config, Path(run_dir))
     return config
+
+
+def _json_object(path: Path, fix: str) -> dict[str, Any]:
+    """The JSON object in ``path``, or a ValueError naming the file and ``fix``."""
+    try:
+        value = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); {fix}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{path} must hold a JSON object; got {type(value).__name__}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -316,15 +322,9 @@ def read_run(run_dir: str | Path, *, torn: str = "error") -> RunFiles:
     metrics = checked_rows(directory / METRICS, read_jsonl(directory / METRICS, torn=torn))
     summary = None
     if (directory / SUMMARY).is_file():
-        try:
-            summary = json.loads((directory / SUMMARY).read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f"{directory / SUMMARY} is not valid JSON ({error}); delete it (the report "
-                "reads the logs without it)"
-            ) from None
-        if not isinstance(summary, dict):
-            raise ValueError(f"{directory / SUMMARY} must hold a JSON object")
+        summary = _json_object(
+            directory / SUMMARY, "delete it (the report reads the logs without it)"
+        )
     return RunFiles(directory, config, epochs, metrics, summary)
 
 

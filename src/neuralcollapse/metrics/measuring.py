@@ -223,17 +223,4 @@ def _check_given_class_stats(
         )
 
 
-def check_reference(reference: ClassStats | None, num_classes: int, dim: int) -> None:
-    """The reference statistics must describe the same classes in the same feature space."""
-    if reference is None:
-        return
-    reference._require_data()
-    if reference.num_classes != num_classes or reference.dim != dim:
-        raise ValueError(
-            f"the reference statistics have K = {reference.num_classes} classes in "
-            f"d = {reference.dim} dimensions but the measured data has K = {num_classes}, "
-            f"d = {dim}; the reference must come from the same classes and the same layer"
-        )
-
-
 __all__ = ["measure", "measure_batches"]
