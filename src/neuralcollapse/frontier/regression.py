@@ -312,6 +312,26 @@ class RegressionCollapse:
         }
 
 
+def _nrc1_and_variance(sigma_h: torch.Tensor, n: int) -> tuple[float, float]:
+    """NRC1 (the share of tr Sigma_H outside its top n directions) and tr Sigma_H."""
+    values = torch.linalg.eigvalsh(sigma_h).clamp_min(0.0)
+    total = float(values.sum())
+    if total == 0.0:
+        raise ValueError("the features are constant (zero centred variance): NRC is undefined")
+    return float(values[: sigma_h.shape[0] - n].sum()) / total, total
+
+
+def nrc1(stats: RegressionStats) -> float:
+    """NRC1 alone (no head needed): the fraction of the features' centred variance outside
+    their top n principal directions, n the target dimension (Andriopoulos et al. 2024)."""
+    d, n = stats.dims
+    if n > d:
+        raise ValueError(
+            f"NRC needs at most as many targets as feature dimensions; got n = {n} > d = {d}"
+        )
+    return _nrc1_and_variance(stats.feature_covariance(), n)[0]
+
+
 def regression_collapse(
     stats: RegressionStats | tuple[object, object],
     weights: object,
@@ -338,11 +358,7 @@ def regression_collapse(
         )
     w = _check_weights(weights, d, n)
     sigma_h = stats.feature_covariance()
-    values = torch.linalg.eigvalsh(sigma_h).clamp_min(0.0)
-    total = float(values.sum())
-    if total == 0.0:
-        raise ValueError("the features are constant (zero centred variance): NRC is undefined")
-    nrc1 = float(values[: d - n].sum()) / total
+    nrc1, total = _nrc1_and_variance(sigma_h, n)
     basis = _row_space(w)
     inside = float(torch.trace(basis.T @ sigma_h @ basis))
     nrc2 = max(total - inside, 0.0) / total

@@ -25,7 +25,9 @@ __all__ = [
     "CollapseTracker",
     "ModelBatch",
     "ModelCollapse",
+    "RegressionResults",
     "measure_model",
+    "measure_regression",
     "split_batch",
 ]
 
@@ -37,6 +39,8 @@ _EXPORTS = {
     "IGNORE_INDEX": "neuralcollapse.metrics.capture",
     "ModelCollapse": "neuralcollapse.integrations.model_metrics",
     "measure_model": "neuralcollapse.integrations.model_metrics",
+    "RegressionResults": "neuralcollapse.integrations.regression",
+    "measure_regression": "neuralcollapse.integrations.regression",
     "CollapseTracker": "neuralcollapse.integrations.tracker",
 }
 
@@ -44,6 +48,7 @@ _EXPORTS = {
 if TYPE_CHECKING:  # the lazy exports, visible to type checkers and IDEs
     from neuralcollapse.integrations.collapse_metric import CollapseMetric
     from neuralcollapse.integrations.model_metrics import ModelCollapse, measure_model
+    from neuralcollapse.integrations.regression import RegressionResults, measure_regression
     from neuralcollapse.integrations.tracker import CollapseTracker
     from neuralcollapse.metrics.capture import IGNORE_INDEX, ModelBatch, split_batch
 
