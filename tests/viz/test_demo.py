@@ -150,3 +150,46 @@ def test_bias_table_caption_counts_agreement_and_explains_a_tolerance_label():
     # a disagreement away from f* is a solver failure: no tolerance excuse is offered
     unsolved = _bias_table_caption([row(100.0, "of", "between", 0.2)])
     assert "theory's at 0 of 1" in unsolved and "at f*" not in unsolved
+
+
+def test_demo_opens_with_its_findings_each_linking_to_its_section(quick_demo):
+    import html
+
+    page = (quick_demo / "report.html").read_text()
+    titles = [html.unescape(t) for t in re.findall(r"<h2>\d+\. (.*?)</h2>", page)]
+    assert titles[0] == "Findings"
+    first = page.split('<section id="section-2">')[0]
+    assert 'id="table-findings"' in first  # the verdicts come before every other section
+    table = first.split('id="table-findings"')[1].split("</table>")[0]
+    links = re.findall(r'<a href="#section-(\d+)" title="([^"]*)">', table)
+    rows = _table(quick_demo, "findings")
+    assert len(links) == len(rows) > 0
+    for (number, title), row in zip(links, rows, strict=True):
+        assert titles[int(number) - 1] == html.unescape(title) == row["section"]
+    # every section that holds a check is in the summary, and none of the training verdicts
+    # is left in the training section (the demo shows them at the top only)
+    checked = {row["section"] for row in rows}
+    for title in SECTION_TITLES[1:4] + SECTION_TITLES[5:8] + SECTION_TITLES[9:10]:
+        assert title in checked, title
+    assert not (quick_demo / "tables" / "mlp_overview.csv").exists()
+
+
+def test_run_time_is_in_minutes_and_seconds(quick_demo):
+    page = (quick_demo / "report.html").read_text()
+    run_time = page.split("<h2>11. Run time</h2>")[1]
+    cells = re.findall(r"<td>(.*?)</td>", run_time)
+    times = cells[1::2]
+    assert times and all(re.fullmatch(r"\d+(\.\d)? s|\d+ min \d\d s", t) for t in times), times
+    assert "e+" not in run_time
+    findings = page.split('<section id="section-2">')[0]
+    assert re.search(r"The demo ran in (\d+(\.\d)? s|\d+ min \d\d s)", findings)
+
+
+def test_section_titles_promise_only_what_the_sections_show(quick_demo):
+    page = (quick_demo / "report.html").read_text()
+    # the demo does not measure DeepFool: its section is named after its generalisation table
+    assert not (quick_demo / "figures" / "mlp_robustness.png").exists()
+    assert "DeepFool" not in re.findall(r"<h2>(.*?)</h2>", page)[7]
+    assert "Robustness" not in " ".join(SECTION_TITLES)
+    section = page.split("<h2>8. ")[1].split("</section>")[0]
+    assert 'id="table-mlp_generalisation"' in section and "<img" not in section

@@ -91,3 +91,42 @@ def test_long_tables_are_folded_and_short_ones_are_not(tmp_path):
     assert long.count("<tr>") == FOLD_ROWS + 2  # every row is still in the page, folded
     with (tmp_path / "tables" / "long.csv").open() as handle:
         assert len(handle.readlines()) == FOLD_ROWS + 2
+
+
+def test_duration_columns_show_minutes_and_seconds_and_the_csv_keeps_seconds(tmp_path):
+    from neuralcollapse.viz.html import Column, format_duration
+
+    assert format_duration(1150.4) == "19 min 10 s"
+    assert format_duration(59.6) == "1 min 00 s"
+    assert format_duration(42.3) == "42 s"
+    assert format_duration(5.25) == "5.2 s"
+    assert format_duration(7325) == "2 h 02 min"
+    report = HtmlReport("t")
+    rows = [{"stage": "total", "seconds": 1150.4}]
+    report.section("Run time").add_table(
+        "timings", rows, "Time.", columns=["stage", Column("seconds", "time", kind="duration")]
+    )
+    page = report.to_html()
+    assert "19 min 10 s" in page and "e+03" not in page
+    report.write(tmp_path)
+    assert "1150.4" in (tmp_path / "tables" / "timings.csv").read_text()
+
+
+def test_section_links_point_to_the_numbered_section_and_refuse_a_missing_one():
+    from neuralcollapse.viz.html import SectionLink
+
+    report = HtmlReport("t")
+    report.section("Body").add_figure("f", _small_figure(1.0), "A figure.")
+    top = report.section("Top", first=True)
+    top.add_table(
+        "links",
+        [{"where": SectionLink("Body")}, {"where": SectionLink("Body", short=True)}],
+        "Links.",
+    )
+    page = report.to_html()
+    assert re.search(r'<section id="section-2">\s*<h2>2\. Body</h2>', page)
+    assert '<a href="#section-2" title="Body">2. Body</a>' in page
+    assert '<a href="#section-2" title="Body">§2</a>' in page
+    top.add_table("broken", [{"where": SectionLink("Nowhere")}], "Broken.")
+    with pytest.raises(ValueError, match="Nowhere"):
+        report.to_html()

@@ -17,6 +17,7 @@ from neuralcollapse import schema
 from neuralcollapse.measures.depth import fit_separation_law
 from neuralcollapse.viz.html import HtmlReport
 from neuralcollapse.viz.report import (
+    GENERALISATION_TITLE,
     IMBALANCE_TITLE,
     MSE_TITLE,
     ROBUSTNESS_TITLE,
@@ -136,7 +137,8 @@ def test_each_section_appears_exactly_when_its_data_exist(tmp_path):
         "none": ({}, []),
         "mse": ({"mse_terms": True}, [MSE_TITLE]),
         "deepfool": ({"robustness": True}, [ROBUSTNESS_TITLE]),
-        "generalisation": ({"generalisation": True}, [ROBUSTNESS_TITLE]),
+        # no DeepFool: the title promises only the table it shows
+        "generalisation": ({"generalisation": True}, [GENERALISATION_TITLE]),
         "imbalance": ({"minority_classes": 2}, [IMBALANCE_TITLE]),
     }
     for name, (options, expected) in cases.items():
@@ -150,6 +152,9 @@ def test_generalisation_alone_gives_the_table_without_a_figure(tmp_path):
     add_measure_sections(report, [run])
     (section,) = report.sections
     assert [type(item).__name__ for item in section.items] == ["ReportTable"]
+    # the title and introduction promise no robustness figure the section does not have
+    assert "robustness" not in section.title.lower()
+    assert "no robustness figure" in section.intro
 
 
 def test_depth_figure_draws_the_fit_and_the_caption_gives_rho_and_r2(tmp_path):

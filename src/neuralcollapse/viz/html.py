@@ -13,7 +13,9 @@ the image (a second data URI would double the page's size).
 Tables keep their data in the CSV (column keys, full precision, fractions as fractions); the
 HTML shows them through :class:`Column` (a readable header, a tooltip, percentages) and writes
 non-finite numbers as ``∞``/``−∞``/``NaN``, ``None`` as ``—`` and :class:`NotComputed` cells as
-"not computed".
+"not computed". A ``"duration"`` column shows seconds as minutes and seconds ("19 min 10 s",
+:func:`format_duration`); a :class:`SectionLink` cell links to a section of the page by its
+title (the report's opening summary links each verdict to the section that shows it).
 """
 
 from __future__ import annotations
@@ -98,6 +100,45 @@ class NotComputed:
         return self.label
 
 
+#: the kinds of :class:`Column`
+KINDS = ("number", "text", "verdict", "duration")
+
+
+@dataclass(frozen=True)
+class SectionLink:
+    """A table cell that links to the section titled ``section`` of the same page.
+
+    The page shows the section's number and title ("3. Depth profile"), or only "§3" with
+    ``short`` (e.g. the rows after the first of a group of rows about one section), as a link
+    to the section; the CSV writes the title. :meth:`HtmlReport.to_html` refuses a link to a
+    title no section has.
+    """
+
+    section: str
+    short: bool = False
+
+    def __str__(self) -> str:
+        return self.section
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as a person reads them: "42.3 s", "19 min 10 s", "2 h 05 min"."""
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        raise TypeError(f"seconds must be a number; got {type(seconds).__name__}")
+    if not math.isfinite(seconds) or seconds < 0:
+        return nice_number(seconds)
+    if round(seconds, 1) < 10:
+        return f"{seconds:.1f} s"
+    total = round(seconds)
+    if total < 60:
+        return f"{total} s"
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s"
+
+
 @dataclass(frozen=True)
 class Column:
     """How a table column is shown in the page (the CSV keeps ``key`` and the raw value).
@@ -106,8 +147,9 @@ class Column:
     header : the header shown (default: ``key``); " (%)" is added when ``percent``.
     note : a tooltip on the header (what the column is).
     percent : the values are fractions, shown times 100.
-    kind : "number" (right-aligned), "text" (left-aligned) or "verdict" (holds / does not
-        hold / unknown, coloured).
+    kind : "number" (right-aligned), "text" (left-aligned), "verdict" (holds / does not
+        hold / unknown, coloured) or "duration" (seconds, shown as "19 min 10 s"; the CSV keeps
+        the seconds).
     """
 
     key: str
@@ -117,8 +159,9 @@ class Column:
     kind: str = "number"
 
     def __post_init__(self) -> None:
-        if self.kind not in ("number", "text", "verdict"):
-            raise ValueError(f"kind must be 'number', 'text' or 'verdict'; got {self.kind!r}")
+        if self.kind not in KINDS:
+            kinds = ", ".join(map(repr, KINDS))
+            raise ValueError(f"kind must be one of {kinds}; got {self.kind!r}")
 
     @property
     def title(self) -> str:
@@ -224,11 +267,22 @@ class HtmlReport:
         self.subtitle = subtitle
         self.sections: list[ReportSection] = []
 
-    def section(self, title: str, intro: str = "") -> ReportSection:
-        """Open a new section at the end of the report and return it."""
+    def section(self, title: str, intro: str = "", *, first: bool = False) -> ReportSection:
+        """Open a new section at the end of the report (at the top with ``first``) and return
+        it."""
         section = ReportSection(title=title, intro=intro)
-        self.sections.append(section)
+        if first:
+            self.sections.insert(0, section)
+        else:
+            self.sections.append(section)
         return section
+
+    def anchors(self) -> dict[str, int]:
+        """``{section title: its number}`` (its id on the page is ``section-N``)."""
+        anchors: dict[str, int] = {}
+        for number, section in enumerate(self.sections, start=1):
+            anchors.setdefault(section.title, number)
+        return anchors
 
     @property
     def figures(self) -> list[ReportFigure]:
@@ -250,6 +304,7 @@ class HtmlReport:
     def to_html(self) -> str:
         """The whole page as one string."""
         self._check_unique_names()
+        anchors = self.anchors()
         escape = html.escape
         parts = [
             "<!DOCTYPE html>",
@@ -274,7 +329,7 @@ class HtmlReport:
                 if isinstance(item, ReportFigure):
                     parts.append(_figure_html(item))
                 else:
-                    parts.append(_table_html(item))
+                    parts.append(_table_html(item, anchors))
             parts.append("</section>")
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # noqa: UP017
         parts.append(
@@ -339,26 +394,37 @@ def cell_text(value: object, column: Column | None = None) -> str:
     """
     if value is None:
         return "—"
-    if isinstance(value, NotComputed):
+    if isinstance(value, (NotComputed, SectionLink)):
         return str(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, (int, float)) and column is not None and column.percent:
         value = 100 * value
+    if isinstance(value, (int, float)) and column is not None and column.kind == "duration":
+        return format_duration(value)
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("∞" if value > 0 else "−∞")
     return nice_number(value)  # type: ignore[arg-type]
 
 
-def _cell_html(value: object, column: Column) -> str:
+def _cell_html(value: object, column: Column, anchors: Mapping[str, int] | None = None) -> str:
     text = html.escape(cell_text(value, column))
+    if isinstance(value, SectionLink):
+        if anchors is None or value.section not in anchors:
+            raise ValueError(
+                f"a table links to the section {value.section!r}, which the page lacks"
+            )
+        number = anchors[value.section]
+        shown = f"§{number}" if value.short else f"{number}. {text}"
+        text = f'<a href="#section-{number}" title="{text}">{shown}</a>'
+
     classes = []
     title = ""
     if isinstance(value, NotComputed):
         classes.append("nc")
         if value.reason:
             title = f' title="{html.escape(value.reason, quote=True)}"'
-    if column.kind == "text":
+    if column.kind == "text" or isinstance(value, SectionLink):
         classes.append("text")
     elif column.kind == "verdict":
         classes.append(VERDICT_CLASSES.get(str(value), "unknown"))
@@ -372,7 +438,7 @@ def _header_html(column: Column) -> str:
     attributes = ""
     if column.note:
         attributes += f' title="{escape(column.note, quote=True)}"'
-    if column.kind != "number":
+    if column.kind not in ("number", "duration"):
         attributes += ' class="text"'
     return f"<th{attributes}>{escape(column.title)}</th>"
 
@@ -381,13 +447,13 @@ def _header_html(column: Column) -> str:
 FOLD_ROWS = 30
 
 
-def _table_html(item: ReportTable) -> str:
+def _table_html(item: ReportTable, anchors: Mapping[str, int] | None = None) -> str:
     escape = html.escape
     shown = item.shown or tuple(Column(key) for key in item.columns)
     head = "".join(_header_html(column) for column in shown)
     body = []
     for row in item.rows:
-        cells = "".join(_cell_html(row.get(c.key), c) for c in shown)
+        cells = "".join(_cell_html(row.get(c.key), c, anchors) for c in shown)
         body.append(f"<tr>{cells}</tr>")
     # the caption stays on the page's width; only the table scrolls sideways
     table = (
@@ -419,4 +485,6 @@ def write_csv(
 
 def _csv_value(value: object) -> object:
     """A cell of the CSV: missing (None, not computed) is empty, anything else as is."""
+    if isinstance(value, SectionLink):
+        return str(value)
     return "" if value is None or isinstance(value, NotComputed) else value

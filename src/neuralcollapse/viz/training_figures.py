@@ -364,10 +364,75 @@ class DepthFit:
     fit: Any = None
     num_classes: int | None = None
     reason: str = ""
+    #: intermediate layers left out of the fit: their output is the penultimate features
+    #: themselves (:func:`same_features`), which would otherwise count as two depths
+    merged: tuple[str, ...] = ()
 
 
 #: the fewest intermediate layers (besides the penultimate features) the depth fit needs
 MIN_FIT_LAYERS = 2
+
+#: the measurements of the features alone (no classifier): two rows that agree on these,
+#: and on N and d, were measured on the same features
+FEATURE_KEYS: tuple[str, ...] = (
+    schema.NC1,
+    "nc1_trace_ratio",
+    "cdnv",
+    "within_class_variance",
+    "between_class_variance",
+    *(means for means, _ in schema.PAIRED_KEYS[:3]),
+    *schema.FRAME_KEYS,
+)
+#: relative tolerance of :func:`same_features` (the same features give the same numbers up to
+#: the rounding of the reduction order; different layers differ far beyond it)
+SAME_FEATURES_RTOL = 1e-9
+
+
+def same_features(first: dict | None, second: dict | None) -> bool:
+    """Whether two metrics rows were measured on the same features.
+
+    True when both rows have the same N and d and every :data:`FEATURE_KEYS` value that both
+    computed agrees within :data:`SAME_FEATURES_RTOL` (NC1 must be among them). This is how
+    the report sees that a named layer's output IS the classifier's input (e.g. ``layer4`` of
+    a ResNet, or the last ReLU of an MLP, measured next to ``penultimate``): the run files do
+    not say which module feeds the classifier, the numbers do.
+    """
+    if first is None or second is None:
+        return False
+    for key in schema.SIZE_KEYS[1:]:
+        if first.get(key) is None or first.get(key) != second.get(key):
+            return False
+    compared = 0
+    for key in FEATURE_KEYS:
+        a, b = _as_float(first.get(key)), _as_float(second.get(key))
+        if math.isnan(a) or math.isnan(b):
+            if key == schema.NC1:
+                return False
+            continue
+        if not math.isclose(a, b, rel_tol=SAME_FEATURES_RTOL, abs_tol=1e-300):
+            return False
+        compared += 1
+    return compared > 0
+
+
+def classifier_input_layers(run: TrainingRun, *, split: str = "train", epoch: int | None = None):
+    """The run's intermediate layers measured on the penultimate features themselves at
+    ``epoch`` (default: the last measured), by :func:`same_features`."""
+    if PENULTIMATE_POST not in run.layers:
+        return ()
+    if epoch is None:
+        chosen = profile_epochs(run, split=split, num_epochs=1)
+        if not chosen:
+            return ()
+        epoch = chosen[-1]
+
+    def row_at(layer: str) -> dict | None:
+        return next((r for r in run.rows(layer=layer, split=split) if r["epoch"] == epoch), None)
+
+    penultimate = row_at(PENULTIMATE_POST)
+    return tuple(
+        layer for layer in run.intermediate_layers if same_features(row_at(layer), penultimate)
+    )
 
 
 def separation_fit(run: TrainingRun, *, split: str = "train") -> DepthFit:
@@ -375,7 +440,10 @@ def separation_fit(run: TrainingRun, *, split: str = "train") -> DepthFit:
 
     The layers are the run's intermediate layers, input side first, then the post-ReLU
     penultimate features (the pre-ReLU ones share that depth and are left out), with
-    ``D_l = K * NC1`` (:func:`neuralcollapse.measures.depth.fit_separation_law`). A fit needs
+    ``D_l = K * NC1`` (:func:`neuralcollapse.measures.depth.fit_separation_law`). An
+    intermediate layer measured on the penultimate features themselves (its output feeds the
+    classifier: :func:`classifier_input_layers`) is left out, so those features count as one
+    depth, not two; ``merged`` names it. A fit needs
     at least :data:`MIN_FIT_LAYERS` intermediate layers (two points always lie on a line) and
     every layer's NC1 finite and > 0 at that epoch; otherwise ``fit`` is None and ``reason``
     says why.
@@ -386,22 +454,32 @@ def separation_fit(run: TrainingRun, *, split: str = "train") -> DepthFit:
     if not chosen:
         return DepthFit(run.name, None, reason=f"no {split} rows were measured")
     epoch = chosen[-1]
-    intermediate = list(run.intermediate_layers)
+    merged = classifier_input_layers(run, split=split, epoch=epoch)
+    intermediate = [layer for layer in run.intermediate_layers if layer not in merged]
     if len(intermediate) < MIN_FIT_LAYERS:
         named = f" ({', '.join(intermediate)})" if intermediate else ""
+        also = (
+            f"; {_join_names(merged)} {'is' if len(merged) == 1 else 'are'} the penultimate "
+            "features themselves"
+            if merged
+            else ""
+        )
         return DepthFit(
             run.name,
             epoch,
             reason=f"it measured {len(intermediate)} intermediate layer"
-            f"{'' if len(intermediate) == 1 else 's'}{named}, and the fit needs at least "
-            f"{MIN_FIT_LAYERS} besides the penultimate features (train with --layers all)",
+            f"{'' if len(intermediate) == 1 else 's'}{named} before the classifier's input, and "
+            f"the fit needs at least {MIN_FIT_LAYERS} besides the penultimate features{also}",
+            merged=merged,
         )
     layers = intermediate + ([PENULTIMATE_POST] if PENULTIMATE_POST in run.layers else [])
     rows = {}
     for layer in layers:
         row = next((r for r in run.rows(layer=layer, split=split) if r["epoch"] == epoch), None)
         if row is None:
-            return DepthFit(run.name, epoch, reason=f"{layer} was not measured at epoch {epoch}")
+            return DepthFit(
+                run.name, epoch, reason=f"{layer} was not measured at epoch {epoch}", merged=merged
+            )
         nc1 = _as_float(row.get(schema.NC1))
         if not (math.isfinite(nc1) and nc1 > 0):
             why = "not computed" if math.isnan(nc1) else f"{nc1:g}"
@@ -409,14 +487,21 @@ def separation_fit(run: TrainingRun, *, split: str = "train") -> DepthFit:
                 run.name,
                 epoch,
                 reason=f"NC1 of {layer} at epoch {epoch} is {why} (the fit needs log NC1)",
+                merged=merged,
             )
         rows[layer] = row
     try:
         fit = fit_separation_law(rows)
     except ValueError as error:
-        return DepthFit(run.name, epoch, reason=str(error))
+        return DepthFit(run.name, epoch, reason=str(error), merged=merged)
     classes = _as_float(rows[layers[0]].get(schema.NUM_CLASSES))
-    return DepthFit(run.name, epoch, fit, int(classes) if math.isfinite(classes) else None)
+    k = int(classes) if math.isfinite(classes) else None
+    return DepthFit(run.name, epoch, fit, k, merged=merged)
+
+
+def _join_names(names) -> str:
+    names = list(names)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _draw_fit(axes, run: TrainingRun, depth_fit: DepthFit) -> bool:
@@ -498,7 +583,7 @@ def plot_depth_profile(
             _draw_fit(axes, run, separation_fit(run, split=split))
         axes.set_xticks(range(len(layers)))
         axes.set_xticklabels(
-            [_short_layer_name(layer) for layer in layers], rotation=30, ha="right", fontsize=8
+            [short_layer_name(layer, run) for layer in layers], rotation=30, ha="right", fontsize=8
         )
         axes.set_xlabel("layer (input → output)")
         axes.set_ylabel("NC1 = Tr(Σ_W Σ_B⁺)/K")
@@ -517,12 +602,16 @@ def _as_float(value: object) -> float:
     return math.nan if value is None else float(value)  # type: ignore[arg-type]
 
 
-def short_layer_name(layer: str) -> str:
-    """The layer's name as the figures print it."""
-    return _short_layer_name(layer)
+def short_layer_name(layer: str, run: TrainingRun | None = None) -> str:
+    """The layer's name as the figures print it.
 
-
-def _short_layer_name(layer: str) -> str:
+    The training loop measures the penultimate features before and after the final ReLU
+    ("penult. pre-ReLU", "penult. post-ReLU"); a run that measured only the classifier's
+    input (``probe``, CollapseTracker, the integrations) names it "penultimate"
+    (:data:`neuralcollapse.schema.PENULTIMATE`): nothing says it comes after a ReLU.
+    """
+    if layer == PENULTIMATE_POST and run is not None and PENULTIMATE_PRE not in run.layers:
+        return schema.PENULTIMATE
     return {PENULTIMATE_PRE: "penult. pre-ReLU", PENULTIMATE_POST: "penult. post-ReLU"}.get(
         layer, layer
     )

@@ -20,7 +20,12 @@ One module per job:
 - :mod:`~neuralcollapse.viz.report.tables`: the rows of every table, and adding a table;
 - :mod:`~neuralcollapse.viz.report.columns`: how a table names a column;
 - :mod:`~neuralcollapse.viz.report.sections`: the sections, in page order;
-- :mod:`~neuralcollapse.viz.report.builder`: :func:`build_run_report`;
+- :mod:`~neuralcollapse.viz.report.findings`: the verdicts of every section in one table at
+  the top of a page, each linking to its section;
+- :mod:`~neuralcollapse.viz.report.snapshot`: the page of one snapshot (``neuralcollapse
+  probe``: one measurement, no epochs), :func:`build_snapshot_report`;
+- :mod:`~neuralcollapse.viz.report.builder`: :func:`build_run_report` (a single snapshot run
+  gets the snapshot page);
 - :mod:`~neuralcollapse.viz.report.values` and :mod:`~neuralcollapse.viz.report.text`:
   reading numbers out of runs, and writing them in captions.
 """
@@ -68,7 +73,17 @@ from neuralcollapse.viz.report.columns import (
     run_column,
     table_column,
 )
+from neuralcollapse.viz.report.findings import (
+    FINDINGS_TITLE,
+    Finding,
+    add_findings_section,
+    depth_checks,
+    findings_caption,
+    generalisation_checks,
+    mse_checks,
+)
 from neuralcollapse.viz.report.sections import (
+    GENERALISATION_TITLE,
     IMBALANCE_TITLE,
     MEASURE_SECTIONS,
     MSE_TITLE,
@@ -76,6 +91,15 @@ from neuralcollapse.viz.report.sections import (
     MeasureSection,
     add_measure_sections,
     add_training_sections,
+)
+from neuralcollapse.viz.report.snapshot import (
+    SNAPSHOT_TITLES,
+    add_snapshot_sections,
+    build_snapshot_report,
+    is_snapshot,
+    plot_snapshot_depth,
+    plot_snapshot_frame,
+    snapshot_checks,
 )
 from neuralcollapse.viz.report.tables import (
     GENERALISATION_KEYS,
@@ -97,6 +121,21 @@ __all__ = [
     "Check",
     "ETF",
     "FAILS",
+    "FINDINGS_TITLE",
+    "Finding",
+    "GENERALISATION_TITLE",
+    "SNAPSHOT_TITLES",
+    "add_findings_section",
+    "add_snapshot_sections",
+    "build_snapshot_report",
+    "depth_checks",
+    "findings_caption",
+    "generalisation_checks",
+    "is_snapshot",
+    "mse_checks",
+    "plot_snapshot_depth",
+    "plot_snapshot_frame",
+    "snapshot_checks",
     "FRAME_TOLERANCE",
     "FrameMeasurement",
     "GENERALISATION_KEYS",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from neuralcollapse.viz.html import HtmlReport
 from neuralcollapse.viz.report.sections import add_training_sections
+from neuralcollapse.viz.report.snapshot import build_snapshot_report, snapshot_runs
 from neuralcollapse.viz.runs import load_runs
 from neuralcollapse.viz.style import check_epoch_axis
 
@@ -19,6 +20,10 @@ def build_run_report(
     epoch_axis: str = "log",
 ) -> Path:
     """Read run directories and write DIR/report.html, DIR/figures/*.png, DIR/tables/*.csv.
+
+    One run measured at a single epoch (``neuralcollapse probe``'s run, epoch 0) is a
+    snapshot, not a training run: its page is :func:`build_snapshot_report`'s (per-layer
+    tables, depth profile, frame geometry, classifier metrics; nothing over epochs).
 
     Parameters
     ----------
@@ -33,6 +38,8 @@ def build_run_report(
     """
     check_epoch_axis(epoch_axis)
     runs = load_runs(run_dirs)
+    if snapshot_runs(runs):
+        return build_snapshot_report(runs[0], out_dir, title=title)
     names = ", ".join(run.name for run in runs)
     report = HtmlReport(
         title or "Neural collapse report",

@@ -291,8 +291,8 @@ def depth_caption(
             else:
                 shape = "does not fall with depth, from"
             sentence += (
-                f"; at epoch {last} NC1 {shape} {short_layer_name(first_layer)} ({_num(first)}) "
-                f"to {short_layer_name(last_layer)} ({_num(final)})"
+                f"; at epoch {last} NC1 {shape} {short_layer_name(first_layer, run)} "
+                f"({_num(first)}) to {short_layer_name(last_layer, run)} ({_num(final)})"
             )
         parts.append(sentence + ".")
     parts.append("Tirer & Bruna (2022, Sec. 5) report NC1 decreasing with depth.")
@@ -312,12 +312,19 @@ def _fit_sentences(runs: Sequence[TrainingRun], split: str) -> str:
             "classes) of the intermediate layers and the post-ReLU penultimate features (depth "
             "1, 2, ...; the pre-ReLU features share the penultimate depth and are not fitted)."
         )
-    for item in fits:
+    for run, item in zip(runs, fits, strict=True):
         if item.fit is None:
             parts.append(f"{item.run}: no fit of the law of data separation: {item.reason}.")
             continue
         fit = item.fit
-        names = _join([short_layer_name(layer) for layer in fit.layers])
+        names = _join([short_layer_name(layer, run) for layer in fit.layers])
+        if item.merged:
+            parts.append(
+                f"{item.run}: {_join(list(item.merged))} left out of the fit: "
+                f"{'its' if len(item.merged) == 1 else 'their'} output is the classifier's "
+                "input (the same N, d and feature metrics as the penultimate features), one "
+                "depth, not two."
+            )
         sentence = (
             f"{item.run}: at epoch {item.epoch} over {names}, ρ = {fit.rho:.3g} and "
             f"R² = {fit.r_squared:.3f}"

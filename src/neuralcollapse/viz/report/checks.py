@@ -43,6 +43,9 @@ ORTHOGONAL, ETF, CENTRED_ETF, NEITHER = (
 
 _BIAS_KEYS = ("bias", "classifier_bias", "fc_bias")
 
+#: the name of the frame check of :func:`run_checks`
+FRAME_CHECK = "frame of the penultimate means"
+
 
 @dataclass(frozen=True)
 class Check:
@@ -187,7 +190,7 @@ def run_checks(run: TrainingRun) -> list[Check]:
     checks.append(
         Check(
             run.name,
-            "frame of the penultimate means",
+            FRAME_CHECK,
             expected,
             "not computed" if frame is None else frame.describe(),
             frame_verdict(predicted, frame),

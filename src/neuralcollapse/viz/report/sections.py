@@ -24,8 +24,14 @@ from neuralcollapse.viz.report.captions import (
     panels_test_caption,
     robustness_caption,
 )
-from neuralcollapse.viz.report.checks import summary_checks
+from neuralcollapse.viz.report.checks import FRAME_CHECK, summary_checks
 from neuralcollapse.viz.report.columns import table_column
+from neuralcollapse.viz.report.findings import (
+    Finding,
+    depth_checks,
+    generalisation_checks,
+    mse_checks,
+)
 from neuralcollapse.viz.report.tables import (
     GENERALISATION_KEYS,
     IMBALANCE_TABLE_KEYS,
@@ -61,6 +67,11 @@ MSE_TITLE = "MSE decomposition"
 ROBUSTNESS_TITLE = "Robustness and generalisation"
 
 
+#: the title of the robustness section when no run measured DeepFool: it shows only the
+#: generalisation table, and says so
+GENERALISATION_TITLE = "Generalisation: test accuracy and loss at the TPT and at the end"
+
+
 IMBALANCE_TITLE = "Imbalanced classes"
 
 
@@ -89,6 +100,10 @@ class MeasureSection:
     table_name: str | None = None
     trim: bool = True
     missing: str = "not computed"
+    #: the title and introduction when no run has the figure's data (the section then shows
+    #: only its table, and its title promises no more); default: ``title`` and ``intro``
+    title_without_figure: str | None = None
+    intro_without_figure: str | None = None
 
     def add_to(
         self,
@@ -104,8 +119,13 @@ class MeasureSection:
         with_table = any(self.has_table(run) for run in runs)
         if not (with_figure or with_table):
             return None
-        title = f"{title_prefix}{self.title}"
-        section = report.section(title, self.intro)
+        if with_figure:
+            title, intro = self.title, self.intro
+        else:
+            title = self.title_without_figure or self.title
+            intro = self.intro_without_figure or self.intro
+        title = f"{title_prefix}{title}"
+        section = report.section(title, intro)
         if with_figure:
             section.add_figure(
                 f"{name_prefix}{self.name}",
@@ -157,6 +177,11 @@ MEASURE_SECTIONS = (
         table_keys=GENERALISATION_KEYS,
         table_name="generalisation",
         trim=False,
+        title_without_figure=GENERALISATION_TITLE,
+        intro_without_figure="Papyan, Han & Donoho (2020, Table 1): test accuracy and loss at "
+        "the first epoch with zero training error (TPT) and at the last epoch "
+        "(docs/robustness.md). No run measured DeepFool robustness (neuralcollapse train "
+        "--robustness), so this section has no robustness figure.",
     ),
     MeasureSection(
         title=IMBALANCE_TITLE,
@@ -193,9 +218,10 @@ def add_measure_sections(
 
     - "MSE decomposition" (some run has ``mse_*`` terms): :func:`plot_mse_terms` and the
       terms at the last epoch;
-    - "Robustness and generalisation" (some run has ``deepfool_ratio`` or a summary.json
-      ``generalisation`` entry): :func:`plot_runs_robustness` when DeepFool was measured, and
-      the generalisation table of every run;
+    - "Robustness and generalisation" (some run has ``deepfool_ratio``):
+      :func:`plot_runs_robustness` and the generalisation table of every run; titled
+      :data:`GENERALISATION_TITLE` when no run measured DeepFool but some has a summary.json
+      ``generalisation`` entry (the table only);
     - "Imbalanced classes" (some run has ``minority_cosine_weights``):
       :func:`plot_imbalance_over_epochs` and the last values.
     """
@@ -220,32 +246,44 @@ def add_training_sections(
     epoch_axis: str = "log",
     summary_title: str | None = None,
     measures: bool = False,
-) -> None:
+    overview: bool = True,
+) -> list[Finding]:
     """Append the summary, panels, frame gaps, depth profile and tables of ``runs`` to ``report``.
 
     Figure and table names get ``name_prefix`` so several groups of runs can share a report.
     The summary (table ``overview``) is a section of its own titled ``summary_title`` when
-    given, else the first item of the panels' section. With ``measures``, the sections of the
-    per-epoch measures that ride along (:func:`add_measure_sections`: MSE decomposition,
-    robustness and generalisation, imbalanced classes) come before the tables, each only
-    when some run has its data.
+    given, else the first item of the panels' section; without ``overview`` there is no
+    summary table (the caller shows the returned findings, e.g. with
+    :func:`~neuralcollapse.viz.report.findings.add_findings_section`). With ``measures``, the
+    sections of the per-epoch measures that ride along (:func:`add_measure_sections`: MSE
+    decomposition, robustness and generalisation, imbalanced classes) come before the tables,
+    each only when some run has its data.
+
+    Returns
+    -------
+    The verdicts of every section added, each with the title of the section that shows it
+    (:class:`~neuralcollapse.viz.report.findings.Finding`).
     """
     check_epoch_axis(epoch_axis)
     checks = summary_checks(runs)
-    if summary_title is not None:
-        overview = report.section(
+    overview_section = None
+    if overview and summary_title is not None:
+        overview_section = report.section(
             f"{title_prefix}{summary_title}",
             "What each run shows, checked against the theory (docs/theory.md).",
         )
     section = report.section(f"{title_prefix}Neural collapse over training", intro)
-    if summary_title is None:
-        overview = section
-    overview.add_table(
-        f"{name_prefix}overview",
-        [check.as_row() for check in checks],
-        overview_caption(checks),
-        columns=[table_column(key) for key in ("run", "check", "expected", "measured", "verdict")],
-    )
+    if overview and summary_title is None:
+        overview_section = section
+    if overview_section is not None:
+        overview_section.add_table(
+            f"{name_prefix}overview",
+            [check.as_row() for check in checks],
+            overview_caption(checks),
+            columns=[
+                table_column(key) for key in ("run", "check", "expected", "measured", "verdict")
+            ],
+        )
     section.add_figure(
         f"{name_prefix}training_panels",
         plot_training_panels(runs, epoch_axis=epoch_axis),
@@ -265,16 +303,28 @@ def add_training_sections(
             plot_frame_gaps(runs, epoch_axis=epoch_axis),
             gaps_caption(runs, epoch_axis=epoch_axis),
         )
+    frame_checks = [check for check in checks if check.check == FRAME_CHECK]
+    findings = [Finding(section.title, c) for c in checks if c.check != FRAME_CHECK]
+    findings += [Finding(gaps.title, check) for check in frame_checks]
     depth = report.section(f"{title_prefix}Depth-wise NC1 profile")
+    findings += [Finding(depth.title, check) for check in depth_checks(runs)]
     depth.add_figure(
         f"{name_prefix}depth_profile",
         plot_depth_profile(runs, fit=True),
         depth_caption(runs, fit=True),
     )
     if measures:
-        add_measure_sections(
+        added = add_measure_sections(
             report, runs, name_prefix=name_prefix, title_prefix=title_prefix, epoch_axis=epoch_axis
         )
+        by_title = {
+            f"{title_prefix}{MSE_TITLE}": mse_checks,
+            f"{title_prefix}{ROBUSTNESS_TITLE}": generalisation_checks,
+            f"{title_prefix}{GENERALISATION_TITLE}": generalisation_checks,
+        }
+        for title in added:
+            if title in by_title:
+                findings += [Finding(title, check) for check in by_title[title](runs)]
     tables = report.section(f"{title_prefix}Tables")
     rows = summary_rows(runs)
     _add_table(
@@ -293,3 +343,4 @@ def add_training_sections(
         ALL_LAYERS_CAPTION.replace("final_metrics", f"{name_prefix}final_metrics"),
         _final_columns(all_rows),
     )
+    return findings
