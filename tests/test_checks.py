@@ -101,3 +101,23 @@ def test_check_float_half_open_intervals_set_each_end():
         check_float("q", 0.0, minimum=0.0, maximum=1.0, strict=(True, False))
     with pytest.raises(ValueError, match=r"^r must be a finite number > 0; got 0$"):
         check_float("r", 0, minimum=0.0, strict=(True, False))
+
+
+@pytest.mark.parametrize("value", ["3", None, True, 2.5, [3]])
+def test_a_wrong_type_is_a_type_error_and_still_a_value_error(value):
+    from neuralcollapse.checks import ArgumentTypeError
+
+    with pytest.raises(TypeError, match="must be an integer"):
+        check_int("size", value, minimum=1)
+    with pytest.raises(ArgumentTypeError):
+        check_int("size", value, minimum=1)
+    with pytest.raises(ValueError):  # the earlier contract holds
+        check_int("size", value, minimum=1)
+
+
+def test_a_number_out_of_bounds_is_a_value_error_not_a_type_error():
+    with pytest.raises(ValueError, match=r"must be an integer >= 1") as caught:
+        check_int("size", 0, minimum=1)
+    assert not isinstance(caught.value, TypeError)
+    with pytest.raises(TypeError, match="finite number"):
+        check_float("lr", "0.1", minimum=0.0)

@@ -9,6 +9,11 @@ array is as good as ``3``) and refused with the same kind of message::
 
 ``bool`` is refused although it is an ``int`` subclass: ``True`` passed as a size is a bug.
 NaN is always refused (no bound holds for it); infinities unless ``finite=False``.
+
+A value of the wrong type (a string, ``None``, ``True``, a float where a count belongs)
+raises :class:`ArgumentTypeError`, a ``TypeError``; a number out of its bounds raises
+``ValueError``. ``ArgumentTypeError`` is also a ``ValueError``, so code written against the
+earlier ``ValueError`` keeps working.
 """
 
 from __future__ import annotations
@@ -18,7 +23,11 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_float", "check_int"]
+__all__ = ["ArgumentTypeError", "check_float", "check_int"]
+
+
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type (a TypeError; also a ValueError, as it used to be)."""
 
 
 def _is_integer(value: object) -> bool:
@@ -69,12 +78,11 @@ def check_int(
     itself (``"or None (automatic)"``); ``hint`` says how to fix it.
     """
     bounds = _integer_bounds(minimum, maximum)
-    if (
-        not _is_integer(value)
-        or (minimum is not None and value < minimum)
-        or (maximum is not None and value > maximum)
-    ):
-        raise ValueError(_message(name, "an integer", bounds, value, meaning, alternative, hint))
+    message = _message(name, "an integer", bounds, value, meaning, alternative, hint)
+    if not _is_integer(value):
+        raise ArgumentTypeError(message)
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(message)
     return int(value)
 
 
@@ -117,7 +125,7 @@ def check_float(
         value, (bool, np.bool_)
     )
     if not is_number:
-        raise ValueError(message)
+        raise ArgumentTypeError(message)
     number = float(value)  # type: ignore[arg-type]
     if math.isnan(number) or (finite and math.isinf(number)):
         raise ValueError(message)
