@@ -30,6 +30,7 @@ import csv
 import io
 import json
 import pickle
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,6 +74,19 @@ class TornLine:
     error: str
 
 
+def _read_text(path: Path) -> str:
+    """The text of a run file; bytes that are not UTF-8 (the run format writes nothing else)
+    are a ValueError naming the file and the byte."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path} is not UTF-8 text ({error.reason} at byte {error.start}): the run format "
+            "writes nothing else, so the file was damaged or written by another program; "
+            "restore or delete it"
+        ) from None
+
+
 def _parse_jsonl(path: Path) -> tuple[list[dict[str, Any]], TornLine | None]:
     """The rows, and the torn final line (None when the file ends cleanly).
 
@@ -82,8 +96,8 @@ def _parse_jsonl(path: Path) -> tuple[list[dict[str, Any]], TornLine | None]:
     """
     if not path.is_file():
         return [], None
-    with open(path) as stream:
-        lines = [(number, line) for number, line in enumerate(stream, 1) if line.strip()]
+    text = _read_text(path)  # universal newlines, as open(path) reads them
+    lines = [(number, line) for number, line in enumerate(text.split("\n"), 1) if line.strip()]
     rows: list[dict[str, Any]] = []
     for index, (number, line) in enumerate(lines):
         try:
@@ -130,7 +144,7 @@ def truncate_jsonl(path: Path, last_epoch: int) -> str | None:
     the caller can say so.
     """
     rows, torn = _parse_jsonl(path)
-    rows = [row for row in rows if row["epoch"] <= last_epoch]
+    rows = [row for row in checked_rows(path, rows) if row["epoch"] <= last_epoch]
     atomic_write_bytes(path, "".join(schema.dumps(row) + "\n" for row in rows).encode())
     return None if torn is None else torn.text
 
@@ -231,12 +245,29 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
     UnsafeCheckpoint : the file needs a full unpickle (it was not written by this package).
     """
     path = run_dir / CHECKPOINTS / CHECKPOINT_NAME
+    if path.exists() and not path.is_file():
+        raise ValueError(f"cannot resume: {path} is not a file; remove it and train afresh")
     if not path.is_file():
         raise FileNotFoundError(
             f"nothing to resume: {path} does not exist; start the run without --resume"
         )
+    # torch.save writes a zip archive: anything else (an empty, truncated or overwritten
+    # file) was not written by this package, and torch.load would fail with EOFError or a
+    # misleading unpickling error
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"cannot resume: {path} is not a PyTorch checkpoint (empty, truncated or "
+            "overwritten); train afresh (--overwrite, or another --out)"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
+    except RuntimeError as error:
+        if "PytorchStreamReader" not in str(error):  # only a damaged archive is the user's
+            raise
+        raise ValueError(
+            f"cannot resume: {path} is damaged ({str(error).splitlines()[0]}); train afresh "
+            "(--overwrite, or another --out)"
+        ) from None
     except pickle.UnpicklingError as error:
         raise UnsafeCheckpoint(
             f"refusing to resume from {path}: it holds objects that only a full unpickle "
@@ -277,8 +308,10 @@ def check_version(config: Mapping[str, Any], path: Path) -> None:
 def read_config(run_dir: Path) -> dict[str, Any] | None:
     """config.json of ``run_dir`` (None when missing), after :func:`check_version`."""
     path = Path(run_dir) / CONFIG
-    if not path.is_file():
+    if not path.exists():
         return None
+    if not path.is_file():
+        raise ValueError(f"{path} is not a file; a run's {CONFIG} is a JSON file: remove it")
     config = _json_object(path, "rewrite or delete it")
     check_version(config, Path(run_dir))
     return config
@@ -287,7 +320,7 @@ def read_config(run_dir: Path) -> dict[str, Any] | None:
 def _json_object(path: Path, fix: str) -> dict[str, Any]:
     """The JSON object in ``path``, or a ValueError naming the file and ``fix``."""
     try:
-        value = json.loads(path.read_text())
+        value = json.loads(_read_text(path))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); {fix}") from None
     if not isinstance(value, dict):
@@ -322,15 +355,36 @@ def read_run(run_dir: str | Path, *, torn: str = "error") -> RunFiles:
     metrics = checked_rows(directory / METRICS, read_jsonl(directory / METRICS, torn=torn))
     summary = None
     if (directory / SUMMARY).is_file():
-        summary = _json_object(
-            directory / SUMMARY, "delete it (the report reads the logs without it)"
+        summary = _checked_summary(
+            directory / SUMMARY,
+            _json_object(directory / SUMMARY, "delete it (the report reads the logs without it)"),
         )
     return RunFiles(directory, config, epochs, metrics, summary)
 
 
+#: the row keys whose values are names (strings)
+_NAME_KEYS = ("split", "layer")
+#: the summary keys whose values are epochs (or null)
+_SUMMARY_EPOCH_KEYS = ("tpt_epoch", "epochs_done")
+_EDITED = "the file was edited or written by another program; fix or delete that row"
+
+
+def _is_number(value: Any) -> bool:
+    """A metric's value as the run format writes it: a number, null (not computed), or one
+    of the schema's strings for a non-finite float."""
+    value = schema.decode_value(value)
+    return value is None or isinstance(value, (int, float))
+
+
+def _is_epoch(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def checked_rows(path: Path, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The rows, each with an integer ``epoch`` (a bad one named with its line)."""
+    """The rows, each with an integer ``epoch`` >= 0, its metrics and columns numbers and its
+    split and layer names (a bad one named with its row)."""
     rows = list(rows)
+    numeric = schema.all_keys()
     for number, row in enumerate(rows, 1):
         if "epoch" not in row:
             raise ValueError(
@@ -338,12 +392,37 @@ def checked_rows(path: Path, rows: Iterable[dict[str, Any]]) -> list[dict[str, A
                 "carries its epoch"
             )
         epoch = row["epoch"]
-        if isinstance(epoch, bool) or not isinstance(epoch, int):
+        if not _is_epoch(epoch):
+            kind = "an integer" if isinstance(epoch, bool) or not isinstance(epoch, int) else ">= 0"
             raise ValueError(
-                f'{path}, row {number}: "epoch" must be an integer; got {epoch!r}. The run '
-                "format writes integers: the file was edited or written by another program"
+                f'{path}, row {number}: "epoch" must be {kind}; got {epoch!r}. The run format '
+                f"writes integers >= 0: {_EDITED}"
             )
+        for key in _NAME_KEYS:
+            if key in row and not isinstance(row[key], str):
+                raise ValueError(
+                    f'{path}, row {number}: "{key}" must be a string (a name); got '
+                    f"{row[key]!r}: {_EDITED}"
+                )
+        for key, value in row.items():
+            if key in numeric and not _is_number(value):
+                raise ValueError(
+                    f'{path}, row {number}: "{key}" must be a number or null; got {value!r}: '
+                    f"{_EDITED}"
+                )
     return rows
+
+
+def _checked_summary(path: Path, summary: dict[str, Any]) -> dict[str, Any]:
+    """summary.json with its epochs integers (or null)."""
+    for key in _SUMMARY_EPOCH_KEYS:
+        if summary.get(key) is not None and not _is_epoch(summary[key]):
+            raise ValueError(
+                f'{path}: "{key}" must be an integer >= 0 or null; got {summary[key]!r}: the '
+                "file was edited or written by another program; delete it (the report reads "
+                "the logs without it)"
+            )
+    return summary
 
 
 # ----------------------------------------------------------------------------- the writer

@@ -47,3 +47,11 @@ def integer_images():
     train, test = digits()
     train.images = (train.images * 10).long()
     return train, test
+
+
+def flat_vectors():
+    """Inputs that are plain vectors (d,), not images."""
+    train, test = digits()
+    train.images = train.images.reshape(len(train.images), -1)
+    test.images = test.images.reshape(len(test.images), -1)
+    return train, test

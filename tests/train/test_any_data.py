@@ -206,3 +206,16 @@ def test_track_spectra_records_the_spectrum_and_leaves_training_as_it_was(tmp_pa
     assert again["top_eigenvalues"][:5] == pytest.approx(
         summaries[-1]["top_eigenvalues"][:5], rel=1e-9
     )
+
+
+def test_flat_vector_inputs_train_an_mlp_and_refuse_a_cnn(tmp_path, capsys):
+    spec = ["--data", "tests.train.factories:flat_vectors", "--num-classes", "10"]
+    flat = _train(tmp_path, "flat", *spec)
+    images = _train(
+        tmp_path, "images", "--data", "tests.train.factories:digits", "--num-classes", "10"
+    )
+    # the MLP flattens (1, 8, 8) images itself: the same run on the same numbers
+    assert _rows(flat, runformat.METRICS) == _rows(images, runformat.METRICS)
+    status = main(["train", *COMMON, *spec, "--arch", "cnn", "--out", str(tmp_path / "cnn")])
+    assert status == 2
+    assert "arch cnn needs images of shape (C, H, W)" in capsys.readouterr().err

@@ -49,13 +49,17 @@ def describe_os_error(error: OSError) -> str:
     """One line naming the path and what is wrong with it, and what to do."""
     path = error.filename if error.filename is not None else "a path"
     reason = error.strerror or str(error) or type(error).__name__
+    a_file_in_the_way = "a file stands where a folder is needed; choose another path"
     hints = {
-        NotADirectoryError: "a file stands where a folder is needed; choose another --out",
+        NotADirectoryError: a_file_in_the_way,
         IsADirectoryError: "a folder stands where a file is needed; choose another name",
         PermissionError: "no permission to write there; choose a writable --out",
         FileExistsError: "remove it or choose another name",
+        FileNotFoundError: "check the path; the folder of an output file must exist",
     }
     hint = next((text for kind, text in hints.items() if isinstance(error, kind)), "")
+    if isinstance(error, FileExistsError) and os.path.isfile(path):
+        hint = a_file_in_the_way  # mkdir(parents=True) met a file on the way
     return f"cannot use {path}: {reason}" + (f" ({hint})" if hint else "")
 
 
@@ -70,8 +74,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = args.func(args)
     except (ValueError, TypeError, FileNotFoundError) as error:
         # bad input is the user's to fix (a wrong value, a wrong type, a missing file): show
-        # the message, not a traceback
-        print(f"neuralcollapse {args.command}: error: {error}", file=sys.stderr)
+        # the message, not a traceback; a missing file the OS reported (an output's folder
+        # that does not exist) is named like every other OSError
+        if isinstance(error, FileNotFoundError) and error.errno is not None:
+            message = describe_os_error(error)
+        else:
+            message = str(error)
+        print(f"neuralcollapse {args.command}: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # the reader went away (`neuralcollapse measure f.npz | head`): stop quietly, as a

@@ -41,6 +41,8 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
     import numpy as np
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not an .npz file; pass the file inside it")
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     # an .npz is a zip archive of .npy arrays: anything else (an empty or text file, a
@@ -83,21 +85,75 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
             ) from None
 
 
+def _reference_stats(path: str, labels: np.ndarray, num_classes: int | None):
+    """``--reference TRAIN.npz``: its class means, every class present, K shared with FILE.
+
+    K is ``--num-classes``, else the largest label of either file + 1; the checks of the
+    reference's arrays name that file.
+    """
+    from neuralcollapse.metrics.stats import ClassStats
+
+    train = load_npz(path)
+    if num_classes is None:
+        largest = _largest_label(labels, "labels", "the measured file")  # FILE's own: no prefix
+    try:
+        if num_classes is None:
+            num_classes = 1 + max(
+                largest, _largest_label(train["labels"], "labels", "the reference")
+            )
+        stats = ClassStats(num_classes).update(train["features"], train["labels"])
+        stats.check_all_classes_present()
+    except ValueError as error:  # the checks' own messages, naming the file they concern
+        raise ValueError(f"--reference {path}: {error}") from None
+    return stats
+
+
+def _largest_label(labels: np.ndarray, name: str, where: str) -> int:
+    """The largest of ``labels`` after the door's label checks; refused where it would make
+    K larger than the number of samples (every class needs one; a stray label 2**40 would
+    otherwise ask for a K x d allocation)."""
+    from neuralcollapse.metrics.validation import as_tensor, check_labels
+
+    tensor = as_tensor(labels, name)
+    checked = check_labels(tensor, tensor.shape[0] if tensor.ndim else 0, None, tensor.device)
+    if not checked.numel():
+        raise ValueError(f"{name} is empty; nothing to measure")
+    largest = int(checked.max())
+    if largest >= checked.numel():
+        raise ValueError(
+            f"the largest label is {largest}, so K = {largest + 1:,} classes would be inferred "
+            f"from only {checked.numel():,} samples of {where} (every class needs one); remap "
+            "the labels to 0..K-1, or pass --num-classes"
+        )
+    return largest
+
+
+def _check_figure_format(path: str) -> None:
+    """``--per-class-figure``: a file format matplotlib can write, by the name's suffix."""
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if not suffix:
+        return  # matplotlib writes its default format (PNG)
+    from matplotlib.figure import Figure
+
+    formats = Figure().canvas.get_supported_filetypes()
+    if suffix not in formats:
+        raise ValueError(
+            f"--per-class-figure {path}: matplotlib cannot write the format {suffix!r}; end "
+            f"the name in one of {', '.join(sorted(formats))} (e.g. .png)"
+        )
+
+
 def run_measure(args: argparse.Namespace) -> int:
     from neuralcollapse.metrics.measuring import measure
 
+    if args.per_class_figure:
+        _check_figure_format(args.per_class_figure)  # before the work, not after it
     arrays = load_npz(args.file)
     reference = None
     if args.reference:
-        from neuralcollapse.metrics.stats import ClassStats
-
         # held-out NC4 (Papyan et al.): the nearest-class-centre rule with the training means
-        train = load_npz(args.reference)
-        num_classes = args.num_classes
-        if num_classes is None:
-            num_classes = int(max(train["labels"].max(), arrays["labels"].max())) + 1
-        reference = ClassStats(num_classes).update(train["features"], train["labels"])
-        args.num_classes = num_classes
+        reference = _reference_stats(args.reference, arrays["labels"], args.num_classes)
+        args.num_classes = reference.num_classes
     result = measure(
         arrays["features"],
         arrays["labels"],

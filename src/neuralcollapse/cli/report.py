@@ -45,13 +45,24 @@ def register(subparsers) -> None:
 def _run_report(args: argparse.Namespace) -> int:
     from neuralcollapse.viz.report import build_run_report
 
+    for run in args.runs:
+        if run.exists() and not run.is_dir():
+            raise ValueError(
+                f"{run} is a file, not a run directory; pass the folder that "
+                "`neuralcollapse train --out DIR` wrote"
+            )
+
     path = build_run_report(args.runs, args.out, title=args.title, epoch_axis=args.epoch_axis)
     print(f"wrote {path}")
     return 0
 
 
 def _run_demo(args: argparse.Namespace) -> int:
+    from neuralcollapse.checks import check_int
     from neuralcollapse.viz.demo import run_demo
+
+    # checked here, before minutes of work: the demo's training runs take the same seeds
+    check_int("--seed", args.seed, minimum=0, maximum=2**32 - 1, meaning="random seed")
 
     path = run_demo(args.out, quick=args.quick, seed=args.seed, progress=not args.no_progress)
     print(f"wrote {path}")

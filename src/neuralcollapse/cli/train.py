@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from neuralcollapse.train.config import (
@@ -329,6 +330,8 @@ def run(args: argparse.Namespace) -> int:
         out = from_command_line.get("out", from_file.get("out"))
         if not out:
             raise ValueError("--resume needs --out RUN, the run directory to continue")
+        if Path(out).is_file():
+            raise ValueError(f"--out {out} is a file, not a run directory; nothing to resume")
         config = resume_config(TrainConfig(out=out).run_dir(), {**from_file, **from_command_line})
     else:
         config = build_config(from_file, from_command_line)

@@ -269,10 +269,11 @@ def _range(values: list[float] | None, name: str) -> list[float] | None:
     if values is None:
         return None
     low, high, count = values
-    if count < 1 or count != int(count):
+    # NaN and inf first: int(nan) and int(inf) raise, and inf bounds make a grid of NaN
+    if not (math.isfinite(count) and count >= 1 and count == int(count)):
         raise ValueError(f"--lambda-{name}-range NUM must be a positive integer; got {count}")
-    if not (low > 0 and high > 0):
-        raise ValueError(f"--lambda-{name}-range bounds must be > 0; got {low}, {high}")
+    if not (0 < low < math.inf and 0 < high < math.inf):
+        raise ValueError(f"--lambda-{name}-range bounds must be finite and > 0; got {low}, {high}")
     import numpy as np
 
     return np.logspace(math.log10(low), math.log10(high), int(count)).tolist()

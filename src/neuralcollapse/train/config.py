@@ -182,8 +182,18 @@ def normalise_keys(mapping: dict[str, Any], source: str) -> dict[str, Any]:
 def read_config_file(path: str | Path) -> dict[str, Any]:
     """Options from a flat TOML (``.toml``) or JSON (``.json``) file, keys checked."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--config {path} is a folder; pass the .toml or .json file itself")
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
+    if path.suffix not in (".toml", ".json"):
+        raise ValueError(f"config file must end in .toml or .json; got {path.name}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8"
+        ) from None
     if path.suffix == ".toml":
         if tomllib is None:
             raise ValueError(
@@ -191,16 +201,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
                 "or write the options as JSON"
             )
         try:
-            mapping = tomllib.loads(path.read_text())
+            mapping = tomllib.loads(text)
         except tomllib.TOMLDecodeError as error:
             raise ValueError(f"{path}: invalid TOML ({error})") from error
-    elif path.suffix == ".json":
+    else:
         try:
-            mapping = json.loads(path.read_text())
+            mapping = json.loads(text)
         except json.JSONDecodeError as error:
             raise ValueError(f"{path}: invalid JSON ({error})") from error
-    else:
-        raise ValueError(f"config file must end in .toml or .json; got {path.name}")
     if not isinstance(mapping, dict):
         raise ValueError(f"{path}: expected a table of options")
     nested = [key for key, value in mapping.items() if isinstance(value, dict)]
@@ -287,8 +295,10 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_bounds(config, "workers", minimum=0, meaning="DataLoader processes; 0 reads in-process")
     _check_bounds(config, "imbalance", minimum=1.0, meaning="R = n_majority / n_minority")
     _check_bounds(config, "minority_classes", minimum=1)
-    # torch's generators take seeds in [0, 2**64); the run's derived seeds grow from this one
+    # torch's generators take seeds in [0, 2**64) and the run's derived seeds grow from this
+    # one (seed * 1_000_003 + epoch shuffles an epoch): the usual 32-bit range keeps them there
     _check_bounds(config, "seed", minimum=0, meaning="random seed")
+    _check_bounds(config, "seed", maximum=2**32 - 1, meaning="random seed, below 2**32")
     if (config.imbalance is None) != (config.minority_classes is None):
         raise ValueError(
             "step imbalance needs both --imbalance R (>= 1) and --minority-classes K_B "

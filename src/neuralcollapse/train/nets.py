@@ -309,7 +309,7 @@ def build_net(
     Parameters
     ----------
     arch : one of ``ARCHITECTURES``.
-    input_shape : (C, H, W) of the images.
+    input_shape : (C, H, W) of the images (any shape for the MLP, which flattens it).
     num_classes : K, the classifier's outputs.
     width, depth : MLP hidden units per layer and number of hidden layers.
     batch_norm : batch norm in the MLP and CNN (VGG and ResNet always have it).
@@ -326,8 +326,8 @@ def build_net(
         base_channels = check_int(
             "base_channels", base_channels, minimum=1, meaning="conv channels of the first stage"
         )
-    channels, height, _ = input_shape
-    if arch == "mlp":
+    input_shape = tuple(int(size) for size in input_shape)
+    if arch == "mlp":  # any input shape: the MLP flattens it
         return MLP(
             math.prod(input_shape),
             num_classes,
@@ -336,6 +336,12 @@ def build_net(
             batch_norm=batch_norm,
             bias=bias,
         )
+    if len(input_shape) != 3:
+        raise ValueError(
+            f"arch {arch} needs images of shape (C, H, W); the inputs have shape {input_shape}: "
+            "use --arch mlp for other inputs, or reshape them in the dataset"
+        )
+    channels, height, _ = input_shape
     if arch == "cnn":
         return SmallCNN(
             channels, num_classes, channels=base_channels or 32, batch_norm=batch_norm, bias=bias

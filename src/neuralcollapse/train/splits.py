@@ -66,7 +66,14 @@ def factory_splits(spec: str, num_classes: int) -> DataSplits:
             f"--data {spec} is a {type(factory).__name__}, not a factory: point to a function "
             "that returns (train_dataset, test_dataset)"
         )
-    made = factory()
+    _check_no_arguments(factory, spec)
+    try:
+        made = factory()
+    except Exception as error:  # the user's own code failed: say where, and how to see why
+        raise ValueError(
+            f"--data {spec} raised {_one_line(error)}; the error is in that factory: call it "
+            "in Python to see its traceback"
+        ) from error
     if not (isinstance(made, (tuple, list)) and len(made) == 2):
         raise ValueError(
             f"--data {spec} returned {type(made).__name__}; it must return a pair "
@@ -80,9 +87,15 @@ def factory_splits(spec: str, num_classes: int) -> DataSplits:
                 "dataset (one with __len__ and __getitem__, e.g. torch.utils.data.Dataset); "
                 "an iterable-only stream cannot be shuffled or measured twice"
             )
-    if len(train) == 0:
+    try:
+        size, first = len(train), train[0] if len(train) else None
+    except Exception as error:  # the dataset's own __len__ / __getitem__
+        raise ValueError(
+            f"--data {spec}: reading the training set's first sample raised {_one_line(error)}; "
+            "fix the dataset's __len__ / __getitem__"
+        ) from error
+    if size == 0:
         raise ValueError(f"--data {spec}: the training set is empty")
-    first = train[0]
     if not (isinstance(first, (tuple, list)) and len(first) == 2):
         raise ValueError(
             f"--data {spec}: a training sample is {type(first).__name__}; each must be a pair "
@@ -95,6 +108,87 @@ def factory_splits(spec: str, num_classes: int) -> DataSplits:
             "(convert and normalise them in the dataset, e.g. x.float() / 255)"
         )
     return DataSplits(spec, train, test, num_classes, tuple(sample.shape))
+
+
+def _one_line(error: BaseException) -> str:
+    """``Type: message`` of an exception on one line. A DataLoader worker's exception carries
+    the worker's traceback as its message: its last line is the original error."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Caught ") and "worker" in lines[0]:
+        return lines[-1]
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+def _check_no_arguments(factory, spec: str) -> None:
+    """A ``--data`` factory is called with no arguments; one that needs some is refused."""
+    import inspect
+
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a builtin without a signature: the call will tell
+        return
+    required = [
+        name
+        for name, parameter in signature.parameters.items()
+        if parameter.default is parameter.empty
+        and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    ]
+    if required:
+        raise ValueError(
+            f"--data {spec} needs arguments ({', '.join(required)}), but it is called with "
+            "none: write a function that takes no arguments and returns (train_dataset, "
+            "test_dataset), and point --data to it"
+        )
+
+
+def _unreadable(dataset: Dataset, indices: Sequence[int], error: Exception) -> ValueError:
+    """What is wrong with a batch that failed to load: the first sample that cannot be read
+    or does not match the first sample's kind, else the collation error itself."""
+    reference, first = None, None
+    for index in indices:
+        try:
+            sample = dataset[index]
+        except Exception as inner:  # the dataset's own __getitem__
+            return ValueError(
+                f"the dataset's sample {index} (of {len(dataset)}, its __len__) cannot be read: "
+                f"{_one_line(inner)}; fix the dataset's __getitem__ / __len__"
+            )
+        problem = _sample_problem(sample, reference)
+        if problem and reference is not None:
+            problem += f" (sample {first})"
+        if problem:
+            return ValueError(
+                f"the dataset's sample {index} {problem}; every sample must be a pair (x, y): "
+                "x a tensor of one shape and dtype, y an integer class index"
+            )
+        if reference is None:
+            reference, first = sample, index
+    return ValueError(
+        f"a batch of the dataset cannot be assembled ({_one_line(error)}); every sample must "
+        "be a pair (x, y): x a tensor of one shape and dtype, y an integer class index"
+    )
+
+
+def _sample_problem(sample: object, reference: object) -> str:
+    """Why ``sample`` cannot join a batch whose first sample is ``reference`` ('' if fine)."""
+    if not (isinstance(sample, (tuple, list)) and len(sample) == 2):
+        size = f" of {len(sample)}" if isinstance(sample, (tuple, list)) else ""
+        return f"is a {type(sample).__name__}{size}, not a pair (x, y)"
+    x, y = sample
+    if not isinstance(x, (torch.Tensor, float, int)) and not hasattr(x, "__array__"):
+        return f"has an input x of type {type(x).__name__}"
+    numeric = isinstance(y, (int, torch.Tensor)) or hasattr(y, "__array__")
+    label = torch.as_tensor(y) if numeric and not isinstance(y, bool) else None
+    if label is None or label.ndim != 0 or label.is_floating_point():
+        return f"has a label y = {str(y)[:40]!r}, not one integer class index"
+    if reference is not None:
+        shape, reference_shape = (
+            tuple(torch.as_tensor(x).shape),
+            tuple(torch.as_tensor(reference[0]).shape),
+        )
+        if shape != reference_shape:
+            return f"has an input of shape {shape}, the batch's first has {reference_shape}"
+    return ""
 
 
 def batches(
@@ -117,17 +211,25 @@ def batches(
             place = indices.to(images.device)
             yield _to(images[place], device), _to(labels[place], device)
         return
+    sampler = [indices.tolist() for indices in index_batches]
     loader: Iterable = DataLoader(
-        dataset,
-        batch_sampler=[indices.tolist() for indices in index_batches],
-        num_workers=workers,
-        persistent_workers=False,
+        dataset, batch_sampler=sampler, num_workers=workers, persistent_workers=False
     )
-    for x, y in loader:
-        y = torch.as_tensor(y)
+    stream = iter(loader)
+    for indices in sampler:
+        try:
+            # the user's __getitem__ (in-process or in a worker) and the collation of what it
+            # returned: their errors are the dataset's, named by the sample at fault
+            x, y = next(stream)
+        except StopIteration:
+            return
+        except Exception as error:
+            raise _unreadable(dataset, indices, error) from error
+        if not isinstance(y, torch.Tensor) or not isinstance(x, torch.Tensor):
+            raise _unreadable(dataset, indices, TypeError("not tensors after collation"))
         if num_classes is not None:
             _check_labels(y, num_classes)
-        yield _to(torch.as_tensor(x), device), _to(y.long(), device)
+        yield _to(x, device), _to(y.long(), device)
 
 
 def _to(tensor: torch.Tensor, device: torch.device | None) -> torch.Tensor:
@@ -135,6 +237,12 @@ def _to(tensor: torch.Tensor, device: torch.device | None) -> torch.Tensor:
 
 
 def _check_labels(labels: torch.Tensor, num_classes: int) -> None:
+    if labels.ndim != 1:
+        raise ValueError(
+            f"each of the dataset's labels must be one integer class index; a batch of them has "
+            f"shape {tuple(labels.shape)} (return y as an int, e.g. int(y), not a tensor of "
+            "shape (1,) or a one-hot vector)"
+        )
     if labels.is_floating_point() or labels.dtype == torch.bool:
         raise ValueError(f"the dataset's labels must be integer class indices; got {labels.dtype}")
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
