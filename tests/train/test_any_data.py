@@ -219,3 +219,32 @@ def test_flat_vector_inputs_train_an_mlp_and_refuse_a_cnn(tmp_path, capsys):
     status = main(["train", *COMMON, *spec, "--arch", "cnn", "--out", str(tmp_path / "cnn")])
     assert status == 2
     assert "arch cnn needs images of shape (C, H, W)" in capsys.readouterr().err
+
+
+def test_the_python_api_takes_the_same_datasets(tmp_path):
+    """train(config, datasets=(train, test)) is --data without a factory: the same rows."""
+    from neuralcollapse.train.config import TrainConfig
+    from neuralcollapse.train.loop import train
+    from tests.train.factories import digits
+
+    factory = _train(
+        tmp_path, "factory", "--data", "tests.train.factories:digits", "--num-classes", "10"
+    )
+    options = {
+        "arch": "mlp",
+        "width": 16,
+        "depth": 2,
+        "epochs": 3,
+        "track": "every",
+        "progress": False,
+        "seed": 4,
+        "num_classes": 10,
+        "out": str(tmp_path / "api"),
+    }
+    result = train(TrainConfig(**options), datasets=digits())
+    assert _rows(result.run_dir, runformat.EPOCHS) == _rows(factory, runformat.EPOCHS)
+    assert _rows(result.run_dir, runformat.METRICS) == _rows(factory, runformat.METRICS)
+    config = json.loads((result.run_dir / runformat.CONFIG).read_text())
+    assert config["data"] == "<Samples>" and config["dataset"] == "custom"
+    with pytest.raises(TypeError, match="datasets must be a pair"):
+        train(TrainConfig(**{**options, "out": str(tmp_path / "bad")}), datasets=digits()[0])

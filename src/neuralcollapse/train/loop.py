@@ -21,6 +21,7 @@ checkpoint atomically. A non-finite loss stops the run and keeps the last good c
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import math
 import os
@@ -63,6 +64,7 @@ from neuralcollapse.train.probe import resolve_layers as _resolve_layers
 from neuralcollapse.train.splits import (
     DataSplits,
     batches,
+    dataset_splits,
     factory_splits,
     gather,
     registered_splits,
@@ -529,7 +531,12 @@ class TensorBoardLog:
 # ----------------------------------------------------------------------------- the loop
 
 
-def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    datasets: tuple[Dataset, Dataset | None] | None = None,
+) -> TrainResult:
     """Train ``config.arch`` on ``config.dataset`` and track neural collapse.
 
     Parameters
@@ -537,6 +544,10 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     config : every option (:class:`TrainConfig`); validated here.
     resume : continue the run in ``config.run_dir()`` from its last checkpoint. The result
         equals that of an uninterrupted run (same seed, same device type).
+    datasets : your own ``(train_dataset, test_dataset)`` (map-style datasets of ``(x, y)``,
+        test None when there is none), as ``--data`` takes them from a factory; with
+        ``config.num_classes`` set. Streamed, never held (docs/training.md). A resumed run
+        needs the same datasets again.
 
     Returns
     -------
@@ -551,6 +562,14 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     ----------
     Papyan, Han & Donoho, PNAS 2020; Tirer & Bruna, ICML 2022.
     """
+    if datasets is not None:
+        if not (isinstance(datasets, (tuple, list)) and len(datasets) == 2):
+            raise TypeError(
+                "datasets must be a pair (train_dataset, test_dataset), test_dataset None when "
+                f"there is none; got {type(datasets).__name__}"
+            )
+        if config.data is None:  # config.json records what the run was given
+            config = dataclasses.replace(config, data=f"<{type(datasets[0]).__name__}>")
     config = validate(config)
     run_dir = config.run_dir()
     if config.tensorboard:
@@ -559,7 +578,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         check_run_dir(run_dir)
     processes = start_processes(config)
     try:
-        return _train(config, run_dir, resume, processes)
+        return _train(config, run_dir, resume, processes, datasets)
     finally:
         if processes.started_group:
             torch.distributed.destroy_process_group()
@@ -578,9 +597,13 @@ class _Optimisation:
     mse_ridge: float | None
 
 
-def _load_splits(config: TrainConfig, device: torch.device) -> DataSplits:
-    """The run's data: the ``--data`` factory's datasets, or a registered set's tensors on
-    the device (batches are then index slices, as fast as a tensor can be indexed)."""
+def _load_splits(
+    config: TrainConfig, device: torch.device, datasets: tuple | None = None
+) -> DataSplits:
+    """The run's data: the datasets given to :func:`train`, the ``--data`` factory's, or a
+    registered set's tensors on the device (batches are then index slices)."""
+    if datasets is not None:
+        return dataset_splits(datasets[0], datasets[1], config.num_classes, "datasets=")
     if config.data is not None:
         return factory_splits(config.data, config.num_classes)
     data = load_dataset(
@@ -902,9 +925,15 @@ def _save_checkpoint(
     )
 
 
-def _train(config: TrainConfig, run_dir: Path, resume: bool, processes: Processes) -> TrainResult:
+def _train(
+    config: TrainConfig,
+    run_dir: Path,
+    resume: bool,
+    processes: Processes,
+    datasets: tuple | None = None,
+) -> TrainResult:
     device, is_main = processes.device, processes.rank == 0
-    splits = _load_splits(config, device)
+    splits = _load_splits(config, device, datasets)
     optimisation = _build_optimisation(config, splits.input_shape, splits.num_classes, processes)
     start_epoch, tpt_epoch, writer = _open_run_dir(run_dir, config, resume, optimisation, processes)
     board = TensorBoardLog(run_dir, start_epoch) if (config.tensorboard and is_main) else None

@@ -79,11 +79,17 @@ def factory_splits(spec: str, num_classes: int) -> DataSplits:
             f"--data {spec} returned {type(made).__name__}; it must return a pair "
             "(train_dataset, test_dataset), test_dataset None when there is none"
         )
-    train, test = made
+    return dataset_splits(made[0], made[1], num_classes, f"--data {spec}")
+
+
+def dataset_splits(train: Dataset, test: Dataset | None, num_classes: int, name: str) -> DataSplits:
+    """The user's datasets checked as the run's splits (``name`` says where they came from:
+    the ``--data`` factory, or the Python API's ``train(config, datasets=...)``)."""
+    spec = name.removeprefix("--data ")
     for role, value in (("train", train), ("test", test)):
         if value is not None and not _is_map_dataset(value):
             raise ValueError(
-                f"--data {spec}: the {role} set is a {type(value).__name__}, not a map-style "
+                f"{name}: the {role} set is a {type(value).__name__}, not a map-style "
                 "dataset (one with __len__ and __getitem__, e.g. torch.utils.data.Dataset); "
                 "an iterable-only stream cannot be shuffled or measured twice"
             )
@@ -91,20 +97,20 @@ def factory_splits(spec: str, num_classes: int) -> DataSplits:
         size, first = len(train), train[0] if len(train) else None
     except Exception as error:  # the dataset's own __len__ / __getitem__
         raise ValueError(
-            f"--data {spec}: reading the training set's first sample raised {_one_line(error)}; "
+            f"{name}: reading the training set's first sample raised {_one_line(error)}; "
             "fix the dataset's __len__ / __getitem__"
         ) from error
     if size == 0:
-        raise ValueError(f"--data {spec}: the training set is empty")
+        raise ValueError(f"{name}: the training set is empty")
     if not (isinstance(first, (tuple, list)) and len(first) == 2):
         raise ValueError(
-            f"--data {spec}: a training sample is {type(first).__name__}; each must be a pair "
+            f"{name}: a training sample is {type(first).__name__}; each must be a pair "
             "(x, y) with y the class index"
         )
     sample = torch.as_tensor(first[0])
     if not sample.is_floating_point():
         raise ValueError(
-            f"--data {spec}: inputs must be floating point tensors; the first is {sample.dtype} "
+            f"{name}: inputs must be floating point tensors; the first is {sample.dtype} "
             "(convert and normalise them in the dataset, e.g. x.float() / 255)"
         )
     return DataSplits(spec, train, test, num_classes, tuple(sample.shape))
