@@ -32,7 +32,7 @@ import json
 import pickle
 import zipfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -341,6 +341,8 @@ class RunFiles:
     epochs: list[dict[str, Any]]
     metrics: list[dict[str, Any]]
     summary: dict[str, Any] | None
+    #: spectra.jsonl's rows (``train --track-spectra``), empty without
+    spectra: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_run(run_dir: str | Path, *, torn: str = "error") -> RunFiles:
@@ -359,7 +361,8 @@ def read_run(run_dir: str | Path, *, torn: str = "error") -> RunFiles:
             directory / SUMMARY,
             _json_object(directory / SUMMARY, "delete it (the report reads the logs without it)"),
         )
-    return RunFiles(directory, config, epochs, metrics, summary)
+    spectra = checked_rows(directory / SPECTRA, read_jsonl(directory / SPECTRA, torn=torn))
+    return RunFiles(directory, config, epochs, metrics, summary, spectra)
 
 
 #: the row keys whose values are names (strings)

@@ -58,6 +58,8 @@ class TrainingRun:
     metrics: list[dict]
     summary: dict | None
     _layer_order: tuple[str, ...] = field(default=(), repr=False)
+    #: spectra.jsonl's rows (``train --track-spectra``): one spectral summary per tracked epoch
+    spectra: list[dict] = field(default_factory=list)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -177,6 +179,7 @@ def load_run(path: str | Path, *, name: str | None = None) -> TrainingRun:
         epochs=files.epochs,
         metrics=metrics,
         summary=files.summary,
+        spectra=files.spectra,
         _layer_order=_order_layers(row["layer"] for row in metrics),
     )
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
+from neuralcollapse.schema import SPECTRA_KEYS
 from neuralcollapse.viz.html import HtmlReport
 from neuralcollapse.viz.imbalance_figures import plot_imbalance_over_epochs
 from neuralcollapse.viz.report.captions import (
@@ -52,6 +53,12 @@ from neuralcollapse.viz.report.values import (
 )
 from neuralcollapse.viz.robustness_figures import plot_runs_robustness
 from neuralcollapse.viz.runs import PENULTIMATE_POST, PENULTIMATE_PRE, TrainingRun
+from neuralcollapse.viz.spectra_figures import (
+    has_spectra,
+    plot_spectra,
+    spectra_caption,
+    spectra_rows,
+)
 from neuralcollapse.viz.style import check_epoch_axis
 from neuralcollapse.viz.training_figures import (
     plot_depth_profile,
@@ -73,6 +80,7 @@ GENERALISATION_TITLE = "Generalisation: test accuracy and loss at the TPT and at
 
 
 IMBALANCE_TITLE = "Imbalanced classes"
+SPECTRA_TITLE = "Deepnet spectra"
 
 
 @dataclass(frozen=True)
@@ -199,6 +207,25 @@ MEASURE_SECTIONS = (
             "epoch (the cosine of the means at the last epoch the means were gathered)."
         ),
         table_keys=IMBALANCE_TABLE_KEYS,
+    ),
+    MeasureSection(
+        title=SPECTRA_TITLE,
+        intro="The Gauss-Newton matrix G of the loss over the tracked parameters "
+        "(neuralcollapse train --track-spectra, on a fixed training subsample): Papyan (JMLR "
+        "2020) traced its outliers to the C class means and C(C-1) cross-class means of the "
+        "logit gradients, whose C^2 x C^2 Gram predicts them (docs/spectra.md).",
+        name="spectra",
+        has_figure=has_spectra,
+        plot=plot_spectra,
+        figure_caption=spectra_caption,
+        has_table=has_spectra,
+        table_rows=spectra_rows,
+        table_caption=lambda runs: (
+            "The spectral headline of each run at its last tracked epoch (spectra.jsonl "
+            "holds every tracked epoch in full)."
+        ),
+        table_keys=("run", "epoch", *SPECTRA_KEYS),
+        trim=False,
     ),
 )
 
