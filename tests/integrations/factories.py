@@ -30,3 +30,16 @@ class NeedsArguments(nn.Module):
 def other_architecture() -> nn.Module:
     """A model whose parameter shapes differ from digits_mlp's."""
     return nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 10))
+
+
+def regressor() -> nn.Module:
+    torch.manual_seed(1)
+    return nn.Sequential(nn.Linear(5, 12), nn.ReLU(), nn.Linear(12, 6), nn.ReLU(), nn.Linear(6, 2))
+
+
+def regression_batches():
+    """(inputs, float targets (B, 2)) batches for `probe --regression --data`."""
+    generator = torch.Generator().manual_seed(2)
+    inputs = torch.randn(96, 5, generator=generator)
+    targets = torch.stack([inputs[:, 0] - inputs[:, 1], 0.5 * inputs[:, 2]], dim=1)
+    return [(inputs[i : i + 32], targets[i : i + 32]) for i in range(0, 96, 32)]

@@ -54,3 +54,49 @@ def test_modes_come_back_and_class_labels_are_sent_to_measure_model():
     assert [m.training for m in model.modules()] == modes
     with pytest.raises(ValueError, match="integer targets.*use measure_model"):
         measure_regression(model, [(torch.randn(8, 5), torch.arange(8))], head="5")
+
+
+def test_probe_regression_prints_and_writes_the_nrc_of_measure_regression(tmp_path, capsys):
+    import json
+
+    from neuralcollapse.cli import main
+    from tests.integrations.factories import regression_batches, regressor
+
+    status = main(
+        [
+            "probe",
+            "--model",
+            "tests.integrations.factories:regressor",
+            "--data",
+            "tests.integrations.factories:regression_batches",
+            "--regression",
+            "--classifier",
+            "4",
+            "--layers",
+            "1",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert status == 0
+    table = capsys.readouterr().out
+    assert "NRC3" in table and "penultimate" in table
+    payload = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    expected = measure_regression(regressor(), regression_batches(), head="4", layers=["1"])
+    assert payload["train"]["head"]["nrc3"] == pytest.approx(expected.head.nrc3, rel=1e-12)
+    assert payload["train"]["nrc1"]["1"] == pytest.approx(expected.nrc1["1"], rel=1e-12)
+    assert (
+        main(
+            [
+                "probe",
+                "--model",
+                "tests.integrations.factories:regressor",
+                "--data",
+                "tests.integrations.factories:regression_batches",
+                "--regression",
+                "--out",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )

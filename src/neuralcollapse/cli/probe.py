@@ -84,6 +84,12 @@ def register(subparsers) -> None:
         "--shift-labels", action="store_true", help="next-token labels for causal LMs"
     )
     probe.add_argument(
+        "--regression",
+        action="store_true",
+        help="float targets (B, n): neural regression collapse (NRC1 per layer, NRC1-NRC3 at "
+        "the input of --classifier, the regression head); writes OUT/metrics.json only",
+    )
+    probe.add_argument(
         "--drop-empty-classes", action="store_true", help="leave out classes with no sample"
     )
     probe.add_argument(
@@ -290,6 +296,8 @@ def run(args: argparse.Namespace) -> int:
     device = check_device(args.device)
     model = load_model(args).to(device)
     train, test = load_data(args)
+    if args.regression:
+        return _run_regression(args, model, train, test)
     options: dict[str, Any] = {}
     if args.shift_labels:
         options["shift_labels"] = True
@@ -361,3 +369,32 @@ def _is_probe_run(run_dir: Path) -> bool:
     except ValueError:
         return False
     return config is not None and runformat.source_of(config) == "probe"
+
+
+def _run_regression(args: argparse.Namespace, model: Any, train: Any, test: Any) -> int:
+    """``probe --regression``: NRC1 of every layer, NRC1-NRC3 at the head's input."""
+    from neuralcollapse import schema
+    from neuralcollapse.atomic import atomic_write_bytes
+    from neuralcollapse.integrations.regression import measure_regression
+
+    if args.classifier is None:
+        raise ValueError("--regression needs --classifier NAME: the regression head (n outputs)")
+    layers = [name.strip() for name in (args.layers or "").split(",") if name.strip()] or None
+    results = {
+        split: measure_regression(model, data, head=args.classifier, layers=layers)
+        for split, data in (("train", train), ("test", test))
+        if data is not None
+    }
+    print(f"{'split':<6} {'layer':<28}{'NRC1':>12}{'NRC2':>12}{'NRC3':>12}")
+    for split, result in results.items():
+        for layer, value in result.nrc1.items():
+            head = result.head if layer == schema.PENULTIMATE else None
+            cells = f"{value:>12.4g}" + (
+                f"{head.nrc2:>12.4g}{head.nrc3:>12.4g}" if head else f"{'-':>12}{'-':>12}"
+            )
+            print(f"{split:<6} {layer:<28}{cells}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    payload = {split: result.to_dict() for split, result in results.items()}
+    atomic_write_bytes(args.out / "metrics.json", (schema.dumps(payload, indent=2) + "\n").encode())
+    print(f"wrote {args.out / 'metrics.json'}", file=sys.stderr)
+    return 0
