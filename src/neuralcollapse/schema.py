@@ -380,6 +380,9 @@ SIZE_KEYS = ("num_classes", "num_samples", "dim")
 #: single keys that consumers name on their own
 NUM_CLASSES, NUM_SAMPLES = "num_classes", "num_samples"
 NC1 = "nc1"
+NC1_TRACE_RATIO, CDNV = "nc1_trace_ratio", "cdnv"
+WITHIN_CLASS_VARIANCE, BETWEEN_CLASS_VARIANCE = "within_class_variance", "between_class_variance"
+NCC_ACCURACY = "ncc_accuracy"
 NCC_MISMATCH = "ncc_mismatch"
 OF_GAP_MEANS, GLOBAL_MEAN_RATIO = "of_gap_means", "global_mean_ratio"
 ETF_GAP_MEANS = "etf_gap_means"

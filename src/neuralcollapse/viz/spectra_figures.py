@@ -59,7 +59,7 @@ def plot_spectra(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> Fig
             color=REFERENCE_COLOUR,
             label="class-means Gram",
         )
-        classes = int(last["num_classes"])
+        classes = int(last[schema.NUM_CLASSES])
         for rank, label in ((classes, "C"), (classes * classes, "C²")):
             if rank <= len(values):
                 panel.axvline(rank + 0.5, color=REFERENCE_COLOUR, linewidth=0.6, linestyle=":")
@@ -99,10 +99,10 @@ def spectra_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> 
         outliers = last["outliers"]
         errors = _numbers(last["papyan"]["relative_error"])
         median = float(np.nanmedian(errors)) if errors.size else math.nan
-        classes = int(last["num_classes"])
+        classes = int(last[schema.NUM_CLASSES])
         parts.append(
             f"{run.name} at epoch {last['epoch']} ({last['num_parameters']} parameters, "
-            f"{last['num_samples']} samples, C = {classes}): {outliers['count']} eigenvalues "
+            f"{last[schema.NUM_SAMPLES]} samples, C = {classes}): {outliers['count']} eigenvalues "
             f"above the largest log-gap ({_decades(outliers['separation_decades'])}); the "
             f"class-means Gram matches the top {len(errors)} with median relative error "
             f"{median:.2g}"

@@ -376,10 +376,10 @@ MIN_FIT_LAYERS = 2
 #: and on N and d, were measured on the same features
 FEATURE_KEYS: tuple[str, ...] = (
     schema.NC1,
-    "nc1_trace_ratio",
-    "cdnv",
-    "within_class_variance",
-    "between_class_variance",
+    schema.NC1_TRACE_RATIO,
+    schema.CDNV,
+    schema.WITHIN_CLASS_VARIANCE,
+    schema.BETWEEN_CLASS_VARIANCE,
     *(means for means, _ in schema.PAIRED_KEYS[:3]),
     *schema.FRAME_KEYS,
 )

@@ -72,10 +72,10 @@ LAYER_KEYS = (
     "layer",
     *schema.SIZE_KEYS[1:],
     schema.NC1,
-    "cdnv",
+    schema.CDNV,
     *(means for means, _ in schema.PAIRED_KEYS[:3]),
     *schema.FRAME_KEYS,
-    "ncc_accuracy",
+    schema.NCC_ACCURACY,
 )
 #: the classifier table: what needs the classifier's weights or outputs
 CLASSIFIER_TABLE_KEYS = (
@@ -83,10 +83,10 @@ CLASSIFIER_TABLE_KEYS = (
     schema.ACCURACY,
     schema.NCC_MISMATCH,
     schema.SELF_DUALITY,
-    "self_duality_uncentred",
+    schema.SELF_DUALITY_UNCENTRED,
     *(weights for _, weights in schema.PAIRED_KEYS[:3]),
-    "etf_gap_weights",
-    "of_gap_weights",
+    schema.ETF_GAP_WEIGHTS,
+    schema.OF_GAP_WEIGHTS,
 )
 
 
