@@ -248,3 +248,13 @@ def test_the_python_api_takes_the_same_datasets(tmp_path):
     assert config["data"] == "<Samples>" and config["dataset"] == "custom"
     with pytest.raises(TypeError, match="datasets must be a pair"):
         train(TrainConfig(**{**options, "out": str(tmp_path / "bad")}), datasets=digits()[0])
+
+
+def test_replayed_features_give_the_numbers_of_a_second_read(tmp_path):
+    """--feature-cache-mb: the engine's second pass replays the first pass's features when
+    they fit (the default), or reads the data again (0); the rows are the same."""
+    spec = ["--data", "tests.train.factories:digits", "--num-classes", "10", "--layers", "all"]
+    replayed = _train(tmp_path, "replayed", *spec, "--loss", "mse")
+    reread = _train(tmp_path, "reread", *spec, "--loss", "mse", "--feature-cache-mb", "0")
+    assert _rows(reread, runformat.METRICS) == _rows(replayed, runformat.METRICS)
+    assert _rows(reread, runformat.EPOCHS) == _rows(replayed, runformat.EPOCHS)

@@ -200,6 +200,15 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     (
+        "--feature-cache-mb",
+        {
+            "type": int,
+            "help": "memory for replaying a split's evaluation features in the measuring "
+            "engine's second pass instead of reading the data again (default %(D)s; 0: read "
+            "again); never changes a number",
+        },
+    ),
+    (
         "--track-spectra",
         {
             "type": int,

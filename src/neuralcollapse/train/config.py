@@ -81,6 +81,9 @@ class TrainConfig:
     track_points: int = 30
     layers: str = "all"
     eval_batch_size: int = 1024
+    # memory (MB) for replaying a split's evaluation features in the measuring engine's later
+    # passes; a split whose features need more is read again (0: always read again)
+    feature_cache_mb: int = 256
     # DeepFool robustness on this many seeded test images at tracked epochs (0: off)
     robustness: int = 0
     # the Gauss-Newton spectrum on this many seeded training samples at tracked epochs (0: off),
@@ -114,6 +117,7 @@ RESUMABLE_OVERRIDES = frozenset(
         "stop_after_epoch",
         "checkpoint_every",
         "eval_batch_size",
+        "feature_cache_mb",
         "out",
         "data_dir",
         "download",
@@ -293,6 +297,7 @@ def validate(config: TrainConfig) -> TrainConfig:
         config, "track_spectra", minimum=0, meaning="training samples of the spectrum; 0 is off"
     )
     _check_bounds(config, "workers", minimum=0, meaning="DataLoader processes; 0 reads in-process")
+    _check_bounds(config, "feature_cache_mb", minimum=0, meaning="MB of replayed features")
     _check_bounds(config, "imbalance", minimum=1.0, meaning="R = n_majority / n_minority")
     _check_bounds(config, "minority_classes", minimum=1)
     # torch's generators take seeds in [0, 2**64) and the run's derived seeds grow from this

@@ -274,6 +274,11 @@ def evaluate_split(
     correct_per_class = torch.zeros(num_classes, dtype=torch.float64, device=device)
     count_per_class = torch.zeros(num_classes, dtype=torch.float64, device=device)
     passes = 0
+    # the first pass's features, replayed by the later passes while they fit in a fixed
+    # budget (a small split costs one forward pass, as when features were concatenated; a
+    # large one is read again: memory stays bounded either way)
+    replay: list[tuple[dict[str, torch.Tensor], torch.Tensor]] | None = []
+    replay_bytes, replay_complete = 0, False
 
     def read():
         return batches(
@@ -282,9 +287,13 @@ def evaluate_split(
 
     def stream(names: tuple[str, ...], captured_layers: tuple[str, ...]):
         """The features of ``names`` per batch; the first pass also sums loss and errors."""
-        nonlocal passes
+        nonlocal passes, replay, replay_bytes, replay_complete
         passes += 1
         first = passes == 1
+        if not first and replay is not None and replay_complete:
+            for features, batch_labels in replay:
+                yield {name: features[name] for name in names}, batch_labels
+            return
         with FeatureProbe(net, captured_layers) as probe:
             for batch_images, batch_labels in read():
                 out = probe.features(batch_images)
@@ -297,7 +306,15 @@ def evaluate_split(
                     correct_per_class.add_(
                         torch.bincount(batch_labels[~wrong], minlength=num_classes)
                     )
-                yield {name: out[name] for name in names}, batch_labels
+                features = {name: out[name] for name in names}
+                if first and replay is not None:
+                    replay_bytes += sum(t.numel() * t.element_size() for t in features.values())
+                    if replay_bytes <= config.feature_cache_mb * 2**20:
+                        replay.append((features, batch_labels))
+                    else:
+                        replay = None  # over the budget: later passes read the data again
+                yield features, batch_labels
+        replay_complete = first
 
     names = (PENULTIMATE_POST, PENULTIMATE_PRE, *layers) if measure_now else ()
     rows: dict[str, dict[str, Any]] = {}
