@@ -39,6 +39,11 @@ def test_a_run_with_spectra_gets_the_section_and_one_without_does_not(tmp_path):
     last = summaries[-1]
     assert f"{last['outliers']['count']} eigenvalues above the largest log-gap" in caption
     assert f"C = {last['num_classes']}" in caption and "epoch 2" in caption
+    # the SLQ density is stored with its error, and the caption says what is drawn below
+    density = last["density"]
+    assert len(density["grid"]) == len(density["density"]) == len(density["stderr"]) == 200
+    assert min(density["density"]) >= 0 and density["probes"] == 4
+    assert "stochastic Lanczos quadrature (4 probes" in caption
     (row,) = spectra_rows([run])
     assert row["spectra_outliers"] == last["outliers"]["count"]
     assert row["spectra_top_eigenvalue"] == last["top_eigenvalues"][0]

@@ -178,15 +178,28 @@ def spectra_columns(
     if not measure_now:
         return dict.fromkeys(SPECTRA_KEYS), None
     from neuralcollapse.metrics.capture import eval_mode
-    from neuralcollapse.spectra import spectral_summary
+    from neuralcollapse.spectra import curvature_operator, spectral_density, spectral_summary
 
     try:
         with eval_mode(net):
             summary = spectral_summary(
                 net, data, params=params, loss=loss, subsample=None, seed=seed
             )
+            # the spectral density by stochastic Lanczos quadrature (a few probes: its
+            # standard error is stored beside it), for the report's log-scale density
+            operator = curvature_operator(net, data, kind="gauss_newton", params=params, loss=loss)
+            density = spectral_density(
+                operator, probes=4, steps=min(60, operator.dim), points=200, seed=seed
+            )
     except (ValueError, RuntimeError) as error:
         return _not_computed(SPECTRA_KEYS, str(error).splitlines()[0]), None
+    summary["density"] = {
+        "grid": density.grid.tolist(),
+        "density": density.density.tolist(),
+        "stderr": density.stderr.tolist(),
+        "sigma": density.sigma,
+        "probes": 4,
+    }
     errors = [value for value in summary["papyan"]["relative_error"] if isinstance(value, float)]
     top = summary["top_eigenvalues"]
     values = (

@@ -1083,7 +1083,9 @@ def _spectra_data(
             cost = estimate_cost(
                 net, data, params=_spectra_params(config), loss=config.loss, subsample=None
             )
-        each = cost["estimated_seconds"]
+        # the summary, and the SLQ density's 4 probes of up to 60 products each
+        density_products = 4 * min(60, cost["num_parameters"])
+        each = cost["estimated_seconds"] + density_products * cost["seconds_per_product"]
         remaining = len([epoch for epoch in tracked if epoch > start_epoch])
         print(
             f"spectra: G over {cost['num_parameters']} parameters on {cost['num_samples']} "

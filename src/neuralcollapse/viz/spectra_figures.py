@@ -35,7 +35,10 @@ def plot_spectra(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> Fig
     (log scale, by rank) and the Gram eigenvalues of Papyan's class / cross-class means; one
     more panel with each run's outlier count over the tracked epochs."""
     drawn = [run for run in runs if has_spectra(run)][:MAX_PANELS]
-    figure, axes = new_figure(1, len(drawn) + 1, panel_size=(3.6, 2.9))
+    figure, axes = new_figure(2, len(drawn) + 1, panel_size=(3.6, 2.9))
+    for index, run in enumerate(drawn):
+        _plot_density(axes[1][index], run, index)
+    axes[1][len(drawn)].set_visible(False)
     for index, run in enumerate(drawn):
         panel, last = axes[0][index], run.spectra[-1]
         values = _numbers(last["top_eigenvalues"])
@@ -91,6 +94,32 @@ def plot_spectra(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> Fig
     return figure
 
 
+def _plot_density(panel, run: TrainingRun, index: int) -> None:
+    """The SLQ density of G at the last tracked epoch, on a log scale, with its error band."""
+    last = run.spectra[-1]
+    stored = last.get("density")
+    if not stored:
+        panel.text(
+            0.5, 0.5, "no density stored", ha="center", va="center", transform=panel.transAxes
+        )
+        return
+    grid, density = _numbers(stored["grid"]), _numbers(stored["density"])
+    stderr = _numbers(stored["stderr"])
+    floor = max(float(np.nanmax(density)) * 1e-8, 1e-300)
+    colour = run_colour(index)
+    panel.semilogy(grid, np.clip(density, floor, None), "-", color=colour, linewidth=1.0)
+    panel.fill_between(
+        grid,
+        np.clip(density - stderr, floor, None),
+        np.clip(density + stderr, floor, None),
+        color=colour,
+        alpha=0.2,
+    )
+    panel.set_xlabel("eigenvalue of G")
+    panel.set_ylabel("density (SLQ)")
+    panel.set_title(f"{run.name}, epoch {last['epoch']}: density ± 1 s.e.", fontsize=8)
+
+
 def spectra_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> str:
     """What the figure shows, from the numbers drawn."""
     parts = []
@@ -106,6 +135,13 @@ def spectra_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> 
             f"above the largest log-gap ({_decades(outliers['separation_decades'])}); the "
             f"class-means Gram matches the top {len(errors)} with median relative error "
             f"{median:.2g}"
+            + (
+                "; below, the spectral density by stochastic Lanczos quadrature "
+                f"({last['density']['probes']} probes, Gaussian width "
+                f"{float(last['density']['sigma']):.2g}) on a log scale with ±1 standard error"
+                if last.get("density")
+                else ""
+            )
         )
     more = sum(has_spectra(run) for run in runs) - MAX_PANELS
     tail = f" ({more} more run(s) in the table only)" if more > 0 else ""
