@@ -41,6 +41,7 @@ from neuralcollapse.viz.report.values import (
     generalisation_entry,
     has_imbalance,
     has_mse_terms,
+    nc1_by_layer,
 )
 from neuralcollapse.viz.runs import PENULTIMATE_PRE, TrainingRun
 from neuralcollapse.viz.style import nice_number
@@ -274,12 +275,7 @@ def depth_caption(
         if not chosen:
             continue
         last = chosen[-1]
-        values = []
-        for layer in run.layers:
-            row = next((r for r in run.rows(layer=layer, split=split) if r["epoch"] == last), None)
-            value = _value(row, schema.NC1)
-            if value is not None and math.isfinite(value):
-                values.append((layer, value))
+        values = [item for item in nc1_by_layer(run, split, last) if math.isfinite(item[1])]
         sentence = f"{run.name}: epochs {_join([str(e) for e in chosen])}"
         if len(values) >= 2:
             steps = [b[1] < a[1] for a, b in zip(values, values[1:], strict=False)]

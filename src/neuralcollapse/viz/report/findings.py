@@ -24,6 +24,7 @@ from neuralcollapse.viz.report.values import (
     _value,
     generalisation_entry,
     has_mse_terms,
+    nc1_by_layer,
 )
 from neuralcollapse.viz.runs import TrainingRun
 from neuralcollapse.viz.training_figures import (
@@ -122,12 +123,7 @@ def depth_checks(runs: Sequence[TrainingRun], *, split: str = "train") -> list[C
         if not chosen:
             continue
         epoch = chosen[-1]
-        values = []
-        for layer in run.layers:
-            row = next((r for r in run.rows(layer=layer, split=split) if r["epoch"] == epoch), None)
-            value = _value(row, schema.NC1)
-            if value is not None:
-                values.append((layer, value))
+        values = nc1_by_layer(run, split, epoch)
         expected = "falls from layer to layer (Tirer & Bruna 2022)"
         if len(values) < 2:
             measured = f"{len(values)} layer(s) with NC1 at epoch {epoch}"

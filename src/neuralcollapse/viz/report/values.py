@@ -25,6 +25,17 @@ def _value(row: Mapping[str, object] | None, key: str) -> float | None:
         return None
 
 
+def nc1_by_layer(run: TrainingRun, split: str, epoch: int) -> list[tuple[str, float]]:
+    """``(layer, NC1)`` at ``epoch`` of every layer, input side first, where it was computed."""
+    values = []
+    for layer in run.layers:
+        row = next((r for r in run.rows(layer=layer, split=split) if r["epoch"] == epoch), None)
+        value = _value(row, schema.NC1)
+        if value is not None:
+            values.append((layer, value))
+    return values
+
+
 def _finite_series(
     run: TrainingRun, key: str, *, layer: str = PENULTIMATE_POST, split: str = "train"
 ) -> list[tuple[int, float]]:
