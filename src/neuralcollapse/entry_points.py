@@ -7,6 +7,7 @@ The command line takes the user's code this way (``probe --model``, ``probe --da
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,3 +36,18 @@ def load_entry_point(spec: str, what: str) -> Any:
     if not hasattr(module, attribute):
         raise ValueError(f"{module_name} has no {attribute!r} (from {what} {spec!r})")
     return getattr(module, attribute)
+
+
+def required_arguments(target: Any) -> list[str] | None:
+    """The parameters a call of ``target`` with no arguments would miss; None when Python
+    cannot tell (a builtin without a signature, such as ``os.system``)."""
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return None
+    return [
+        name
+        for name, parameter in signature.parameters.items()
+        if parameter.default is parameter.empty
+        and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    ]

@@ -530,7 +530,9 @@ class RunWriter:
         if not existing_files:
             return cls.create(run_dir, config)
         existing = read_config(run_dir) if (run_dir / CONFIG).is_file() else None
-        if existing is not None and _comparable(existing) == _comparable(config):
+        theirs = None if existing is None else _comparable(existing)
+        ours = _comparable(config)
+        if theirs == ours:
             epochs = read_jsonl(run_dir / EPOCHS)
             return cls(run_dir, epochs[-1]["epoch"] if epochs else None)
         if overwrite:
@@ -541,9 +543,7 @@ class RunWriter:
             who = f"`{_describe_source(source_of(existing))}`"
         else:
             changed = sorted(
-                key
-                for key in set(_comparable(existing)) | set(_comparable(config))
-                if _comparable(existing).get(key) != _comparable(config).get(key)
+                key for key in theirs.keys() | ours.keys() if theirs.get(key) != ours.get(key)
             )
             who = f"{_describe_source(source_of(config))} with another configuration " + (
                 f"({', '.join(changed[:5])} differ)"

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from neuralcollapse.entry_points import load_entry_point
+from neuralcollapse.entry_points import load_entry_point, required_arguments
 
 
 def _table_keys() -> tuple[str, ...]:
@@ -105,8 +105,6 @@ def register(subparsers) -> None:
 
 def _build_model(spec: str):
     """``--model MODULE:NAME``: a model factory called without arguments, or a module itself."""
-    import inspect
-
     from torch import nn
 
     target = load_entry_point(spec, "--model")
@@ -117,21 +115,8 @@ def _build_model(spec: str):
             f"--model {spec} is a {type(target).__name__}, not a model factory: point to a "
             "function (or nn.Module class) that builds the model with no arguments"
         )
-    try:
-        signature = inspect.signature(target)
-    except (TypeError, ValueError):  # a builtin without a signature (os:system, say)
-        signature = None
-    required = (
-        None
-        if signature is None
-        else [
-            name
-            for name, parameter in signature.parameters.items()
-            if parameter.default is parameter.empty
-            and parameter.kind
-            in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)
-        ]
-    )
+    # a builtin without a signature (os:system, say) is refused too: no factory of a model
+    required = required_arguments(target)
     if required is None or required:
         needs = "arguments" if required is None else f"arguments ({', '.join(required)})"
         raise ValueError(

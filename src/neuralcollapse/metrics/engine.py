@@ -101,56 +101,95 @@ class LayerResults(Mapping):
         return {k: None if v is None else v.to_dict() for k, v in self.metrics.items()}
 
 
-class _AlignedFeed:
-    """Feed a statistic a stream of batches cut where one tensor of all rows would be.
+class _ChunkCutter:
+    """Cut a stream of ``(features, labels)`` batches where one tensor of all its rows would be
+    cut into chunks of ``rows``.
 
-    The statistics convert ``rows_per_chunk`` rows at a time to float64 and sum them. The
-    last batch is held until the next arrives; then the rows that fill whole chunks go on
-    and the rest waits. So the statistic sees the stream cut exactly where it would cut one
-    tensor of all its rows, and the sums (so every metric) are bitwise those of that tensor,
-    with at most one chunk plus one batch of rows held. A stream of one batch goes on whole.
-    ``checked``: the batches passed the door's checks already (a CheckedBatch).
+    The float64 statistics convert ``rows`` rows at a time and sum them. The last batch is
+    held until the next arrives; then the rows that fill whole chunks go on and the rest
+    waits. A consumer that chunks each piece it is given then sees the stream cut exactly
+    where it would cut one tensor of all the rows, so its sums (and every metric) are
+    bitwise those of that tensor, with at most one chunk plus one batch held. A stream of
+    one batch goes on whole. Pieces come as ``(features, labels, first_row)``.
     """
 
-    def __init__(self, stats: ClassStats | CentredStats, checked: bool = False) -> None:
-        self.stats = stats
-        self.checked = checked
+    def __init__(self, rows_for: Callable[[torch.Tensor], int]) -> None:
+        self.rows_for = rows_for
         self.rows: int | None = None
         self.features: list[torch.Tensor] = []
         self.labels: list[torch.Tensor] = []
         self.pending = 0
-        self.offset = 0  # rows already added: errors name the stream's row
+        self.offset = 0  # rows already passed on: a piece's first row in the stream
 
-    def add(self, features: ArrayLike, labels: ArrayLike) -> None:
-        if not self.checked:  # each batch checked once, as it arrives (issue 13)
-            features = check_features(features, check_values=False)
-            self.stats._fit_dimension(features)  # a batch of another d is named here
-            labels = check_labels(labels, features.shape[0], self.stats.num_classes, None)
+    def add(self, features: torch.Tensor, labels: torch.Tensor) -> list[tuple]:
         if self.rows is None:
-            self.rows = self.stats.rows_per_chunk(features.shape[-1], features.device)
+            self.rows = self.rows_for(features)
         self.features.append(features)
         self.labels.append(labels)
         self.pending += features.shape[0]
         if len(self.features) > 1:  # the stream goes on: pass on the whole chunks held
             whole = self.pending // self.rows * self.rows
             if whole:
-                self._emit(whole)
+                return [self._take(whole)]
+        return []
 
-    def flush(self) -> None:
-        if self.pending:
-            self._emit(self.pending)
+    def flush(self) -> list[tuple]:
+        return [self._take(self.pending)] if self.pending else []
 
-    def _emit(self, count: int) -> None:
-        """Pass on the first ``count`` rows (held rows first, then the arriving batch's)."""
-        held = self.pending
+    def _take(self, count: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The first ``count`` rows held, with their first row's index in the stream."""
         features = self.features[0] if len(self.features) == 1 else torch.cat(self.features)
         labels = self.labels[0] if len(self.labels) == 1 else torch.cat(self.labels)
-        self.stats._update_checked(features[:count], labels[:count], self.offset)
-        self.offset += count
-        rest = held - count
+        rest, first = self.pending - count, self.offset
         self.features = [features[count:]] if rest else []
         self.labels = [labels[count:]] if rest else []
-        self.pending = rest
+        self.pending, self.offset = rest, self.offset + count
+        return features[:count], labels[:count], first
+
+
+def aligned_batches(
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    rows_for: Callable[[torch.Tensor], int] | None = None,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``batches`` cut as :class:`_ChunkCutter` does, for a consumer that chunks each batch
+    with ``rows_for(features)`` rows (default the statistics' own,
+    :func:`~.stats.default_chunk_rows`): it then sums them as it would one tensor."""
+    rows_for = rows_for or (lambda features: default_chunk_rows(features.shape[1], features.device))
+    cutter = _ChunkCutter(rows_for)
+    for features, labels in batches:
+        for piece, piece_labels, _ in cutter.add(features, labels):
+            yield piece, piece_labels
+    for piece, piece_labels, _ in cutter.flush():
+        yield piece, piece_labels
+
+
+class _AlignedFeed:
+    """Feed a statistic a stream of batches at the statistic's own chunk boundaries
+    (:class:`_ChunkCutter`), each batch checked once as it arrives.
+
+    ``checked``: the batches passed the door's checks already (a CheckedBatch).
+    """
+
+    def __init__(self, stats: ClassStats | CentredStats, checked: bool = False) -> None:
+        self.stats = stats
+        self.checked = checked
+        self.cutter = _ChunkCutter(
+            lambda features: stats.rows_per_chunk(features.shape[-1], features.device)
+        )
+
+    def add(self, features: ArrayLike, labels: ArrayLike) -> None:
+        if not self.checked:  # each batch checked once, as it arrives (issue 13)
+            features = check_features(features, check_values=False)
+            self.stats._fit_dimension(features)  # a batch of another d is named here
+            labels = check_labels(labels, features.shape[0], self.stats.num_classes, None)
+        self._update(self.cutter.add(features, labels))
+
+    def flush(self) -> None:
+        self._update(self.cutter.flush())
+
+    def _update(self, pieces: list[tuple]) -> None:
+        for features, labels, first_row in pieces:
+            self.stats._update_checked(features, labels, first_row)
 
 
 def _check_options(
@@ -472,4 +511,4 @@ def _check_same_samples(counts: torch.Tensor, centred_stats: CentredStats) -> No
         )
 
 
-__all__ = ["LayerResults", "LayerSpec", "measure_layers"]
+__all__ = ["LayerResults", "LayerSpec", "aligned_batches", "measure_layers"]

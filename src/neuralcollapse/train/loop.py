@@ -40,8 +40,7 @@ from tqdm.auto import tqdm
 from neuralcollapse import runformat, schema
 from neuralcollapse.metrics import ClassStats, CollapseMetrics
 from neuralcollapse.metrics.capture import eval_mode
-from neuralcollapse.metrics.engine import LayerSpec, measure_layers
-from neuralcollapse.metrics.stats import default_chunk_rows
+from neuralcollapse.metrics.engine import LayerSpec, aligned_batches, measure_layers
 from neuralcollapse.progress import bar_disabled
 from neuralcollapse.train.config import (
     RESUMABLE_OVERRIDES,
@@ -375,7 +374,10 @@ def evaluate_split(
             rows[PENULTIMATE_POST] = merge_columns(
                 post,
                 mse_columns(
-                    lambda: aligned_batches(stream(classifier_input, ()), PENULTIMATE_POST),
+                    lambda: aligned_batches(
+                        (features[PENULTIMATE_POST], labels)
+                        for features, labels in stream(classifier_input, ())
+                    ),
                     num_classes=num_classes,
                     weights=specs[PENULTIMATE_POST].weights,
                     bias=specs[PENULTIMATE_POST].bias,
@@ -393,29 +395,6 @@ def evaluate_split(
     _all_reduce(correct_per_class, processes)
     _all_reduce(count_per_class, processes)
     return SplitResult(loss, error, rows, class_stats, results, correct_per_class, count_per_class)
-
-
-def aligned_batches(stream: Any, layer: str):
-    """``(features, labels)`` of one layer of a multi-layer stream, in batches of exactly the
-    rows the float64 statistics take at a time (the last shorter), so a consumer that chunks
-    each batch sums the rows as it would sum the whole split at once."""
-    held: list[torch.Tensor] = []
-    held_labels: list[torch.Tensor] = []
-    rows = None
-    for features, labels in stream:
-        matrix = features[layer]
-        if rows is None:
-            rows = default_chunk_rows(matrix.shape[1], matrix.device)
-        held.append(matrix)
-        held_labels.append(labels)
-        total = sum(part.shape[0] for part in held)
-        if total >= rows:
-            joined, joined_labels = torch.cat(held), torch.cat(held_labels)
-            whole = total - total % rows
-            yield joined[:whole], joined_labels[:whole]
-            held, held_labels = [joined[whole:]], [joined_labels[whole:]]
-    if held and sum(part.shape[0] for part in held):
-        yield torch.cat(held), torch.cat(held_labels)
 
 
 def check_run_dir(run_dir: Path) -> None:

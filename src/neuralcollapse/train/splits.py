@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from neuralcollapse.entry_points import load_entry_point
+from neuralcollapse.entry_points import load_entry_point, required_arguments
 
 
 @dataclass
@@ -126,19 +126,9 @@ def _one_line(error: BaseException) -> str:
 
 
 def _check_no_arguments(factory, spec: str) -> None:
-    """A ``--data`` factory is called with no arguments; one that needs some is refused."""
-    import inspect
-
-    try:
-        signature = inspect.signature(factory)
-    except (TypeError, ValueError):  # a builtin without a signature: the call will tell
-        return
-    required = [
-        name
-        for name, parameter in signature.parameters.items()
-        if parameter.default is parameter.empty
-        and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
-    ]
+    """A ``--data`` factory is called with no arguments; one that needs some is refused (a
+    builtin without a signature is called: the call will tell)."""
+    required = required_arguments(factory)
     if required:
         raise ValueError(
             f"--data {spec} needs arguments ({', '.join(required)}), but it is called with "
