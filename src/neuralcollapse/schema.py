@@ -367,6 +367,36 @@ RUN_COLUMNS: dict[str, ColumnSpec] = {
             group="spectra",
         ),
         _column("spectra_seconds", "spectrum time", "seconds of the measurement", group="spectra"),
+        _column(
+            "transfer_cdnv",
+            "CDNV (new classes)",
+            "class-distance normalised variance of the penultimate features of the classes "
+            "withheld from training (Galanti et al. 2022)",
+            True,
+            group="transfer",
+        ),
+        _column(
+            "transfer_error",
+            "few-shot error (new classes)",
+            "k-way m-shot nearest-class-centre error on the withheld classes, mean over random "
+            "episodes",
+            True,
+            group="transfer",
+        ),
+        _column(
+            "transfer_error_stderr",
+            "few-shot error s.e.",
+            "standard error of that mean over the episodes",
+            group="transfer",
+        ),
+        _column(
+            "transfer_bound",
+            "few-shot bound",
+            "min(1, (k - 1)(12 + 6/m) CDNV): the bound on the expected few-shot error "
+            "(docs/theory.md)",
+            True,
+            group="transfer",
+        ),
     )
 }
 
@@ -440,6 +470,8 @@ COLUMN_GROUPS: dict[str, str] = {
     "mse": "Han, Papyan & Donoho's decomposition of the MSE loss (ICLR 2022)",
     "imbalance": "group accuracies and minority cosines (Fang et al. 2021)",
     "spectra": "the Gauss-Newton spectrum's outliers and their class structure (Papyan 2020)",
+    "transfer": "collapse and few-shot error on classes withheld from training (Galanti et al. "
+    "2022)",
 }
 
 
@@ -461,6 +493,9 @@ MSE_KEYS: tuple[str, ...] = column_group("mse")
 MSE_TERM_KEYS: tuple[str, str, str] = ("mse_nc1", "mse_nc2_3", MSE_LS_PERP)
 #: the spectral columns of a per-epoch row (``neuralcollapse train --track-spectra``)
 SPECTRA_KEYS: tuple[str, ...] = column_group("spectra")
+#: the transfer columns of a per-epoch row (``neuralcollapse train --transfer-classes``):
+#: CDNV of the withheld classes, few-shot error, its standard error, the bound
+TRANSFER_KEYS: tuple[str, ...] = column_group("transfer")
 #: test accuracy over the majority and the minority classes
 GROUP_ACCURACY_KEYS: tuple[str, str] = (ACCURACY_MAJORITY, ACCURACY_MINORITY)
 #: mean pairwise cosine of the minority classifier rows and centred class means
@@ -624,6 +659,7 @@ __all__ = [
     "MSE_TERM_KEYS",
     "PAIRED_KEYS",
     "ROBUSTNESS_KEYS",
+    "TRANSFER_KEYS",
     "UFM_KEYS",
     "UNIFORMITY_KEYS",
     "all_keys",

@@ -117,3 +117,52 @@ def test_bad_input_names_the_problem():
         class_distance_variance((features, labels), classes=[5])
     with pytest.raises(TypeError, match="batches"):
         class_distance_variance(features)
+
+
+def _exact_expected_error(features, labels, shots, ways):
+    """Every episode enumerated: each k-subset of classes, each choice of supports; the
+    class-averaged error of the rest as queries, averaged over all of them."""
+    from itertools import combinations, product
+
+    classes = sorted(set(labels.tolist()))
+    members = {c: np.flatnonzero(labels == c) for c in classes}
+    totals = []
+    for subset in combinations(classes, ways):
+        choices = [list(combinations(members[c], shots)) for c in subset]
+        for supports in product(*choices):
+            centres = np.stack([features[list(s)].mean(0) for s in supports])
+            per_class = []
+            for position, (c, support) in enumerate(zip(subset, supports, strict=True)):
+                queries = [i for i in members[c] if i not in support]
+                distances = ((features[queries][:, None] - centres[None]) ** 2).sum(-1)
+                per_class.append(np.mean(distances.argmin(1) != position))
+            totals.append(np.mean(per_class))
+    return float(np.mean(totals))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_bound_holds_exactly_on_every_episode_of_adversarial_sets(seed):
+    """Small sets chosen to stress the proof (heavy tails, outliers, unequal classes, near
+    classes): the exact expected error over all episodes never exceeds the bound computed
+    from the same samples' CDNV, for any shots and any number of ways."""
+    rng = np.random.default_rng(seed)
+    k, d = 3, 2
+    sizes = rng.integers(3, 6, size=k)  # unequal classes
+    labels = np.repeat(np.arange(k), sizes)
+    centres = rng.standard_normal((k, d)) * rng.choice([0.5, 2.0, 6.0])
+    noise = rng.standard_t(df=1.5, size=(len(labels), d))  # heavy-tailed
+    features = centres[labels] + noise * rng.choice([0.3, 1.0, 3.0])
+    cdnv = class_distance_variance((features, labels)).value
+    for shots in (1, 2):
+        for ways in (2, 3):
+            exact = _exact_expected_error(features, labels, shots, ways)
+            assert exact <= few_shot_bound(cdnv, ways, shots) + 1e-12
+
+
+def test_monte_carlo_error_converges_to_the_enumeration():
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(3), [4, 5, 4])
+    features = rng.standard_normal((len(labels), 2)) + 1.5 * labels[:, None]
+    exact = _exact_expected_error(features, labels, 1, 3)
+    sampled = few_shot_error(features, labels, shots=1, episodes=4000, seed=0)
+    assert abs(sampled.mean - exact) < 4 * sampled.stderr + 1e-12

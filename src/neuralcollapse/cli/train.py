@@ -226,6 +226,39 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
         },
     ),
     (
+        "--transfer-classes",
+        {
+            "metavar": "CLASSES",
+            "help": "withhold these classes from training (e.g. 5-9 or 1,3,5; the others are "
+            "renumbered 0..K'-1) and measure at tracked epochs how the features serve them: "
+            "their CDNV, the few-shot nearest-class-centre error and its bound (Galanti et al. "
+            "2022; docs/frontier.md)",
+        },
+    ),
+    (
+        "--transfer-shots",
+        {"type": int, "metavar": "M", "help": "support samples per class (default %(D)s)"},
+    ),
+    (
+        "--transfer-ways",
+        {
+            "type": int,
+            "metavar": "K",
+            "help": "classes per few-shot episode (default: every withheld class)",
+        },
+    ),
+    (
+        "--transfer-per-class",
+        {
+            "type": int,
+            "help": "seeded training samples of each withheld class measured (default %(D)s)",
+        },
+    ),
+    (
+        "--transfer-episodes",
+        {"type": int, "help": "random few-shot episodes averaged (default %(D)s)"},
+    ),
+    (
         "--imbalance",
         {
             "type": float,

@@ -90,6 +90,16 @@ class TrainConfig:
     # over the parameters named (comma-separated names or prefixes)
     track_spectra: int = 0
     spectra_params: str = "classifier"
+    # transfer to new classes (Galanti, Gyorgy & Hutter 2022): these classes ("5-9", "1,3,5")
+    # are withheld from training; at tracked epochs the penultimate features of up to
+    # transfer_per_class seeded samples of each give their CDNV and the k-way m-shot
+    # nearest-class-centre error over transfer_episodes episodes (k = transfer_ways, default
+    # all of them; m = transfer_shots)
+    transfer_classes: str | None = None
+    transfer_shots: int = 5
+    transfer_ways: int | None = None
+    transfer_per_class: int = 200
+    transfer_episodes: int = 200
     # run
     out: str | None = None
     seed: int = 0
@@ -304,6 +314,8 @@ def validate(config: TrainConfig) -> TrainConfig:
     # one (seed * 1_000_003 + epoch shuffles an epoch): the usual 32-bit range keeps them there
     _check_bounds(config, "seed", minimum=0, meaning="random seed")
     _check_bounds(config, "seed", maximum=2**32 - 1, meaning="random seed, below 2**32")
+    if config.transfer_classes is not None:
+        _check_transfer(config)
     if (config.imbalance is None) != (config.minority_classes is None):
         raise ValueError(
             "step imbalance needs both --imbalance R (>= 1) and --minority-classes K_B "
@@ -318,6 +330,63 @@ def validate(config: TrainConfig) -> TrainConfig:
     if not _DEVICE.match(config.device):
         raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps; got {config.device!r}")
     return config
+
+
+def parse_classes(text: str, option: str = "--transfer-classes") -> tuple[int, ...]:
+    """Class indices written as ranges and lists, e.g. ``"5-9"``, ``"1,3,5"``, ``"0-2,7"``:
+    sorted, each once."""
+    classes: set[int] = set()
+    for part in (piece.strip() for piece in str(text).split(",")):
+        low, dash, high = part.partition("-")
+        try:
+            first = int(low)
+            last = int(high) if dash else first
+        except ValueError:
+            raise ValueError(
+                f"{option} {text!r}: {part!r} is not a class index or a range; write e.g. "
+                "5-9 or 1,3,5"
+            ) from None
+        if first < 0 or last < first:
+            raise ValueError(
+                f"{option} {text!r}: {part!r} is not a range of class indices >= 0 (low-high, "
+                "low <= high)"
+            )
+        classes.update(range(first, last + 1))
+    return tuple(sorted(classes))
+
+
+def _check_transfer(config: TrainConfig) -> None:
+    """``--transfer-classes`` and its companions (the class range is checked against the
+    data when it is loaded)."""
+    from neuralcollapse.checks import check_int  # lazy: see _coerce
+
+    withheld = parse_classes(config.transfer_classes)
+    if len(withheld) < 2:
+        raise ValueError(
+            f"--transfer-classes {config.transfer_classes!r} withholds {len(withheld)} class; "
+            "the few-shot error and the CDNV compare classes: withhold at least 2"
+        )
+    if config.imbalance is not None:
+        raise ValueError(
+            "--transfer-classes and --imbalance do not combine (which classes would be the "
+            "minority ones is ambiguous once some are withheld); run them separately"
+        )
+    check_int("transfer_shots", config.transfer_shots, minimum=1, meaning="support samples m")
+    check_int(
+        "transfer_per_class",
+        config.transfer_per_class,
+        minimum=config.transfer_shots + 1,
+        meaning="samples of each withheld class: the m shots and at least one query",
+    )
+    check_int("transfer_episodes", config.transfer_episodes, minimum=2, meaning="random episodes")
+    if config.transfer_ways is not None:
+        check_int(
+            "transfer_ways",
+            config.transfer_ways,
+            minimum=2,
+            maximum=len(withheld),
+            meaning=f"classes per episode, at most the {len(withheld)} withheld",
+        )
 
 
 #: a custom data set: what config.json records as its name

@@ -9,7 +9,10 @@ Each function returns the columns it adds to a log row (names owned by
   (MSE runs), metric rows of the penultimate layer;
 - :func:`group_columns`, :func:`minority_columns`: majority/minority test accuracy and the
   minority cosine of the classifier rows and of the training class means (imbalanced runs;
-  Fang et al., PNAS 2021).
+  Fang et al., PNAS 2021);
+- :func:`spectra_columns`: the Gauss-Newton spectrum's headline (Papyan, JMLR 2020);
+- :func:`transfer_columns`: CDNV and few-shot error of the classes withheld from training
+  (Galanti, György & Hutter, ICLR 2022).
 
 A measure that cannot be computed gives its columns as None with the reason under
 ``not_computed``; it never stops training.
@@ -211,3 +214,72 @@ def spectra_columns(
         summary["cost"]["seconds"],
     )
     return dict(zip(SPECTRA_KEYS, values, strict=True)), summary
+
+
+#: the ``transfer_*`` columns (the schema's transfer group)
+TRANSFER_KEYS = schema.TRANSFER_KEYS
+
+
+def transfer_columns(
+    net: Any,
+    withheld: Any,
+    *,
+    shots: int,
+    ways: int | None,
+    episodes: int,
+    seed: int,
+    batch_size: int,
+    measure_now: bool,
+) -> dict[str, Any]:
+    """``transfer_*`` columns: how the features trained on the other classes serve the
+    withheld ones (Galanti, György & Hutter, ICLR 2022; :mod:`neuralcollapse.frontier.transfer`).
+
+    The penultimate features (the classifier's input) of ``withheld.images`` in eval mode give
+    the withheld classes' CDNV, mean over ordered pairs of (V_i + V_j)/(2||mu_i - mu_j||^2),
+    and the k-way m-shot nearest-class-centre error over ``episodes`` random episodes with
+    its standard error, and the bound min(1, (k-1)(12 + 6/m) CDNV) beside it. The episodes'
+    seed is the same at every epoch, so the error changes only with the features. Measured at
+    tracked epochs, None at the others, ``{}`` when off; a failure is recorded as not
+    computed with the reason and never stops the run.
+    """
+    if withheld is None:
+        return {}
+    if not measure_now:
+        return dict.fromkeys(TRANSFER_KEYS)
+    import math
+
+    from neuralcollapse.frontier.transfer import (
+        class_distance_variance,
+        few_shot_bound,
+        few_shot_error,
+    )
+    from neuralcollapse.metrics.capture import eval_mode
+
+    device = next(net.parameters()).device
+    with eval_mode(net), torch.no_grad():
+        features = torch.cat(
+            [
+                net(images.to(device), return_features=True)[1].to(torch.float64).cpu()
+                for images in torch.split(withheld.images, batch_size)
+            ]
+        )
+    if not torch.isfinite(features).all():
+        return _not_computed(TRANSFER_KEYS, "the withheld classes' features are not finite")
+    try:
+        cdnv = class_distance_variance((features, withheld.labels)).value
+        error = few_shot_error(
+            features, withheld.labels, shots=shots, ways=ways, episodes=episodes, seed=seed
+        )
+    except ValueError as problem:
+        return _not_computed(TRANSFER_KEYS, str(problem).splitlines()[0])
+    if math.isnan(cdnv):  # every withheld sample has the same features: no class structure
+        return {
+            **_not_computed(
+                TRANSFER_KEYS[:1] + TRANSFER_KEYS[3:],
+                "the withheld classes' means coincide and their features do not vary",
+            ),
+            TRANSFER_KEYS[1]: error.mean,
+            TRANSFER_KEYS[2]: error.stderr,
+        }
+    bound = few_shot_bound(cdnv, error.ways, error.shots)
+    return dict(zip(TRANSFER_KEYS, (cdnv, error.mean, error.stderr, bound), strict=True))

@@ -46,6 +46,7 @@ from neuralcollapse.train.config import (
     RESUMABLE_OVERRIDES,
     TrainConfig,
     config_to_dict,
+    parse_classes,
     validate,
 )
 from neuralcollapse.train.data import load_dataset
@@ -56,6 +57,7 @@ from neuralcollapse.train.epoch_measures import (
     mse_columns,
     robustness_columns,
     spectra_columns,
+    transfer_columns,
 )
 from neuralcollapse.train.nets import CollapseNet, build_net
 from neuralcollapse.train.probe import PENULTIMATE_POST, PENULTIMATE_PRE, FeatureProbe
@@ -68,6 +70,7 @@ from neuralcollapse.train.splits import (
     gather,
     registered_splits,
     shard_batches,
+    withhold_classes,
 )
 
 
@@ -619,6 +622,21 @@ def _load_splits(
     return registered_splits(data, config.dataset)
 
 
+def _withhold_classes(config: TrainConfig, splits: DataSplits) -> tuple[DataSplits, Any]:
+    """``--transfer-classes``: the splits without those classes and the withheld samples the
+    transfer measures read (:func:`.splits.withhold_classes`); ``(splits, None)`` when off."""
+    if config.transfer_classes is None:
+        return splits, None
+    return withhold_classes(
+        splits,
+        parse_classes(config.transfer_classes),
+        per_class=config.transfer_per_class,
+        shots=config.transfer_shots,
+        seed=config.seed + 5,  # its own stream: the other seeded subsets are not moved
+        workers=config.workers,
+    )
+
+
 def _robustness_data(
     splits: DataSplits, config: TrainConfig
 ) -> tuple[torch.Tensor, torch.Tensor, int] | None:
@@ -929,7 +947,7 @@ def _train(
     datasets: tuple | None = None,
 ) -> TrainResult:
     device, is_main = processes.device, processes.rank == 0
-    splits = _load_splits(config, device, datasets)
+    splits, withheld = _withhold_classes(config, _load_splits(config, device, datasets))
     optimisation = _build_optimisation(config, splits.input_shape, splits.num_classes, processes)
     start_epoch, tpt_epoch, writer = _open_run_dir(run_dir, config, resume, optimisation, processes)
     board = TensorBoardLog(run_dir, start_epoch) if (config.tensorboard and is_main) else None
@@ -986,6 +1004,18 @@ def _train(
         epoch_row = _epoch_row(epoch, lr, results, time.perf_counter() - started, measure_now)
         extras = _extra_columns(
             config, optimisation.net, splits, deepfool_data, results, measure_now, is_main
+        )
+        extras.append(
+            transfer_columns(
+                optimisation.net,
+                withheld,
+                shots=config.transfer_shots,
+                ways=config.transfer_ways,
+                episodes=config.transfer_episodes,
+                seed=config.seed,
+                batch_size=config.eval_batch_size,
+                measure_now=measure_now and is_main,
+            )
         )
         spectra_row, spectra_summary = spectra_columns(
             optimisation.net,

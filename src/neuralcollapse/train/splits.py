@@ -265,3 +265,113 @@ def labels_of(dataset: Dataset, indices: torch.Tensor, workers: int = 0) -> torc
 def gather(dataset: Dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(images, labels)`` of ``indices`` as two tensors (a small subset: DeepFool's)."""
     return next(iter(batches(dataset, [indices])))
+
+
+class _Relabelled(Dataset):
+    """The samples ``indices`` of ``dataset`` with each label ``y`` read as ``lookup[y]`` (the
+    classes left after some are withheld, renumbered 0..K'-1 in their order)."""
+
+    def __init__(self, dataset: Dataset, indices: torch.Tensor, lookup: torch.Tensor) -> None:
+        self.dataset, self.indices, self.lookup = dataset, indices.tolist(), lookup.tolist()
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int):
+        x, y = self.dataset[self.indices[index]]
+        return x, self.lookup[int(y)]
+
+
+@dataclass
+class Withheld:
+    """The withheld classes' samples the transfer measures read: ``images`` and their
+    original ``labels`` (a seeded subset, gathered once), and the ``classes`` withheld."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: tuple[int, ...]
+
+
+def _all_labels(dataset: Dataset, num_classes: int, workers: int) -> torch.Tensor:
+    """Every label of ``dataset``, checked to lie in [0, K) (a user's dataset is read once)."""
+    indices = torch.arange(len(dataset))
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        labels = dataset.tensors[1].cpu().long()
+    else:
+        labels = torch.cat(
+            [y for _, y in batches(dataset, list(torch.split(indices, 1024)), workers=workers)]
+        ).cpu()
+    _check_labels(labels, num_classes)
+    return labels
+
+
+def _keep(dataset: Dataset, labels: torch.Tensor, lookup: torch.Tensor) -> Dataset:
+    """``dataset`` without the withheld classes, the others renumbered."""
+    kept = torch.nonzero(lookup[labels] >= 0).flatten()
+    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
+        images, labels_tensor = dataset.tensors
+        place = kept.to(images.device)
+        return TensorDataset(images[place], lookup.to(labels_tensor.device)[labels_tensor[place]])
+    return _Relabelled(dataset, kept, lookup)
+
+
+def withhold_classes(
+    splits: DataSplits,
+    classes: Sequence[int],
+    *,
+    per_class: int,
+    shots: int,
+    seed: int,
+    workers: int = 0,
+) -> tuple[DataSplits, Withheld]:
+    """Take ``classes`` out of the run: the splits without them (the other classes renumbered
+    0..K'-1 in their order, so the network has K' outputs), and up to ``per_class`` seeded
+    training samples of each withheld class for the transfer measures (Galanti et al. 2022).
+
+    The withheld classes' test samples are dropped (the test error is over the trained
+    classes). Within a class the chosen samples keep their order in the dataset.
+    """
+    num_classes = splits.num_classes
+    outside = [c for c in classes if not 0 <= c < num_classes]
+    if outside:
+        raise ValueError(
+            f"--transfer-classes names {outside}, outside the {num_classes} classes of "
+            f"{splits.name} (0..{num_classes - 1})"
+        )
+    if num_classes - len(classes) < 2:
+        raise ValueError(
+            f"--transfer-classes withholds {len(classes)} of the {num_classes} classes of "
+            f"{splits.name}; at least 2 must be left to train on"
+        )
+    lookup = torch.full((num_classes,), -1, dtype=torch.int64)
+    kept_classes = [c for c in range(num_classes) if c not in set(classes)]
+    lookup[kept_classes] = torch.arange(len(kept_classes))
+    train_labels = _all_labels(splits.train, num_classes, workers)
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for c in classes:
+        members = torch.nonzero(train_labels == c).flatten()
+        if len(members) <= shots:
+            raise ValueError(
+                f"withheld class {c} has {len(members)} training samples in {splits.name}; the "
+                f"few-shot error needs more than --transfer-shots {shots}"
+            )
+        pick = torch.randperm(len(members), generator=generator)[:per_class]
+        chosen.append(members[pick.sort().values])
+    images, labels = gather(splits.train, torch.cat(chosen))
+    test = splits.test
+    if test is not None:
+        test = _keep(test, _all_labels(test, num_classes, workers), lookup)
+        if len(test) == 0:
+            raise ValueError(
+                f"the test split of {splits.name} holds only the withheld classes "
+                f"{list(classes)}: nothing is left to test the trained classes on"
+            )
+    remaining = DataSplits(
+        splits.name,
+        _keep(splits.train, train_labels, lookup),
+        test,
+        len(kept_classes),
+        splits.input_shape,
+    )
+    return remaining, Withheld(images, labels.cpu(), tuple(classes))

@@ -1,6 +1,6 @@
 """The report's sections: the summary, the panels, the frame gaps, the depth profile, the
-sections of the measures that ride along (MSE decomposition, robustness, imbalance) and
-the tables."""
+sections of the measures that ride along (MSE decomposition, robustness, imbalance, deepnet
+spectra, transfer to new classes) and the tables."""
 
 from __future__ import annotations
 
@@ -66,6 +66,13 @@ from neuralcollapse.viz.training_figures import (
     plot_mse_terms,
     plot_training_panels,
 )
+from neuralcollapse.viz.transfer_figures import (
+    TRANSFER_TABLE_KEYS,
+    has_transfer,
+    plot_transfer,
+    transfer_caption,
+    transfer_rows,
+)
 
 #: section titles of :func:`add_measure_sections`
 MSE_TITLE = "MSE decomposition"
@@ -81,6 +88,7 @@ GENERALISATION_TITLE = "Generalisation: test accuracy and loss at the TPT and at
 
 IMBALANCE_TITLE = "Imbalanced classes"
 SPECTRA_TITLE = "Deepnet spectra"
+TRANSFER_TITLE = "Transfer to new classes"
 
 
 @dataclass(frozen=True)
@@ -227,6 +235,30 @@ MEASURE_SECTIONS = (
         table_keys=("run", "epoch", *SPECTRA_KEYS),
         trim=False,
     ),
+    MeasureSection(
+        title=TRANSFER_TITLE,
+        intro="Galanti, György & Hutter (ICLR 2022) tie transfer to neural collapse: when the "
+        "penultimate features of classes the network never trained on collapse too (small "
+        "CDNV), a nearest-class-centre classifier built from a few samples of each errs little. "
+        "Runs of neuralcollapse train --transfer-classes withhold those classes from training "
+        "and measure, at the tracked epochs, their CDNV, the k-way m-shot error and the bound "
+        "(k−1)(12+6/m)·CDNV on it (docs/frontier.md).",
+        name="transfer",
+        has_figure=has_transfer,
+        plot=plot_transfer,
+        figure_caption=transfer_caption,
+        has_table=has_transfer,
+        table_rows=transfer_rows,
+        table_caption=lambda runs: (
+            "Each run with transfer data at its last tracked epoch with a few-shot error: the "
+            "CDNV of the training classes (training split, post-ReLU penultimate features), "
+            "then, on the withheld classes, their CDNV, the few-shot error (mean over the "
+            "episodes), its standard error and the bound, as fractions; — : not measured at "
+            "that epoch; not computed: the run says why (hover)."
+        ),
+        table_keys=TRANSFER_TABLE_KEYS,
+        trim=False,
+    ),
 )
 
 
@@ -250,7 +282,11 @@ def add_measure_sections(
       :data:`GENERALISATION_TITLE` when no run measured DeepFool but some has a summary.json
       ``generalisation`` entry (the table only);
     - "Imbalanced classes" (some run has ``minority_cosine_weights``):
-      :func:`plot_imbalance_over_epochs` and the last values.
+      :func:`plot_imbalance_over_epochs` and the last values;
+    - "Deepnet spectra" (some run has ``spectra.jsonl``): :func:`plot_spectra` and the
+      headline of the last tracked epoch;
+    - "Transfer to new classes" (some run has a ``transfer_error``; ``train
+      --transfer-classes``): :func:`plot_transfer` and the values of the last tracked epoch.
     """
     check_epoch_axis(epoch_axis)
     added = []
