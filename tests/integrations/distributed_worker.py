@@ -31,6 +31,7 @@ def main(out):
     )
     with open(f"{out}.{rank}", "w") as stream:
         json.dump(result.to_dict(), stream)
+    torch.distributed.barrier()  # leave together (a rank tearing gloo down early can abort)
     torch.distributed.destroy_process_group()
 
 

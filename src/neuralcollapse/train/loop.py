@@ -577,7 +577,12 @@ def train(
         check_run_dir(run_dir)
     processes = start_processes(config)
     try:
-        return _train(config, run_dir, resume, processes, datasets)
+        result = _train(config, run_dir, resume, processes, datasets)
+        if processes.started_group:
+            # rank 0 writes the last files while the others are done: they wait, as a rank
+            # that tears gloo down while another still uses it can abort at exit
+            torch.distributed.barrier()
+        return result
     finally:
         if processes.started_group:
             torch.distributed.destroy_process_group()
