@@ -13,6 +13,8 @@ Layout (docs/training.md)::
     RUN/metrics.csv            the same rows as metrics.jsonl
     RUN/summary.json           tpt_epoch, epochs_done, final, finished, generalisation
     RUN/spectra.jsonl          with --track-spectra: one spectral summary per tracked epoch
+    RUN/agop.jsonl             with --track-agop: the feature ansatz per linear layer per
+                               tracked epoch
     RUN/checkpoints/last.pt    written atomically (temporary file + os.replace)
     RUN/tensorboard/           event files, with --tensorboard
 
@@ -50,11 +52,16 @@ METRICS_CSV = "metrics.csv"
 SUMMARY = "summary.json"
 #: one row per measured epoch of ``--track-spectra``: the full spectral summary
 SPECTRA = "spectra.jsonl"
+#: one row per measured epoch of ``--track-agop``: the neural feature ansatz of every linear
+#: layer (Beaglehole et al. 2024)
+AGOP = "agop.jsonl"
+#: the logs with one row per epoch (or per tracked epoch): truncated together on resume
+EPOCH_LOGS = (EPOCHS, METRICS, SPECTRA, AGOP)
 CHECKPOINTS = "checkpoints"
 CHECKPOINT_NAME = "last.pt"
 TENSORBOARD_DIR = "tensorboard"
 #: the files in RUN/ that a run writes (and that --overwrite may delete)
-LOG_NAMES = (CONFIG, EPOCHS, METRICS, METRICS_CSV, SUMMARY, SPECTRA)
+LOG_NAMES = (CONFIG, EPOCHS, METRICS, METRICS_CSV, SUMMARY, SPECTRA, AGOP)
 #: the writer named in config.json's "source" when it names none (neuralcollapse train)
 TRAIN_SOURCE = "train"
 
@@ -343,6 +350,8 @@ class RunFiles:
     summary: dict[str, Any] | None
     #: spectra.jsonl's rows (``train --track-spectra``), empty without
     spectra: list[dict[str, Any]] = field(default_factory=list)
+    #: agop.jsonl's rows (``train --track-agop``), empty without
+    agop: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_run(run_dir: str | Path, *, torn: str = "error") -> RunFiles:
@@ -362,7 +371,8 @@ def read_run(run_dir: str | Path, *, torn: str = "error") -> RunFiles:
             _json_object(directory / SUMMARY, "delete it (the report reads the logs without it)"),
         )
     spectra = checked_rows(directory / SPECTRA, read_jsonl(directory / SPECTRA, torn=torn))
-    return RunFiles(directory, config, epochs, metrics, summary, spectra)
+    agop = checked_rows(directory / AGOP, read_jsonl(directory / AGOP, torn=torn))
+    return RunFiles(directory, config, epochs, metrics, summary, spectra, agop)
 
 
 #: the row keys whose values are names (strings)
@@ -500,7 +510,7 @@ class RunWriter:
         run_dir = Path(run_dir)
         read_config(run_dir)  # the version
         notes = []
-        for name in (EPOCHS, METRICS, SPECTRA):
+        for name in EPOCH_LOGS:
             if not (run_dir / name).is_file():
                 continue
             torn = truncate_jsonl(run_dir / name, checkpoint_epoch)
@@ -564,7 +574,7 @@ class RunWriter:
         (the later call wins), so a log never holds an epoch twice.
         """
         if self.last_epoch is not None and epoch <= self.last_epoch:
-            for name in (EPOCHS, METRICS, SPECTRA):
+            for name in EPOCH_LOGS:
                 if (self.run_dir / name).is_file():
                     truncate_jsonl(self.run_dir / name, epoch - 1)
         append_jsonl(self.run_dir / EPOCHS, dict(epoch_row))
@@ -575,6 +585,10 @@ class RunWriter:
     def write_spectra(self, epoch: int, summary: Mapping[str, Any]) -> None:
         """Append an epoch's spectral summary to spectra.jsonl (after its write_epoch)."""
         append_jsonl(self.run_dir / SPECTRA, {"epoch": epoch, **summary})
+
+    def write_agop(self, epoch: int, row: Mapping[str, Any]) -> None:
+        """Append an epoch's feature-ansatz row to agop.jsonl (after its write_epoch)."""
+        append_jsonl(self.run_dir / AGOP, {"epoch": epoch, **row})
 
     def epochs(self) -> list[dict[str, Any]]:
         """The rows of epochs.jsonl as written so far."""

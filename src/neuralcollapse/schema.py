@@ -368,6 +368,30 @@ RUN_COLUMNS: dict[str, ColumnSpec] = {
         ),
         _column("spectra_seconds", "spectrum time", "seconds of the measurement", group="spectra"),
         _column(
+            "code_angle_weights",
+            "smallest angle of W's rows (°)",
+            "smallest angle between two classifier rows, in degrees (K > d + 1: the Tammes / "
+            "softmax-code objective; Jiang et al. 2023)",
+            False,
+            group="codes",
+        ),
+        _column(
+            "code_angle_means",
+            "smallest angle of the means (°)",
+            "smallest angle between two centred training class means of the classifier's "
+            "input, in degrees",
+            False,
+            group="codes",
+        ),
+        _column(
+            "code_margin_means",
+            "one-vs-rest margin of the means",
+            "min over classes of <u_k, v_k - v_j> for the unit centred mean u_k against the unit "
+            "classifier rows v_j, j != k (> 0: every mean is classified correctly)",
+            False,
+            group="codes",
+        ),
+        _column(
             "transfer_cdnv",
             "CDNV (new classes)",
             "class-distance normalised variance of the penultimate features of the classes "
@@ -408,7 +432,7 @@ SIZE_KEYS = ("num_classes", "num_samples", "dim")
 # so that a key is spelt once, here (tests/test_schema_owns_names.py counts what is left).
 
 #: single keys that consumers name on their own
-NUM_CLASSES, NUM_SAMPLES = "num_classes", "num_samples"
+NUM_CLASSES, NUM_SAMPLES, DIM = "num_classes", "num_samples", "dim"
 NC1 = "nc1"
 NC1_TRACE_RATIO, CDNV = "nc1_trace_ratio", "cdnv"
 WITHIN_CLASS_VARIANCE, BETWEEN_CLASS_VARIANCE = "within_class_variance", "between_class_variance"
@@ -470,6 +494,7 @@ COLUMN_GROUPS: dict[str, str] = {
     "mse": "Han, Papyan & Donoho's decomposition of the MSE loss (ICLR 2022)",
     "imbalance": "group accuracies and minority cosines (Fang et al. 2021)",
     "spectra": "the Gauss-Newton spectrum's outliers and their class structure (Papyan 2020)",
+    "codes": "the geometry of K > d + 1 classes: smallest angles and margins (Jiang et al. 2023)",
     "transfer": "collapse and few-shot error on classes withheld from training (Galanti et al. "
     "2022)",
 }
@@ -493,6 +518,9 @@ MSE_KEYS: tuple[str, ...] = column_group("mse")
 MSE_TERM_KEYS: tuple[str, str, str] = ("mse_nc1", "mse_nc2_3", MSE_LS_PERP)
 #: the spectral columns of a per-epoch row (``neuralcollapse train --track-spectra``)
 SPECTRA_KEYS: tuple[str, ...] = column_group("spectra")
+#: the many-class columns of a per-epoch row (runs whose penultimate width d < K - 1):
+#: smallest angle of the classifier rows, of the centred means, the means' one-vs-rest margin
+CODE_KEYS: tuple[str, ...] = column_group("codes")
 #: the transfer columns of a per-epoch row (``neuralcollapse train --transfer-classes``):
 #: CDNV of the withheld classes, few-shot error, its standard error, the bound
 TRANSFER_KEYS: tuple[str, ...] = column_group("transfer")
@@ -647,6 +675,7 @@ def scalar_logs(
 
 __all__ = [
     "CLASSIFIER_KEYS",
+    "CODE_KEYS",
     "COLUMN_GROUPS",
     "ERROR_KEYS",
     "FRAME_KEYS",

@@ -77,6 +77,19 @@ def test_agop_leaves_the_model_as_it_was():
     assert not model[0]._forward_pre_hooks
 
 
+def test_a_frozen_submodule_stays_frozen():
+    """A training model with a frozen BatchNorm: the AGOP gives each submodule its own mode
+    back (model.train(was_training) would unfreeze the BatchNorm), also when it raises."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    model.train()
+    model[1].eval()
+    feature_ansatz(model, torch.randn(6, 3))
+    assert model.training and model[0].training and not model[1].training
+    with pytest.raises(ValueError, match="non-empty"):
+        layer_agops(model, [torch.randn(0, 3)])
+    assert model.training and not model[1].training
+
+
 def test_kernel_agop_against_autograd():
     generator = torch.Generator().manual_seed(2)
     x = torch.randn(15, 3, generator=generator, dtype=torch.float64)

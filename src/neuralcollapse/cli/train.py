@@ -115,6 +115,16 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
             "7x7/2 + max pool; auto picks by image size (default %(D)s)",
         },
     ),
+    (
+        "--feature-dim",
+        {
+            "type": int,
+            "metavar": "D",
+            "help": "width of the penultimate layer, the classifier's input (mlp, cnn, vgg; "
+            "default: the architecture's own); with D < K - 1 the run also records the "
+            "smallest angles and margins of K > D + 1 classes (Jiang et al. 2023)",
+        },
+    ),
     # loss
     (
         "--loss",
@@ -223,6 +233,16 @@ OPTIONS: list[tuple[str, dict[str, Any]]] = [
             "metavar": "NAMES",
             "help": "parameters of the spectrum: comma-separated names or prefixes "
             "(default %(D)s: the last layer)",
+        },
+    ),
+    (
+        "--track-agop",
+        {
+            "type": int,
+            "help": "the neural feature ansatz at tracked epochs: the correlation of each linear "
+            "layer's W^T W with the AGOP (and its square root) of the logits at its input, on N "
+            "seeded training samples, written to agop.jsonl (Beaglehole et al. 2024; default "
+            "%(D)s: off)",
         },
     ),
     (

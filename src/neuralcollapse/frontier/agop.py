@@ -42,6 +42,7 @@ import torch
 from torch import nn
 
 from neuralcollapse.checks import check_float, check_int
+from neuralcollapse.metrics.capture import eval_mode
 from neuralcollapse.metrics.measuring import measure
 from neuralcollapse.metrics.validation import check_features, check_labels
 
@@ -133,28 +134,28 @@ def layer_agops(
     sums = [torch.zeros(m.in_features, m.in_features, dtype=DTYPE) for _, m in chosen]
     count = 0
     handles = [m.register_forward_pre_hook(hook_for(i)) for i, (_, m) in enumerate(chosen)]
-    was_training = model.training
-    model.eval()
+    # eval mode for per-sample outputs; on exit every submodule gets its own mode back (a
+    # frozen BatchNorm inside a training model must stay frozen)
     try:
-        jacobian = vmap(jacrev(single, argnums=1), in_dims=(0, None))
-        for batch in _as_batches(data):
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[0] == 0:
-                raise ValueError("each batch must be a non-empty tensor of inputs (B, ...)")
-            reference = next(iter(params.values()), x)
-            zeros = tuple(
-                torch.zeros(m.in_features, dtype=reference.dtype, device=x.device)
-                for _, m in chosen
-            )
-            jacobians = jacobian(x.to(reference.dtype), zeros)
-            for index, jac in enumerate(jacobians):
-                flat = jac.detach().to(DTYPE).reshape(-1, jac.shape[-1]).cpu()
-                sums[index] += flat.T @ flat
-            count += x.shape[0]
+        with eval_mode(model):
+            jacobian = vmap(jacrev(single, argnums=1), in_dims=(0, None))
+            for batch in _as_batches(data):
+                x = batch[0] if isinstance(batch, (tuple, list)) else batch
+                if not isinstance(x, torch.Tensor) or x.ndim < 1 or x.shape[0] == 0:
+                    raise ValueError("each batch must be a non-empty tensor of inputs (B, ...)")
+                reference = next(iter(params.values()), x)
+                zeros = tuple(
+                    torch.zeros(m.in_features, dtype=reference.dtype, device=x.device)
+                    for _, m in chosen
+                )
+                jacobians = jacobian(x.to(reference.dtype), zeros)
+                for index, jac in enumerate(jacobians):
+                    flat = jac.detach().to(DTYPE).reshape(-1, jac.shape[-1]).cpu()
+                    sums[index] += flat.T @ flat
+                count += x.shape[0]
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
     if count == 0:
         raise ValueError("data yielded no samples")
     return {name: total / count for (name, _), total in zip(chosen, sums, strict=True)}

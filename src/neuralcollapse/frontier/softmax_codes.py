@@ -53,6 +53,7 @@ from neuralcollapse.ufm.lbfgs import batched_lbfgs
 
 __all__ = [
     "TAMMES_ANGLES_D3",
+    "best_known_angle",
     "FrameMargins",
     "SphericalCode",
     "feature_margins",
@@ -413,3 +414,16 @@ def solve_spherical_code(
         optimum=optimum,
         gap=None if optimum is None else optimum - min_margin,
     )
+
+
+def best_known_angle(
+    num_classes: int, dim: int, *, restarts: int = 8, seed: int = 0
+) -> tuple[float, bool]:
+    """``(angle in degrees, exact)``: the largest smallest angle of K unit vectors in R^d, exact
+    where the optimum is known (:func:`known_optimal_margin`), else the best of ``restarts``
+    runs of :func:`solve_spherical_code` (then a lower bound on the optimum)."""
+    optimum = known_optimal_margin(num_classes, dim)
+    if optimum is not None:
+        return _margin_to_degrees(optimum), True
+    code = solve_spherical_code(num_classes, dim, restarts=restarts, seed=seed)
+    return code.min_angle_degrees, False

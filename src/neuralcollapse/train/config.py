@@ -61,6 +61,9 @@ class TrainConfig:
     classifier: str = "learned"
     base_channels: int | None = None
     stem: str = "auto"
+    # width d of the penultimate layer (the classifier's input); None: the architecture's own.
+    # With d < K - 1 a simplex ETF cannot exist: the run records the many-class geometry
+    feature_dim: int | None = None
     # loss
     loss: str = "ce"
     label_smoothing: float = 0.0
@@ -90,6 +93,9 @@ class TrainConfig:
     # over the parameters named (comma-separated names or prefixes)
     track_spectra: int = 0
     spectra_params: str = "classifier"
+    # the neural feature ansatz (W^T W against the AGOP) of every linear layer at tracked
+    # epochs, on this many seeded training samples, into agop.jsonl (0: off)
+    track_agop: int = 0
     # transfer to new classes (Galanti, Gyorgy & Hutter 2022): these classes ("5-9", "1,3,5")
     # are withheld from training; at tracked epochs the penultimate features of up to
     # transfer_per_class seeded samples of each give their CDNV and the k-way m-shot
@@ -248,6 +254,7 @@ _COUNTS = (
     "test_per_class",
     "base_channels",
     "stop_after_epoch",
+    "feature_dim",
 )
 
 
@@ -305,6 +312,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     _check_bounds(config, "robustness", minimum=0, meaning="test images attacked; 0 is off")
     _check_bounds(
         config, "track_spectra", minimum=0, meaning="training samples of the spectrum; 0 is off"
+    )
+    _check_bounds(
+        config, "track_agop", minimum=0, meaning="training samples of the AGOP; 0 is off"
     )
     _check_bounds(config, "workers", minimum=0, meaning="DataLoader processes; 0 reads in-process")
     _check_bounds(config, "feature_cache_mb", minimum=0, meaning="MB of replayed features")

@@ -11,6 +11,10 @@ Each function returns the columns it adds to a log row (names owned by
   minority cosine of the classifier rows and of the training class means (imbalanced runs;
   Fang et al., PNAS 2021);
 - :func:`spectra_columns`: the Gauss-Newton spectrum's headline (Papyan, JMLR 2020);
+- :func:`code_columns`: smallest angles and margins when the classes outnumber the feature
+  dimensions plus one (Jiang et al. 2023), and :func:`spherical_code_reference`;
+- :func:`agop_row`: the neural feature ansatz of every linear layer for agop.jsonl
+  (Beaglehole et al., NeurIPS 2024);
 - :func:`transfer_columns`: CDNV and few-shot error of the classes withheld from training
   (Galanti, György & Hutter, ICLR 2022).
 
@@ -283,3 +287,123 @@ def transfer_columns(
         }
     bound = few_shot_bound(cdnv, error.ways, error.shots)
     return dict(zip(TRANSFER_KEYS, (cdnv, error.mean, error.stderr, bound), strict=True))
+
+
+#: the ``code_*`` columns (the schema's codes group)
+CODE_KEYS = schema.CODE_KEYS
+
+
+def many_classes(feature_dim: int, num_classes: int) -> bool:
+    """Whether K > d + 1: a simplex ETF of the K classes cannot exist in R^d."""
+    return num_classes > feature_dim + 1
+
+
+def code_columns(weights: torch.Tensor, class_stats: Any, *, measure_now: bool) -> dict[str, Any]:
+    """``code_*`` columns of a run with K > d + 1 classes (Jiang et al. 2023): the smallest
+    angle between two classifier rows (the Tammes / softmax-code objective), between two
+    centred class means (the classifier's input, training split), and the means' one-vs-rest
+    margin min_k min_{j != k} <u_k, v_k - v_j> against the unit rows
+    (:mod:`neuralcollapse.frontier.softmax_codes`). None at untracked epochs; a zero row or
+    mean (no direction) is recorded as not computed.
+    """
+    if not measure_now:
+        return dict.fromkeys(CODE_KEYS)
+    from neuralcollapse.frontier.softmax_codes import feature_margins, frame_margins
+
+    weights = weights.detach().to(torch.float64).cpu()
+    row: dict[str, Any] = {}
+    reasons: dict[str, str] = {}
+    try:
+        row[CODE_KEYS[0]] = frame_margins(weights, uniformity_kernels=()).min_angle_degrees
+    except ValueError as error:
+        row[CODE_KEYS[0]], reasons[CODE_KEYS[0]] = None, str(error).splitlines()[0]
+    if class_stats is None:
+        for key in CODE_KEYS[1:]:
+            row[key], reasons[key] = None, "class means not gathered at this epoch"
+    else:
+        means = class_stats.sums.to(torch.float64).cpu() / class_stats.counts.clamp_min(1).to(
+            torch.float64
+        ).cpu().unsqueeze(1)
+        centred = means - means.mean(dim=0)  # Jiang et al. centre by the mean of the means
+        try:
+            row[CODE_KEYS[1]] = frame_margins(centred, uniformity_kernels=()).min_angle_degrees
+            row[CODE_KEYS[2]] = float(feature_margins(centred, weights).min())
+        except ValueError as error:
+            for key in CODE_KEYS[1:]:
+                row[key], reasons[key] = None, str(error).splitlines()[0]
+    if reasons:
+        row[NOT_COMPUTED] = reasons
+    return row
+
+
+#: summary.json's entry for the best known code of (K, d) and its fields (K and d under the
+#: schema's size keys): the writer here and the report read these names
+SPHERICAL_CODE = "spherical_code"
+OPTIMUM_ANGLE, EXACT, RESTARTS = "optimum_angle_degrees", "exact", "restarts"
+
+
+def spherical_code_reference(num_classes: int, feature_dim: int, seed: int) -> dict[str, Any]:
+    """The best known smallest angle of K unit vectors in R^d, for summary.json: exact where
+    the optimum is known, else the best of 8 seeded restarts of the Tammes solver (a lower
+    bound on the optimum; :func:`neuralcollapse.frontier.softmax_codes.best_known_angle`)."""
+    from neuralcollapse.frontier.softmax_codes import best_known_angle
+
+    restarts = 8
+    angle, exact = best_known_angle(num_classes, feature_dim, restarts=restarts, seed=seed)
+    return {
+        schema.NUM_CLASSES: num_classes,
+        schema.DIM: feature_dim,
+        OPTIMUM_ANGLE: angle,
+        EXACT: exact,
+        RESTARTS: 0 if exact else restarts,
+    }
+
+
+def agop_row(
+    net: Any, images: torch.Tensor | None, *, batch_size: int, measure_now: bool
+) -> dict[str, Any] | None:
+    """agop.jsonl's row of a tracked epoch (``--track-agop N``): for every linear layer l of
+    ``net``, the correlation <W_l^T W_l, AGOP_l^alpha>_F / (||.|| ||.||) for alpha = 1 and 1/2,
+    AGOP_l = mean_i J_l(x_i)^T J_l(x_i) of the logits with respect to the layer's input over
+    the N fixed samples ``images`` (Beaglehole, Súkeník, Mondelli & Belkin, NeurIPS 2024;
+    :mod:`neuralcollapse.frontier.agop`), and ``input_layer``, the metrics rows' layer whose
+    NC1 describes that input (:meth:`~.nets.CollapseNet.linear_inputs`).
+
+    None when off or untracked. Measured in eval mode (every submodule's mode restored). A
+    layer whose correlation is undefined (a zero weight or AGOP) holds null with the reason;
+    a failure of the whole measurement is recorded as ``not_computed``; neither stops the run.
+    """
+    if images is None or not measure_now:
+        return None
+    import time
+
+    from neuralcollapse.frontier.agop import layer_agops, matrix_correlation, symmetric_power
+
+    started = time.perf_counter()
+    try:
+        agops = layer_agops(net, list(torch.split(images, batch_size)))
+    except (ValueError, RuntimeError) as error:
+        return {"samples": len(images), NOT_COMPUTED: str(error).splitlines()[0]}
+    modules = dict(net.named_modules())
+    inputs = net.linear_inputs()
+    layers = []
+    for name, agop in agops.items():
+        weight = modules[name].weight.detach().to(torch.float64).cpu()
+        gram = weight.T @ weight
+        entry: dict[str, Any] = {
+            "name": name,
+            "input_layer": inputs.get(name),
+            "in_features": int(gram.shape[0]),
+        }
+        try:
+            entry["correlation"] = matrix_correlation(gram, agop)
+            entry["correlation_sqrt"] = matrix_correlation(gram, symmetric_power(agop, 0.5))
+        except ValueError as error:
+            entry["correlation"] = entry["correlation_sqrt"] = None
+            entry[NOT_COMPUTED] = str(error)
+        layers.append(entry)
+    return {
+        "samples": len(images),
+        "seconds": time.perf_counter() - started,
+        "layers": layers,
+    }

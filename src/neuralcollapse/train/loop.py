@@ -51,12 +51,17 @@ from neuralcollapse.train.config import (
 )
 from neuralcollapse.train.data import load_dataset
 from neuralcollapse.train.epoch_measures import (
+    SPHERICAL_CODE,
+    agop_row,
+    code_columns,
     group_columns,
+    many_classes,
     merge_columns,
     minority_columns,
     mse_columns,
     robustness_columns,
     spectra_columns,
+    spherical_code_reference,
     transfer_columns,
 )
 from neuralcollapse.train.nets import CollapseNet, build_net
@@ -682,6 +687,7 @@ def _build_optimisation(
         bias=config.bias,
         base_channels=config.base_channels,
         stem=config.stem,
+        feature_dim=config.feature_dim,
     ).to(processes.device)
     if config.classifier == "fixed-etf":
         from neuralcollapse.frontier.fixed_etf import FixedETFClassifier
@@ -835,7 +841,11 @@ def _evaluate_epoch(
         "train": evaluate_split(
             optimisation.net,
             splits.train,
-            keep_class_stats=splits.has_test or bool(config.minority_classes),
+            # the training means serve the test split's NCC, the minority cosine of the
+            # means and, with K > d + 1 classes, their smallest angle and margin
+            keep_class_stats=splits.has_test
+            or bool(config.minority_classes)
+            or many_classes(optimisation.net.feature_dim, splits.num_classes),
             **common,
         )
     }
@@ -892,6 +902,14 @@ def _extra_columns(
         train_stats = results["train"].class_stats.get(PENULTIMATE_POST)
         extras.append(
             minority_columns(net.classifier.weight.detach(), train_stats, config.minority_classes)
+        )
+    if many_classes(net.feature_dim, splits.num_classes):
+        extras.append(
+            code_columns(
+                net.classifier.weight,
+                results["train"].class_stats.get(PENULTIMATE_POST),
+                measure_now=measure_now,
+            )
         )
     if deepfool_data is not None:
         images, labels, subset = deepfool_data
@@ -960,10 +978,17 @@ def _train(
     tracked = set(tracking_epochs(config.epochs, config.track, config.track_points))
     deepfool_data = _robustness_data(splits, config)
     spectra_data = _spectra_data(optimisation.net, splits, config, tracked, start_epoch, is_main)
+    agop_images = _agop_images(splits, config)
     if deepfool_data is not None:
         _announce_robustness(
             optimisation.net, deepfool_data[0], config, tracked, start_epoch, is_main
         )
+    # K > d + 1: the best known smallest angle of K unit vectors in R^d, for the report
+    code_reference = (
+        {SPHERICAL_CODE: spherical_code_reference(splits.num_classes, net_dim, config.seed)}
+        if is_main and many_classes(net_dim := optimisation.net.feature_dim, splits.num_classes)
+        else {}
+    )
     last_epoch_row: dict[str, Any] = {}
     if resume and is_main:
         previous = writer.epochs()
@@ -1040,6 +1065,14 @@ def _train(
             writer.write_epoch(epoch, epoch_row, rows)
             if spectra_summary is not None:
                 writer.write_spectra(epoch, spectra_summary)
+            ansatz = agop_row(
+                optimisation.net,
+                agop_images,
+                batch_size=config.eval_batch_size,
+                measure_now=measure_now,
+            )
+            if ansatz is not None:
+                writer.write_agop(epoch, ansatz)
         if board is not None:
             board.write(epoch, epoch_row, {split: part.metrics for split, part in results.items()})
 
@@ -1047,7 +1080,7 @@ def _train(
         if is_main and (epoch % config.checkpoint_every == 0 or epoch == stop_epoch):
             _save_checkpoint(run_dir, epoch, tpt_epoch, optimisation, config, device)
             checkpoint_epoch = epoch
-            _write_summary(writer, tpt_epoch, epoch, epoch_row, finished=False)
+            _write_summary(writer, tpt_epoch, epoch, epoch_row, finished=False, **code_reference)
         bar.update(1)
         train_loss, train_error = results["train"].loss, results["train"].error
         bar.set_postfix(loss=f"{train_loss:.3g}", err=f"{train_error:.3g}", nc1=f"{latest_nc1:.3g}")
@@ -1058,7 +1091,9 @@ def _train(
     epochs_done = max(epoch, start_epoch)
     finished = epochs_done >= config.epochs
     if is_main:
-        _write_summary(writer, tpt_epoch, epochs_done, last_epoch_row, finished=finished)
+        _write_summary(
+            writer, tpt_epoch, epochs_done, last_epoch_row, finished=finished, **code_reference
+        )
         writer.write_csv()
         if not finished:
             tqdm.write(
@@ -1068,6 +1103,17 @@ def _train(
     return TrainResult(
         run_dir, epochs_done, tpt_epoch, finished, last_epoch_row, optimisation.net, metrics_rows
     )
+
+
+def _agop_images(splits: DataSplits, config: TrainConfig) -> torch.Tensor | None:
+    """``--track-agop N``: N seeded training images, gathered once (None when off)."""
+    if not config.track_agop:
+        return None
+    from neuralcollapse.robustness import subset_indices
+
+    size = min(config.track_agop, len(splits.train))
+    images, _ = gather(splits.train, subset_indices(len(splits.train), size, config.seed + 7))
+    return images
 
 
 def _spectra_params(config: TrainConfig) -> list[str]:

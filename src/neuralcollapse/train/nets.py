@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from neuralcollapse.checks import check_int
+from neuralcollapse.schema import PENULTIMATE_POST
 from neuralcollapse.train.names import ARCHITECTURES
 
 
@@ -51,6 +52,33 @@ class CollapseNet(nn.Module):
         """d, the width of the penultimate layer."""
         return self.classifier.in_features
 
+    def linear_inputs(self) -> dict[str, str | None]:
+        """Each ``nn.Linear``'s name -> the measured layer whose output is its input (the
+        metrics rows' layer name), None for the raw input (or an input no row measures).
+
+        The classifier reads ``penultimate_post``; the penultimate block's linear map reads
+        the deepest probe layer (a conv stage is measured averaged over space, which is what
+        the global pool feeds it); a linear map inside probe layer l reads layer l - 1. It
+        pairs the neural feature ansatz of each linear layer with the NC1 of its input
+        (Beaglehole et al. 2024).
+        """
+        order = list(self.probe_layers)
+        inputs: dict[str, str | None] = {}
+        for name, module in self.named_modules():
+            if not isinstance(module, nn.Linear):
+                continue
+            block = name.split(".")[0]
+            if module is self.classifier:
+                inputs[name] = PENULTIMATE_POST
+            elif block == "penultimate":
+                inputs[name] = order[-1] if order else None
+            elif block in order and name == f"{block}.0":  # the block's first module
+                position = order.index(block)
+                inputs[name] = order[position - 1] if position else None
+            else:
+                inputs[name] = None
+        return inputs
+
     def feature_parameters(self) -> list[nn.Parameter]:
         """Every parameter except the classifier's (for a separate weight decay)."""
         classifier_ids = {id(p) for p in self.classifier.parameters()}
@@ -68,8 +96,10 @@ class MLP(CollapseNet):
     """Fully connected ReLU network: ``depth`` hidden layers of ``width`` units.
 
     Hidden layer l computes ``relu(BN(A_l z + c_l))`` (BN optional); the last hidden
-    layer is the penultimate layer. Probe layers ``layer1 .. layer{depth-1}`` are the
-    hidden layers before it (their post-ReLU outputs).
+    layer is the penultimate layer, of ``feature_dim`` units when given (a bottleneck: with
+    ``feature_dim < K - 1`` the K classes outnumber the feature dimensions plus one). Probe
+    layers ``layer1 .. layer{depth-1}`` are the hidden layers before it (their post-ReLU
+    outputs).
     """
 
     def __init__(
@@ -81,6 +111,7 @@ class MLP(CollapseNet):
         depth: int = 3,
         batch_norm: bool = True,
         bias: bool = True,
+        feature_dim: int | None = None,
     ) -> None:
         super().__init__()
         self.flatten = nn.Flatten()
@@ -91,8 +122,9 @@ class MLP(CollapseNet):
             self.add_module(f"layer{index}", block)
             names.append(f"layer{index}")
             fan_in = width
-        self.penultimate = nn.Sequential(*_linear_block(fan_in, width, batch_norm))
-        self.classifier = nn.Linear(width, num_classes, bias=bias)
+        features = feature_dim or width
+        self.penultimate = nn.Sequential(*_linear_block(fan_in, features, batch_norm))
+        self.classifier = nn.Linear(features, num_classes, bias=bias)
         self.probe_layers = tuple(names)
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -172,6 +204,7 @@ class VGG(CollapseNet):
         *,
         base_channels: int = 64,
         bias: bool = True,
+        feature_dim: int | None = None,
     ) -> None:
         super().__init__()
         if depth not in VGG_STAGES:
@@ -187,8 +220,9 @@ class VGG(CollapseNet):
             self.add_module(f"layer{index}", nn.Sequential(*layers))
             names.append(f"layer{index}")
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.penultimate = nn.Sequential(*_linear_block(channels, channels, True))
-        self.classifier = nn.Linear(channels, num_classes, bias=bias)
+        features = feature_dim or channels
+        self.penultimate = nn.Sequential(*_linear_block(channels, features, True))
+        self.classifier = nn.Linear(features, num_classes, bias=bias)
         self.probe_layers = tuple(names)
 
     def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -303,6 +337,7 @@ def build_net(
     bias: bool = True,
     base_channels: int | None = None,
     stem: str = "auto",
+    feature_dim: int | None = None,
 ) -> CollapseNet:
     """Build a network by name.
 
@@ -316,6 +351,9 @@ def build_net(
     bias : the classifier's bias (False: ``logits = W h``).
     base_channels : conv channels of the first stage (default 32 for cnn, 64 otherwise).
     stem : ResNet stem, 'small', 'imagenet' or 'auto' (imagenet for images >= 64 px).
+    feature_dim : width d of the penultimate layer, the classifier's input (default: the
+        architecture's own: ``width`` for the MLP, 128 for the CNN, 8 x base for VGG); not
+        for ResNet, whose features are its last stage's channels.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -326,6 +364,15 @@ def build_net(
         base_channels = check_int(
             "base_channels", base_channels, minimum=1, meaning="conv channels of the first stage"
         )
+    if feature_dim is not None:
+        feature_dim = check_int(
+            "feature_dim (d)", feature_dim, minimum=1, meaning="width of the penultimate layer"
+        )
+        if arch.startswith("resnet"):
+            raise ValueError(
+                f"--feature-dim does not apply to {arch}: its features are the channels of its "
+                "last stage (8 x --base-channels); use mlp, cnn or vgg for a chosen width"
+            )
     input_shape = tuple(int(size) for size in input_shape)
     if arch == "mlp":  # any input shape: the MLP flattens it
         return MLP(
@@ -335,6 +382,7 @@ def build_net(
             depth=depth,
             batch_norm=batch_norm,
             bias=bias,
+            feature_dim=feature_dim,
         )
     if len(input_shape) != 3:
         raise ValueError(
@@ -344,11 +392,21 @@ def build_net(
     channels, height, _ = input_shape
     if arch == "cnn":
         return SmallCNN(
-            channels, num_classes, channels=base_channels or 32, batch_norm=batch_norm, bias=bias
+            channels,
+            num_classes,
+            channels=base_channels or 32,
+            hidden=feature_dim or 128,
+            batch_norm=batch_norm,
+            bias=bias,
         )
     if arch.startswith("vgg"):
         return VGG(
-            int(arch[3:]), channels, num_classes, base_channels=base_channels or 64, bias=bias
+            int(arch[3:]),
+            channels,
+            num_classes,
+            base_channels=base_channels or 64,
+            bias=bias,
+            feature_dim=feature_dim,
         )
     if stem == "auto":
         stem = "imagenet" if height >= 64 else "small"

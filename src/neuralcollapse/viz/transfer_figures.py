@@ -14,7 +14,7 @@ Values are fractions throughout (figure, caption and table alike), as the run fi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -22,7 +22,14 @@ from matplotlib.lines import Line2D
 
 from neuralcollapse import schema
 from neuralcollapse.train.config import parse_classes
-from neuralcollapse.viz.html import NotComputed
+from neuralcollapse.viz.epoch_columns import (
+    arrays,
+    cell,
+    epoch_axis_sentence,
+    epoch_series,
+    not_computed_sentence,
+    number,
+)
 from neuralcollapse.viz.runs import PENULTIMATE_POST, TrainingRun
 from neuralcollapse.viz.style import (
     REFERENCE_COLOUR,
@@ -45,31 +52,9 @@ TRANSFER_CDNV, TRANSFER_ERROR, TRANSFER_STDERR, TRANSFER_BOUND = schema.TRANSFER
 TRANSFER_TABLE_KEYS: tuple[str, ...] = ("run", "epoch", schema.CDNV, *schema.TRANSFER_KEYS)
 
 
-def _number(value: object) -> float | None:
-    """A logged value as a float (the schema's strings decoded); None when absent."""
-    value = schema.decode_value(value)
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
-def _epoch_series(run: TrainingRun, key: str) -> list[tuple[int, float]]:
-    """``(epoch, value)`` of an ``epochs.jsonl`` column where it is a finite number, by epoch
-    (untracked epochs hold None and are skipped)."""
-    series = []
-    for row in sorted(run.epochs, key=lambda row: row["epoch"]):
-        value = _number(row.get(key))
-        if value is not None and math.isfinite(value):
-            series.append((int(row["epoch"]), value))
-    return series
-
-
 def has_transfer(run: TrainingRun) -> bool:
     """Whether some epoch of the run has a few-shot error (a finite ``transfer_error``)."""
-    return bool(_epoch_series(run, TRANSFER_ERROR))
+    return bool(epoch_series(run, TRANSFER_ERROR))
 
 
 def withheld_classes(spec: object) -> tuple[int, ...] | None:
@@ -88,13 +73,13 @@ def withheld_classes(spec: object) -> tuple[int, ...] | None:
 def episode_shape(run: TrainingRun) -> tuple[int | None, int | None]:
     """``(k, m)`` of the run's episodes from its config: ``transfer_ways`` (None: all the
     withheld classes) and ``transfer_shots``; None where the config does not say."""
-    ways = _number(run.config.get("transfer_ways"))
+    ways = number(run.config.get("transfer_ways"))
     if ways is None:
         classes = withheld_classes(run.config.get("transfer_classes"))
         k = len(classes) if classes else None
     else:
         k = int(ways)
-    shots = _number(run.config.get("transfer_shots"))
+    shots = number(run.config.get("transfer_shots"))
     return k, None if shots is None else int(shots)
 
 
@@ -120,21 +105,14 @@ def _positive(series: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
     return [(e, v) for e, v in series if v > 0]
 
 
-def _arrays(series: Sequence[tuple[int, float]]) -> tuple[np.ndarray, np.ndarray]:
-    return (
-        np.array([e for e, _ in series], dtype=float),
-        np.array([v for _, v in series], dtype=float),
-    )
-
-
 def _error_points(run: TrainingRun) -> list[tuple[int, float, float | None]]:
     """``(epoch, error, stderr or None)`` at every epoch with a finite few-shot error."""
     points = []
     for row in sorted(run.epochs, key=lambda row: row["epoch"]):
-        error = _number(row.get(TRANSFER_ERROR))
+        error = number(row.get(TRANSFER_ERROR))
         if error is None or not math.isfinite(error):
             continue
-        stderr = _number(row.get(TRANSFER_STDERR))
+        stderr = number(row.get(TRANSFER_STDERR))
         if stderr is not None and not math.isfinite(stderr):
             stderr = None
         points.append((int(row["epoch"]), error, stderr))
@@ -163,9 +141,9 @@ def plot_transfer(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> Fi
         colour = run_colour(index)
         for series, style in (
             (_training_cdnv(run), "-"),
-            (_epoch_series(run, TRANSFER_CDNV), "--"),
+            (epoch_series(run, TRANSFER_CDNV), "--"),
         ):
-            epochs, values = _arrays(series)
+            epochs, values = arrays(series)
             all_epochs.extend(epochs.tolist())
             cdnv_drawn |= plot_positive(
                 cdnv_panel, epochs, values, color=colour, linestyle=style, marker="o",
@@ -187,7 +165,7 @@ def plot_transfer(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> Fi
             error_panel.fill_between(
                 band_epochs, middle - spread, middle + spread, color=colour, alpha=0.2, linewidth=0
             )
-        bound_epochs, bounds = _arrays(_epoch_series(run, TRANSFER_BOUND))
+        bound_epochs, bounds = arrays(epoch_series(run, TRANSFER_BOUND))
         all_epochs.extend(bound_epochs.tolist())
         error_drawn |= plot_finite(
             error_panel, bound_epochs, bounds, color=colour, linestyle=":", linewidth=1.4
@@ -269,7 +247,7 @@ def _error_sentence(run: TrainingRun) -> str:
 
 def _bound_sentence(run: TrainingRun) -> str:
     """Whether the bound said anything (< 1) at some tracked epoch."""
-    bounds = _epoch_series(run, TRANSFER_BOUND)
+    bounds = epoch_series(run, TRANSFER_BOUND)
     if not bounds:
         return "the bound was not computed"
     informative = [(e, v) for e, v in bounds if v < 1]
@@ -282,22 +260,6 @@ def _bound_sentence(run: TrainingRun) -> str:
     return (
         f"the bound was informative (< 1) at {len(informative)} of {len(bounds)} tracked "
         f"epochs, lowest {nice_number(lowest)} at epoch {epoch}"
-    )
-
-
-def _not_computed_sentence(run: TrainingRun) -> str:
-    """The epochs at which a transfer value was not computed, grouped by the reason given."""
-    by_reason: dict[str, list[int]] = {}
-    for row in sorted(run.epochs, key=lambda row: row["epoch"]):
-        why = row.get(schema.NOT_COMPUTED)
-        if not isinstance(why, Mapping):
-            continue
-        reasons = {str(why[key]) for key in schema.TRANSFER_KEYS if key in why}
-        for reason in sorted(reasons):
-            by_reason.setdefault(reason, []).append(int(row["epoch"]))
-    return " ".join(
-        f"Not computed at epoch(s) {', '.join(map(str, epochs))}: {reason}."
-        for reason, epochs in by_reason.items()
     )
 
 
@@ -327,7 +289,7 @@ def transfer_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") ->
     epochs: list[float] = []
     for run in runs:
         if not has_transfer(run):
-            reason = _not_computed_sentence(run)
+            reason = not_computed_sentence(run, schema.TRANSFER_KEYS)
             parts.append(
                 f"{run.name}: no few-shot error "
                 + (
@@ -338,7 +300,7 @@ def transfer_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") ->
             )
             continue
         training = _positive(_training_cdnv(run))
-        new = _positive(_epoch_series(run, TRANSFER_CDNV))
+        new = _positive(epoch_series(run, TRANSFER_CDNV))
         epochs.extend(e for e, _ in training + new)
         epochs.extend(e for e, _, _ in _error_points(run))
         trained_span = _span("the training classes' CDNV", training)
@@ -348,34 +310,16 @@ def transfer_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") ->
             f"{_error_sentence(run)}; {_bound_sentence(run)}."
         )
         left_out = _left_out_sentence(run)
-        reason = _not_computed_sentence(run)
+        reason = not_computed_sentence(run, schema.TRANSFER_KEYS)
         parts.append(" ".join(text for text in (sentence, left_out, reason) if text))
-    parts.append(_epoch_axis_sentence(epoch_axis, epochs))
+    parts.append(epoch_axis_sentence(epoch_axis, epochs))
     return " ".join(parts)
 
 
 def _left_out_sentence(run: TrainingRun) -> str:
     """Non-positive CDNVs, which the log axis cannot show (and the caption does not read)."""
-    count = sum(v <= 0 for _, v in _training_cdnv(run) + _epoch_series(run, TRANSFER_CDNV))
+    count = sum(v <= 0 for _, v in _training_cdnv(run) + epoch_series(run, TRANSFER_CDNV))
     return f"{count} CDNV value(s) ≤ 0 are not drawn on the log axis." if count else ""
-
-
-def _epoch_axis_sentence(epoch_axis: str, epochs: Sequence[float]) -> str:
-    if epoch_axis == "linear":
-        return "Epochs on a linear axis."
-    if epochs and min(epochs) <= 0:
-        return "Epochs on a symmetric-log axis (linear below epoch 1, as epoch 0 is drawn)."
-    return "Epochs on a log axis."
-
-
-def _cell(row: Mapping[str, object], key: str) -> object:
-    """A row's value for the table; a null the row explains becomes :class:`NotComputed`."""
-    value = schema.decode_value(row.get(key))
-    if value is None:
-        why = row.get(schema.NOT_COMPUTED)
-        if isinstance(why, Mapping) and (key in why or "*" in why):
-            return NotComputed(str(why.get(key, why.get("*"))))
-    return value
 
 
 def transfer_rows(runs: Sequence[TrainingRun]) -> list[dict]:
@@ -397,8 +341,8 @@ def transfer_rows(runs: Sequence[TrainingRun]) -> list[dict]:
             {
                 "run": run.name,
                 "epoch": epoch,
-                schema.CDNV: None if metrics is None else _cell(metrics, schema.CDNV),
+                schema.CDNV: None if metrics is None else cell(metrics, schema.CDNV),
             }
-            | {key: _cell(row, key) for key in schema.TRANSFER_KEYS}
+            | {key: cell(row, key) for key in schema.TRANSFER_KEYS}
         )
     return rows

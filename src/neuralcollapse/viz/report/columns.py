@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from neuralcollapse import schema
+from neuralcollapse.viz.code_figures import OPTIMUM_ANGLE
 from neuralcollapse.viz.html import Column
 
 #: what an empty cell of a column means when it is not "not computed"
@@ -50,6 +51,13 @@ _OTHER_COLUMNS: dict[str, Column] = {
         Column("loss_last", "test loss at the end", "at the last epoch"),
         Column("loss_change", "test loss change", "at the end minus at the TPT"),
         Column("means_epoch", "epoch of the means", "last epoch the class means were gathered"),
+        Column(
+            OPTIMUM_ANGLE,
+            "best known smallest angle (°)",
+            "the largest smallest angle of K unit vectors in d dimensions: exact where known, "
+            "else the best of the solver's restarts (a lower bound); summary.json's "
+            "spherical_code",
+        ),
     )
 }
 

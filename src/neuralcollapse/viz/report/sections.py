@@ -1,6 +1,6 @@
 """The report's sections: the summary, the panels, the frame gaps, the depth profile, the
 sections of the measures that ride along (MSE decomposition, robustness, imbalance, deepnet
-spectra, transfer to new classes) and the tables."""
+spectra, transfer to new classes, more classes than dimensions) and the tables."""
 
 from __future__ import annotations
 
@@ -10,6 +10,14 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure
 
 from neuralcollapse.schema import SPECTRA_KEYS
+from neuralcollapse.viz.code_figures import (
+    CODE_TABLE_KEYS,
+    code_rows,
+    code_table_caption,
+    codes_caption,
+    has_codes,
+    plot_codes,
+)
 from neuralcollapse.viz.html import HtmlReport
 from neuralcollapse.viz.imbalance_figures import plot_imbalance_over_epochs
 from neuralcollapse.viz.report.captions import (
@@ -89,6 +97,7 @@ GENERALISATION_TITLE = "Generalisation: test accuracy and loss at the TPT and at
 IMBALANCE_TITLE = "Imbalanced classes"
 SPECTRA_TITLE = "Deepnet spectra"
 TRANSFER_TITLE = "Transfer to new classes"
+CODES_TITLE = "More classes than dimensions (K > d + 1)"
 
 
 @dataclass(frozen=True)
@@ -259,6 +268,26 @@ MEASURE_SECTIONS = (
         table_keys=TRANSFER_TABLE_KEYS,
         trim=False,
     ),
+    MeasureSection(
+        title=CODES_TITLE,
+        intro="With more classes than the classifier's input has room for (K > d + 1: no "
+        'simplex ETF fits in d dimensions), Jiang et al. ("Generalized neural collapse for a '
+        'large number of classes", 2023) show that the normalised classifier rows tend to a '
+        "softmax code, at low temperature the solution of the Tammes problem: K points on the "
+        "sphere S^(d−1) whose smallest angle is as large as possible. Runs of neuralcollapse "
+        "train --feature-dim D with D < K − 1 record, at the tracked epochs, the smallest angle "
+        "of the classifier rows and of the centred class means and the means' one-vs-rest "
+        "margin, and summary.json the best known angle for (K, d) (docs/frontier.md).",
+        name="codes",
+        has_figure=has_codes,
+        plot=plot_codes,
+        figure_caption=codes_caption,
+        has_table=has_codes,
+        table_rows=code_rows,
+        table_caption=code_table_caption,
+        table_keys=CODE_TABLE_KEYS,
+        trim=False,
+    ),
 )
 
 
@@ -286,7 +315,10 @@ def add_measure_sections(
     - "Deepnet spectra" (some run has ``spectra.jsonl``): :func:`plot_spectra` and the
       headline of the last tracked epoch;
     - "Transfer to new classes" (some run has a ``transfer_error``; ``train
-      --transfer-classes``): :func:`plot_transfer` and the values of the last tracked epoch.
+      --transfer-classes``): :func:`plot_transfer` and the values of the last tracked epoch;
+    - "More classes than dimensions (K > d + 1)" (some run has a ``code_angle_weights``;
+      ``train --feature-dim D`` with D < K - 1): :func:`plot_codes` and the values of the last
+      tracked epoch.
     """
     check_epoch_axis(epoch_axis)
     added = []
