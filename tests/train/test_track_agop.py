@@ -152,3 +152,17 @@ def test_an_undefined_correlation_is_recorded_not_fatal():
     assert all("zero matrix" in layer[schema.NOT_COMPUTED] for layer in row["layers"])
     assert agop_row(net, None, batch_size=3, measure_now=True) is None
     assert agop_row(net, torch.randn(2, 1, 4, 4), batch_size=3, measure_now=False) is None
+
+
+def test_the_report_draws_an_agop_run(agop_run, tmp_path):
+    out = tmp_path / "report"
+    assert main(["report", str(agop_run), "--out", str(out)]) == 0
+    assert "The AGOP mechanism" in (out / "report.html").read_text()
+    table = (out / "tables" / "agop.csv").read_text().splitlines()
+    last = _jsonl(agop_run / runformat.AGOP)[-1]
+    assert len(table) == 1 + len(last["layers"])
+    header = table[0].split(",")
+    for line, layer in zip(table[1:], last["layers"], strict=True):
+        cells = dict(zip(header, line.split(","), strict=True))
+        assert cells["layer"] == layer["name"]
+        assert float(cells["correlation_sqrt"]) == pytest.approx(layer["correlation_sqrt"])

@@ -9,12 +9,16 @@ Writes OUT/metrics.json (strict JSON, one object per split and layer), OUT/run/ 
 format, read by ``neuralcollapse report``), OUT/report.html (the snapshot page: per-layer
 tables, depth profile, frame geometry of the classifier input, classifier metrics; see
 :func:`neuralcollapse.viz.report.build_snapshot_report`), and prints the per-layer table.
+With ``--regression`` (float targets): OUT/metrics.json and OUT/report.html (NRC1-NRC3, NRC1
+across depth, the head's W W^T against the UFM; see
+:func:`neuralcollapse.viz.regression_page.build_regression_report`), no run directory.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +91,8 @@ def register(subparsers) -> None:
         "--regression",
         action="store_true",
         help="float targets (B, n): neural regression collapse (NRC1 per layer, NRC1-NRC3 at "
-        "the input of --classifier, the regression head); writes OUT/metrics.json only",
+        "the input of --classifier, the regression head); writes OUT/metrics.json and "
+        "OUT/report.html (no run directory)",
     )
     probe.add_argument(
         "--drop-empty-classes", action="store_true", help="leave out classes with no sample"
@@ -361,6 +366,7 @@ def _run_regression(args: argparse.Namespace, model: Any, train: Any, test: Any)
     from neuralcollapse import schema
     from neuralcollapse.atomic import atomic_write_bytes
     from neuralcollapse.integrations.regression import measure_regression
+    from neuralcollapse.viz.regression_page import build_regression_report
 
     if args.classifier is None:
         raise ValueError("--regression needs --classifier NAME: the regression head (n outputs)")
@@ -381,5 +387,38 @@ def _run_regression(args: argparse.Namespace, model: Any, train: Any, test: Any)
     args.out.mkdir(parents=True, exist_ok=True)
     payload = {split: result.to_dict() for split, result in results.items()}
     atomic_write_bytes(args.out / "metrics.json", (schema.dumps(payload, indent=2) + "\n").encode())
-    print(f"wrote {args.out / 'metrics.json'}", file=sys.stderr)
+    config = _probe_config(args)
+    config["head"] = args.classifier
+    if args.checkpoint is not None:
+        config["checkpoint"] = str(args.checkpoint)
+    report = build_regression_report(
+        results,
+        args.out,
+        layers=_model_order(model, next(iter(results.values())).nrc1),
+        config=config,
+        title="Neural regression collapse probe",
+    )
+    print(f"wrote {args.out / 'metrics.json'} and {report}", file=sys.stderr)
     return 0
+
+
+def _model_order(model: Any, layers: Iterable[str]) -> list[str]:
+    """The measured layers in the model's order (``named_modules``, i.e. registration order),
+    the head's input (penultimate) last: the order the depth figure draws."""
+    from neuralcollapse import schema
+    from neuralcollapse.metrics.capture import resolve_module
+
+    # by module, not name: a compiled or DDP-wrapped model prefixes the names the user gave
+    position: dict[int, int] = {}
+    for index, (_, module) in enumerate(model.named_modules()):
+        position.setdefault(id(module), index)
+    # registration order may put the head before its input's modules (a head defined first
+    # in __init__): the head's input goes last, after every layer that feeds it
+    last = len(position)
+
+    def key(name: str) -> int:
+        if name == schema.PENULTIMATE:
+            return last
+        return position[id(resolve_module(model, name))]
+
+    return sorted(layers, key=key)

@@ -40,11 +40,19 @@ from neuralcollapse.schema import PENULTIMATE
 
 @dataclass
 class RegressionResults:
-    """``head`` layer -> :class:`RegressionCollapse`; ``nrc1`` every layer's NRC1."""
+    """``head`` layer -> :class:`RegressionCollapse`; ``nrc1`` every layer's NRC1.
+
+    ``stats`` holds each layer's :class:`RegressionStats`; ``weights`` the head's W (n, d) as
+    measured (a float64 CPU copy) and ``centred_targets`` whether NRC3 compared W W^T with the
+    centred Sigma_Y, so that NRC3's two matrices can be rebuilt (e.g. drawn) without the model.
+    Both are None in results built without them; :meth:`to_dict` leaves them out.
+    """
 
     head: RegressionCollapse | None
     nrc1: dict[str, float] = field(default_factory=dict)
     stats: dict[str, RegressionStats] = field(default_factory=dict)
+    weights: torch.Tensor | None = None
+    centred_targets: bool | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -113,7 +121,13 @@ def measure_regression(
         raise ValueError("data yielded no batches; nothing to measure")
     if centred_targets is None:
         centred_targets = getattr(linear, "bias", None) is not None
-    head_result = regression_collapse(
-        stats[PENULTIMATE], linear.weight.detach(), centred_targets=centred_targets
+    weights = linear.weight.detach()
+    head_result = regression_collapse(stats[PENULTIMATE], weights, centred_targets=centred_targets)
+    return RegressionResults(
+        head_result,
+        {name: nrc1(s) for name, s in stats.items()},
+        stats,
+        # a copy: the model may train on after this call, and these must stay what was measured
+        weights=weights.to(device="cpu", dtype=torch.float64, copy=True),
+        centred_targets=centred_targets,
     )
-    return RegressionResults(head_result, {name: nrc1(s) for name, s in stats.items()}, stats)

@@ -359,6 +359,13 @@ def spherical_code_reference(num_classes: int, feature_dim: int, seed: int) -> d
     }
 
 
+#: agop.jsonl's row: its list of layers, and each layer's fields (the writer here and the
+#: report read these names)
+AGOP_LAYERS = "layers"
+AGOP_NAME, AGOP_INPUT_LAYER, AGOP_IN_FEATURES = "name", "input_layer", "in_features"
+AGOP_CORRELATION, AGOP_CORRELATION_SQRT = "correlation", "correlation_sqrt"
+
+
 def agop_row(
     net: Any, images: torch.Tensor | None, *, batch_size: int, measure_now: bool
 ) -> dict[str, Any] | None:
@@ -391,19 +398,19 @@ def agop_row(
         weight = modules[name].weight.detach().to(torch.float64).cpu()
         gram = weight.T @ weight
         entry: dict[str, Any] = {
-            "name": name,
-            "input_layer": inputs.get(name),
-            "in_features": int(gram.shape[0]),
+            AGOP_NAME: name,
+            AGOP_INPUT_LAYER: inputs.get(name),
+            AGOP_IN_FEATURES: int(gram.shape[0]),
         }
         try:
-            entry["correlation"] = matrix_correlation(gram, agop)
-            entry["correlation_sqrt"] = matrix_correlation(gram, symmetric_power(agop, 0.5))
+            entry[AGOP_CORRELATION] = matrix_correlation(gram, agop)
+            entry[AGOP_CORRELATION_SQRT] = matrix_correlation(gram, symmetric_power(agop, 0.5))
         except ValueError as error:
-            entry["correlation"] = entry["correlation_sqrt"] = None
+            entry[AGOP_CORRELATION] = entry[AGOP_CORRELATION_SQRT] = None
             entry[NOT_COMPUTED] = str(error)
         layers.append(entry)
     return {
         "samples": len(images),
         "seconds": time.perf_counter() - started,
-        "layers": layers,
+        AGOP_LAYERS: layers,
     }

@@ -60,6 +60,9 @@ class TrainingRun:
     _layer_order: tuple[str, ...] = field(default=(), repr=False)
     #: spectra.jsonl's rows (``train --track-spectra``): one spectral summary per tracked epoch
     spectra: list[dict] = field(default_factory=list)
+    #: agop.jsonl's rows (``train --track-agop``): the feature ansatz per linear layer per
+    #: tracked epoch
+    agop: list[dict] = field(default_factory=list)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -180,6 +183,7 @@ def load_run(path: str | Path, *, name: str | None = None) -> TrainingRun:
         metrics=metrics,
         summary=files.summary,
         spectra=files.spectra,
+        agop=files.agop,
         _layer_order=_order_layers(row["layer"] for row in metrics),
     )
 

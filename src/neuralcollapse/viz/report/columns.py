@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from neuralcollapse import schema
-from neuralcollapse.viz.code_figures import OPTIMUM_ANGLE
+from neuralcollapse.train.epoch_measures import (
+    AGOP_CORRELATION,
+    AGOP_CORRELATION_SQRT,
+    AGOP_IN_FEATURES,
+    AGOP_INPUT_LAYER,
+    OPTIMUM_ANGLE,
+)
 from neuralcollapse.viz.html import Column
 
 #: what an empty cell of a column means when it is not "not computed"
@@ -57,6 +63,25 @@ _OTHER_COLUMNS: dict[str, Column] = {
             "the largest smallest angle of K unit vectors in d dimensions: exact where known, "
             "else the best of the solver's restarts (a lower bound); summary.json's "
             "spherical_code",
+        ),
+        Column(
+            AGOP_INPUT_LAYER,
+            "input measured at",
+            "the layer whose output this linear layer reads (its NC1 is beside it); — : the "
+            "network's input",
+            kind="text",
+        ),
+        Column(AGOP_IN_FEATURES, "d_in", "width of the linear layer's input"),
+        Column(
+            AGOP_CORRELATION,
+            "corr(WᵀW, AGOP)",
+            "<W^T W, AGOP>_F / (||W^T W||_F ||AGOP||_F): 1 iff proportional (the neural "
+            "feature ansatz, alpha = 1)",
+        ),
+        Column(
+            AGOP_CORRELATION_SQRT,
+            "corr(WᵀW, AGOP^½)",
+            "the same with the AGOP's square root (alpha = 1/2)",
         ),
     )
 }

@@ -10,6 +10,13 @@ from dataclasses import dataclass
 from matplotlib.figure import Figure
 
 from neuralcollapse.schema import SPECTRA_KEYS
+from neuralcollapse.viz.agop_figures import (
+    AGOP_TABLE_KEYS,
+    agop_caption,
+    agop_rows,
+    has_agop,
+    plot_agop,
+)
 from neuralcollapse.viz.code_figures import (
     CODE_TABLE_KEYS,
     code_rows,
@@ -98,6 +105,7 @@ IMBALANCE_TITLE = "Imbalanced classes"
 SPECTRA_TITLE = "Deepnet spectra"
 TRANSFER_TITLE = "Transfer to new classes"
 CODES_TITLE = "More classes than dimensions (K > d + 1)"
+AGOP_TITLE = "The AGOP mechanism: the feature ansatz by depth"
 
 
 @dataclass(frozen=True)
@@ -286,6 +294,30 @@ MEASURE_SECTIONS = (
         table_rows=code_rows,
         table_caption=code_table_caption,
         table_keys=CODE_TABLE_KEYS,
+        trim=False,
+    ),
+    MeasureSection(
+        title=AGOP_TITLE,
+        intro="Beaglehole, Súkeník, Mondelli & Belkin (NeurIPS 2024) trace deep neural collapse "
+        "to the average gradient outer product (AGOP): by the neural feature ansatz each "
+        "layer's W^T W is proportional to a power of the AGOP of the network at its input, so "
+        "each layer keeps the directions the output depends on and within-class variability "
+        "shrinks with depth. Runs of neuralcollapse train --track-agop N record at the tracked "
+        "epochs the correlation of every linear layer's W^T W with its AGOP (and the AGOP's "
+        "square root) on N fixed training samples (agop.jsonl; docs/frontier.md).",
+        name="agop",
+        has_figure=has_agop,
+        plot=plot_agop,
+        figure_caption=agop_caption,
+        has_table=has_agop,
+        table_rows=agop_rows,
+        table_caption=lambda runs: (
+            "Each linear layer of each run at the run's last measured epoch: the layer whose "
+            "output it reads (— : the network's input), its input width, the ansatz "
+            "correlations and the NC1 of its input (training split; — : not measured at that "
+            "epoch). agop.jsonl holds every tracked epoch."
+        ),
+        table_keys=AGOP_TABLE_KEYS,
         trim=False,
     ),
 )
