@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import types
 import warnings
 
 import pytest
@@ -289,3 +290,50 @@ def test_a_callback_without_the_trainer_says_the_reporters_will_not_get_its_valu
     with pytest.warns(UserWarning, match=r"not to tensorboard: add it with .*attach\(trainer\)"):
         trainer.train()
     assert len(_logged(trainer)) == 1  # log_history still has them
+
+
+class _FakeWandb:
+    """What ``WandbCallback`` calls on the ``wandb`` module: ``log`` and ``run.summary``."""
+
+    def __init__(self):
+        self.logged = []
+        self.run = types.SimpleNamespace(summary={})
+
+    def log(self, values, **_):
+        self.logged.append(dict(values))
+
+
+def _reporter_with_fake_wandb():
+    """transformers' real ``WandbCallback`` (its own ``on_log``), on a stand-in for the
+    ``wandb`` module, which the tests do not install."""
+    from transformers.integrations.integration_utils import WandbCallback, WandbLogModel
+
+    reporter = WandbCallback.__new__(WandbCallback)
+    reporter._wandb = _FakeWandb()
+    reporter._initialized = True
+    reporter._log_model = WandbLogModel("false")
+    return reporter
+
+
+def test_wandb_gets_our_names_and_the_trainers_own_logs_stay_renamed(tmp_path):
+    """Through W&B's own on_log: nc/<split>/<layer>/<metric> as TensorBoard gets them (no
+    train/ prefix), while the Trainer's own loss is still train/loss (the renaming is
+    switched off for our values only)."""
+    from transformers.integrations import integration_utils
+
+    rewrite = integration_utils.rewrite_logs
+    rows = _rows()
+    trainer = _trainer(
+        tmp_path, rows, num_train_epochs=1, logging_strategy="steps", logging_steps=1
+    )
+    reporter = _reporter_with_fake_wandb()
+    trainer.add_callback(reporter)
+    NeuralCollapseCallback(classifier="classifier").attach(trainer)
+    trainer.train()
+    logged = reporter._wandb.logged
+    ours = [entry for entry in logged if "nc/train/penultimate/nc1" in entry]
+    assert len(ours) == 1
+    assert not any(key.startswith("train/nc/") for entry in logged for key in entry)
+    assert ours[0]["nc/train/penultimate/nc1"] == _logged(trainer)[0]["nc/train/penultimate/nc1"]
+    assert any("train/loss" in entry for entry in logged)
+    assert integration_utils.rewrite_logs is rewrite  # restored

@@ -19,8 +19,11 @@ Lightning callback uses):
 - with the trainer known (:meth:`NeuralCollapseCallback.attach`, or ``trainer=``) into
   TensorBoard under exactly those tags, through the writer of the Trainer's
   ``TensorBoardCallback`` (its ``on_log`` would prefix them ``train/``), and to every other
-  reporter of the Trainer (W&B, MLflow, ...) through its ``on_log``, which names them its
-  own way (W&B and most others prefix ``train/``);
+  reporter of the Trainer (W&B, Comet, Neptune, MLflow, ...) through its own ``on_log``, with
+  the names kept: the reporters that rename (``transformers``' ``rewrite_logs``, which puts
+  ``train/`` before every key not starting ``eval_``/``test_``) get an identity rewrite for
+  the duration of that one call (:func:`_names_kept`), so W&B shows ``nc/train/...`` as
+  TensorBoard and Lightning do;
 - never to the console: ``Trainer.log`` would print each dict (``disable_tqdm=True``) or
   write it under the progress bar, so the values bypass it.
 
@@ -32,7 +35,8 @@ arguments), so ``measure_model``'s Hugging Face conventions apply (ignore index 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -296,7 +300,31 @@ class NeuralCollapseCallback(TrainerCallback):
             if isinstance(callback, TensorBoardCallback):
                 _write_tensorboard(callback, scalars, args, state.global_step)
             elif isinstance(callback, reporters) and callback is not self:
-                callback.on_log(args, state, control, logs=dict(entry), **forwarded)
+                with _names_kept():
+                    callback.on_log(args, state, control, logs=dict(entry), **forwarded)
+
+
+@contextmanager
+def _names_kept() -> Iterator[None]:
+    """``transformers``' ``rewrite_logs`` as the identity while one reporter logs our values.
+
+    W&B, Comet, Neptune, SwanLab and Trackio pass every dict through
+    ``integration_utils.rewrite_logs``, which prefixes ``train/`` to our ``nc/<split>/...``
+    names; they look the function up in that module at call time, so replacing it there for
+    one call keeps our names and leaves the Trainer's own logs (outside this block) as they
+    are. A ``transformers`` whose reporters no longer use it just renames as before.
+    """
+    from transformers.integrations import integration_utils
+
+    original = getattr(integration_utils, "rewrite_logs", None)
+    if original is None:
+        yield
+        return
+    integration_utils.rewrite_logs = dict  # a copy with the same keys
+    try:
+        yield
+    finally:
+        integration_utils.rewrite_logs = original
 
 
 def _write_tensorboard(callback: Any, scalars: Mapping[str, float], args: Any, step: int) -> None:
