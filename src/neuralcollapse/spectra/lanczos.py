@@ -8,13 +8,40 @@ does not bring back copies of converged eigenvalues. The Ritz pairs ``(theta_j, 
 ``T_m = S diag(theta) S^T`` have residual ``||A y_j - theta_j y_j|| = beta_m |s_{m j}|``, the
 convergence test used here.
 
-A single Krylov space holds one vector per distinct eigenvalue: an exactly repeated eigenvalue
-shows once until the space is exhausted (``beta ~ 0``). On such a breakdown the iteration restarts
+In exact arithmetic a single Krylov space holds one vector per distinct eigenvalue: an exactly
+repeated eigenvalue shows once until the space is exhausted (``beta ~ 0``). In float64 further
+copies grow out of rounding errors, one at a time and at a rate nothing controls (quickly for
+well-separated outliers, slowly inside a bulk), so a run that stops on its residuals can report
+a converged list with copies missing and later eigenvalues in their places. On a breakdown
+the iteration restarts
 with a fresh random vector orthogonal to ``Q`` (``T`` becomes block diagonal), so ``exhaust=True``
 (run to ``max_steps``) recovers multiplicities, as exactly collapsed UFM solutions need.
 
+Block Lanczos (:func:`block_lanczos`, ``top_eigenpairs(..., block_size=b)``) removes that
+limit without exhausting the space. From an orthonormal start block ``Q_1`` (p, b) it builds an
+orthonormal basis of the block Krylov space ``span{Q_1, A Q_1, ..., A^(s-1) Q_1}``::
+
+    A_j = Q_j^T A Q_j,    R_j = A Q_j - Q_j A_j - Q_(j-1) B_(j-1)^T = Q_(j+1) B_j  (QR),
+
+in which ``Q^T A Q = T`` is block tridiagonal: ``A_j`` (b, b) on the diagonal, ``B_j`` below it
+and ``B_j^T`` above. The space holds the projection of all b start vectors on every eigenspace,
+so an eigenvalue of multiplicity up to b appears with its multiplicity. A larger multiplicity m
+shows b times in exact arithmetic; further copies only grow from rounding, as for one vector,
+so the count found lies between b and m (the limit, see :func:`top_eigenpairs`). As for
+vectors, every new block is
+orthogonalised twice against all earlier ones. A column of ``R_j`` that is numerically dependent
+(norm below ``1e-12`` times the largest ``||A q||`` seen, after projecting out everything
+before it) is deflated: its row of ``B_j`` is zero, and its place goes to a fresh random
+direction orthogonal to the basis, so the block keeps b columns while the space has room (the
+restart of the vector case, column by column; ``T`` stays block tridiagonal). A Ritz pair
+``(theta, Q s)`` has residual ``||A y - theta y|| = ||B_s s_last||``, with ``B_s`` the last
+block's coupling and ``s_last`` the rows of ``s`` in the last block. A block of products costs
+one pass over the data (``SpectralOperator.matmat``). Memory: O(p * steps * b), the basis of
+``steps`` blocks of b columns, and ``T``, ``(steps * b)^2`` floats.
+
 References: Lanczos (1950); Parlett, "The symmetric eigenvalue problem" (1998), ch. 13;
-Golub & Van Loan, "Matrix computations", Sec. 10.1.
+Golub & Van Loan, "Matrix computations" (4th ed., 2013), Sec. 10.1 and Sec. 10.3 (block
+Lanczos); Cullum & Donath (1974) and Golub & Underwood (1977), the block method.
 """
 
 from __future__ import annotations
@@ -28,9 +55,18 @@ import torch
 
 from neuralcollapse.checks import check_float, check_int
 
-__all__ = ["Eigenpairs", "LanczosRun", "lanczos", "top_eigenpairs"]
+__all__ = [
+    "BlockLanczosRun",
+    "Eigenpairs",
+    "LanczosRun",
+    "block_lanczos",
+    "lanczos",
+    "top_eigenpairs",
+]
 
 MatVec = Callable[[torch.Tensor], torch.Tensor]
+#: a breakdown / deflation: a new direction shorter than this times the largest ||A q|| so far
+BREAKDOWN = 1e-12
 
 
 @dataclass
@@ -98,7 +134,7 @@ def lanczos(
         if j + 1 == steps:
             betas[j] = beta
             break
-        if beta <= 1e-12 * max(scale, 1e-300):
+        if beta <= BREAKDOWN * max(scale, 1e-300):
             betas[j] = 0.0
             if not restart:
                 break
@@ -127,6 +163,184 @@ def _run(basis, alphas, betas, m, restarts) -> LanczosRun:
 
 
 @dataclass
+class BlockLanczosRun:
+    """The basis ``Q`` (p, m), the block tridiagonal ``T`` (m, m), the last coupling ``B``
+    (r, b_last: a Ritz vector ``Q s`` has residual ``||B s[-b_last:]||``), the block sizes and
+    the number of deflated columns (each replaced by a random direction when ``restart``)."""
+
+    basis: torch.Tensor
+    tridiagonal: torch.Tensor
+    last_coupling: torch.Tensor
+    block_sizes: list[int]
+    deflations: int
+
+
+MatMat = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _block_operator(operator: object) -> tuple[MatMat, int]:
+    """``V -> A V`` for a block V (p, b): the operator's ``matmat`` (one pass over the data for
+    the block), a matrix product, or b ``matvec`` calls."""
+    matvec, dim = _operator(operator)  # checks the operator and gives its size
+    if hasattr(operator, "matmat"):
+        return operator.matmat, dim
+    if isinstance(operator, torch.Tensor):
+        return matvec, dim  # (p, p) @ (p, b)
+
+    def matmat(block: torch.Tensor) -> torch.Tensor:
+        columns = [matvec(block[:, i]).to(torch.float64).reshape(-1) for i in range(block.shape[1])]
+        return torch.stack(columns, dim=1)
+
+    return matmat, dim
+
+
+def _project_out(vectors: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """``(I - Q Q^T)^2 V``: classical Gram-Schmidt twice ("twice is enough", Parlett)."""
+    for _ in range(2):
+        vectors = vectors - basis @ (basis.T @ vectors)
+    return vectors
+
+
+def _next_block(
+    residual: torch.Tensor,
+    basis: torch.Tensor,
+    threshold: float,
+    room: int,
+    width: int,
+    generator: torch.Generator | None,
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``R = Q_next B`` with deflation: the next block (p, r), the coupling B (r, b) and the
+    number of deflated columns.
+
+    ``residual`` (p, b) is already orthogonal to ``basis``. Its columns are orthonormalised in
+    turn (Gram-Schmidt twice against the basis and the columns kept so far: a column that
+    shrinks by many orders of magnitude when the kept ones are removed would otherwise carry
+    the rounding left along the basis into its normalised direction); a column left no longer than
+    ``threshold`` lies, to that accuracy, in the span of what came before and is deflated:
+    dropping it changes ``A Q - Q T`` by at most the threshold. Every other column is kept,
+    whatever the budget: cutting one with a nonzero coupling would make the residual formula
+    wrong (the caller stops instead). With a ``generator``, deflated places are refilled by
+    random directions orthogonal to everything, with zero coupling, up to ``width`` columns
+    and at most ``room`` more (what the budget leaves), so later eigenvalues keep b copies.
+    """
+    p = residual.shape[0]
+    kept: list[torch.Tensor] = []
+    for i in range(residual.shape[1]):
+        column = residual[:, i]
+        if kept:
+            column = _project_out(column, torch.cat([basis, torch.stack(kept, dim=1)], dim=1))
+        norm = float(column.norm())
+        if norm > threshold:
+            kept.append(column / norm)
+    following = torch.stack(kept, dim=1) if kept else residual.new_zeros(p, 0)
+    coupling = following.T @ residual  # B = Q_next^T R (upper trapezoidal up to rounding)
+    deflated = residual.shape[1] - len(kept)
+    if generator is None:
+        return following, coupling, deflated
+    for _ in range(max(0, min(width - len(kept), room - len(kept)))):
+        everything = torch.cat([basis, following], dim=1)
+        for _ in range(5):  # a fresh direction orthogonal to the space found so far
+            fresh = _project_out(
+                torch.randn(p, generator=generator, dtype=torch.float64), everything
+            )
+            if float(fresh.norm()) > 1e-8:
+                break
+        else:
+            break  # the space is exhausted
+        following = torch.cat([following, (fresh / fresh.norm()).unsqueeze(1)], dim=1)
+    padding = coupling.new_zeros(following.shape[1] - len(kept), coupling.shape[1])
+    return following, torch.cat([coupling, padding]), deflated
+
+
+def block_lanczos(
+    matmat: MatMat,
+    dim: int,
+    block_size: int,
+    steps: int,
+    *,
+    start: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    restart: bool = True,
+    on_step: Callable[[BlockLanczosRun], bool] | None = None,
+) -> BlockLanczosRun:
+    """Block Lanczos with full reorthogonalisation and deflation (module docstring).
+
+    At most ``steps`` products (= basis vectors), in blocks of ``block_size`` = b columns;
+    fewer when the space is exhausted or the next block would not fit in ``steps``.
+    ``matmat(V)`` returns ``A V`` for V (p, b'); ``start`` (p, b) defaults to a Gaussian block
+    drawn from ``generator``. With ``restart=True`` deflated columns are replaced by random
+    directions orthogonal to the basis (the block keeps b columns while the space has room);
+    with ``restart=False`` they are dropped, the block shrinks, and the run ends when no
+    column is left. ``on_step(run)`` is called after every block and may return True to stop.
+
+    Recurrence (Golub & Van Loan, "Matrix computations", 4th ed., Sec. 10.3, block Lanczos):
+    ``A_j = Q_j^T A Q_j``, ``R_j = (I - Q Q^T) A Q_j = Q_(j+1) B_j``, ``T`` block tridiagonal.
+    """
+    b = check_int("block_size", block_size, minimum=1, maximum=dim, meaning="at most p")
+    steps = check_int("steps", steps, minimum=b, meaning="products, at least the block size")
+    steps = min(steps, dim)
+    generator = generator or torch.Generator().manual_seed(0)
+    if start is None:
+        start = torch.randn(dim, b, generator=generator, dtype=torch.float64)
+    start = start.to(torch.float64)
+    if start.shape != (dim, b) or not torch.isfinite(start).all():
+        raise ValueError(
+            f"the start block must be a finite ({dim}, {b}) matrix; got shape {tuple(start.shape)}"
+        )
+    basis = torch.zeros(dim, steps, dtype=torch.float64)  # p * steps = p * blocks * b floats
+    tridiagonal = torch.zeros(steps, steps, dtype=torch.float64)
+    size = max(float(start.norm(dim=0).max()), 1e-300)
+    first, _, _ = _next_block(start, basis[:, :0], 1e-10 * size, 0, b, None)
+    if first.shape[1] < b:
+        raise ValueError(f"the start block must have rank {b} (linearly independent columns)")
+    basis[:, :b] = first
+    lo, hi, sizes, deflations, scale = 0, b, [b], 0, 0.0
+    while True:
+        block = basis[:, lo:hi]
+        product = matmat(block).to(torch.float64).reshape(dim, hi - lo)
+        if not torch.isfinite(product).all():
+            raise ValueError("the operator returned non-finite values (NaN or inf)")
+        diagonal = block.T @ product
+        tridiagonal[lo:hi, lo:hi] = 0.5 * (diagonal + diagonal.T)  # A_j, symmetric
+        scale = max(scale, float(product.norm(dim=0).max()))
+        # R_j: projecting out every block so far subtracts Q_j A_j and Q_(j-1) B_(j-1)^T and
+        # the rounding that would otherwise bring back copies of converged eigenvectors
+        residual = _project_out(product, basis[:, :hi])
+        following, coupling, dropped = _next_block(
+            residual,
+            basis[:, :hi],
+            BREAKDOWN * max(scale, 1e-300),
+            steps - hi,
+            b,
+            generator if restart else None,
+        )
+        deflations += dropped
+        width = following.shape[1]
+        if width == 0 or hi + width > steps:
+            return _block_run(basis, tridiagonal, hi, coupling, sizes, deflations)
+        basis[:, hi : hi + width] = following
+        tridiagonal[hi : hi + width, lo:hi] = coupling
+        tridiagonal[lo:hi, hi : hi + width] = coupling.T
+        # the run so far ends at hi with coupling B_j; the block just added costs nothing yet
+        run = _block_run(basis, tridiagonal, hi, coupling, sizes, deflations)
+        if on_step is not None and on_step(run):
+            return run
+        lo, hi = hi, hi + width
+        sizes.append(width)
+
+
+def _block_run(
+    basis: torch.Tensor,
+    tridiagonal: torch.Tensor,
+    m: int,
+    coupling: torch.Tensor,
+    sizes: list[int],
+    deflations: int,
+) -> BlockLanczosRun:
+    return BlockLanczosRun(basis[:, :m], tridiagonal[:m, :m], coupling, list(sizes), deflations)
+
+
+@dataclass
 class Eigenpairs:
     """Top eigenpairs, largest first: ``values`` (k,), ``vectors`` (p, k) orthonormal,
     ``residuals`` ``||A y - theta y||`` (k,), ``steps`` (products used), ``converged``."""
@@ -146,10 +360,17 @@ class Eigenpairs:
         }
 
 
-def _ritz(run: LanczosRun, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _ritz(
+    run: LanczosRun | BlockLanczosRun, k: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     theta, s = torch.linalg.eigh(run.tridiagonal)
     order = torch.argsort(theta, descending=True)[:k]
-    residuals = (run.last_beta * s[-1, order]).abs()
+    if isinstance(run, BlockLanczosRun):
+        # A Q s - theta Q s = Q_next B s_last: the norm of B times the last block's rows of s
+        last = s[s.shape[0] - run.block_sizes[-1] :, order]
+        residuals = torch.linalg.vector_norm(run.last_coupling @ last, dim=0)
+    else:
+        residuals = (run.last_beta * s[-1, order]).abs()
     return theta[order], s[:, order], residuals
 
 
@@ -161,14 +382,26 @@ def top_eigenpairs(
     max_steps: int | None = None,
     exhaust: bool = False,
     seed: int = 0,
+    block_size: int | None = None,
 ) -> Eigenpairs:
     """The k largest eigenvalues (algebraic) and eigenvectors of a symmetric operator.
 
     Stops once every one of the top-k Ritz residuals is at most ``tol * |theta_1|`` (relative
-    to the largest), or after ``max_steps`` products (default ``min(p, max(4k, k + 40))``), or
-    with ``exhaust=True`` only at ``max_steps`` (default p then): use it when eigenvalues may
-    repeat exactly (module docstring). A run that ends unconverged warns and sets
-    ``converged=False``.
+    to the largest), or after ``max_steps`` products (default ``min(p, max(4k, k + 40 b))``,
+    b the block size, 1 without one), or with ``exhaust=True`` only at ``max_steps`` (default p
+    then). A run that ends unconverged warns and sets ``converged=False``.
+
+    Exactly repeated eigenvalues (module docstring): single-vector Lanczos
+    (``block_size=None``) sees one copy of each in exact arithmetic until the space is
+    exhausted (further copies grow from rounding, at no predictable step), so it needs
+    ``exhaust=True`` (p products) to count them. Block Lanczos (``block_size=b``, Golub & Van
+    Loan Sec. 10.3) finds every eigenvalue of multiplicity m <= b with its multiplicity in an
+    ordinary run (b products per step of polynomial degree, in one pass over the data each).
+    **Limit:** an eigenvalue of multiplicity m > b shows b times in exact arithmetic, and
+    between b and m times in float64; the next eigenvalues take the places of its missing
+    copies with small residuals (each value is a true eigenvalue, the count is short), so
+    ``converged`` cannot tell. Choose b >= the largest multiplicity expected (C for a last
+    layer under MSE), or use ``exhaust=True``.
 
     Parameters
     ----------
@@ -176,25 +409,46 @@ def top_eigenpairs(
     k : how many eigenpairs (1 <= k <= p).
     tol : relative residual tolerance.
     seed : seed of the start (and restart) vectors.
+    block_size : None (single-vector Lanczos, as before) or b in [1, p]; b = 1 is the same
+        iteration as None (equal to rounding). Memory: O(p * steps * b) for ``steps`` blocks,
+        the basis of p x ``max_steps`` floats.
     """
     matvec, dim = _operator(operator)
     k = check_int("k", k, minimum=1, maximum=dim, meaning="eigenpairs wanted, at most p")
     tol = check_float("tol", tol, minimum=0.0, strict=True)
-    default_steps = dim if exhaust else min(dim, max(4 * k, k + 40))
+    if block_size is not None:
+        block_size = check_int(
+            "block_size",
+            block_size,
+            minimum=1,
+            maximum=dim,
+            meaning="vectors per Lanczos block, at most p",
+            alternative="or None (single-vector Lanczos)",
+        )
+    width = block_size or 1
+    default_steps = dim if exhaust else min(dim, max(4 * k, k + 40 * width))
     if max_steps is None:
         max_steps = default_steps
-    max_steps = check_int("max_steps", max_steps, minimum=k, alternative="or None (automatic)")
+    max_steps = check_int(
+        "max_steps", max_steps, minimum=max(k, width), alternative="or None (automatic)"
+    )
     max_steps = min(max_steps, dim)
 
-    def done(run: LanczosRun) -> bool:
+    def done(run: LanczosRun | BlockLanczosRun) -> bool:
         m = run.tridiagonal.shape[0]
-        if exhaust or m < k or (m % 5 and m < max_steps):
+        # the convergence test (an eigh of T) runs when the products pass a multiple of 5
+        last = run.block_sizes[-1] if isinstance(run, BlockLanczosRun) else 1
+        if exhaust or m < k or (m // 5 == (m - last) // 5 and m < max_steps):
             return False
         theta, _, residuals = _ritz(run, k)
         return bool((residuals <= tol * max(float(theta.abs().max()), 1e-300)).all())
 
     generator = torch.Generator().manual_seed(check_int("seed", seed))
-    run = lanczos(matvec, dim, max_steps, generator=generator, on_step=done)
+    if block_size is None:
+        run = lanczos(matvec, dim, max_steps, generator=generator, on_step=done)
+    else:
+        matmat, _ = _block_operator(operator)
+        run = block_lanczos(matmat, dim, block_size, max_steps, generator=generator, on_step=done)
     m = run.tridiagonal.shape[0]
     if m < k:
         raise ValueError(f"the Krylov space has only {m} < k={k} dimensions; ask for fewer")

@@ -15,7 +15,9 @@ and the logit Hessian ``A_i = d^2 l_i / dz_i^2`` (:mod:`.losses`):
 
 Products are streamed over the data, one batch at a time: ``H v`` by double backward
 (``grad(grad(l) . v)``), ``G v`` as ``J^T (A (J v))`` with ``torch.func.jvp`` / ``vjp``,
-``M v`` from per-sample gradients (``torch.func.vmap(torch.func.grad(...))``). ``dense()``
+``M v`` from per-sample gradients (``torch.func.vmap(torch.func.grad(...))``). ``matmat(V)``
+gives ``A V`` for a block of b vectors (block Lanczos), in one pass over the data with the b
+tangents batched by ``torch.func.vmap`` (Hessian: b products). ``dense()``
 builds the full p x p matrix by a separate route (``torch.func.hessian``, per-sample
 Jacobians), which is what the tests compare the iterative methods against.
 
@@ -76,6 +78,18 @@ class SpectralOperator:
             raise ValueError(f"the vector must have shape ({self.dim},); got {tuple(vector.shape)}")
         self.matvecs += 1
         return self._matvec(vector).detach().to(torch.float64)
+
+    def matmat(self, block: torch.Tensor) -> torch.Tensor:
+        """``A V`` in float64 for a block V of shape (p, b): b products (``matvecs`` grows by
+        b), in one pass over the data where the operator allows it (block Lanczos)."""
+        block = torch.as_tensor(block)
+        if block.dim() != 2 or block.shape[0] != self.dim:
+            raise ValueError(f"the block must have shape ({self.dim}, b); got {tuple(block.shape)}")
+        self.matvecs += block.shape[1]
+        return self._matmat(block).detach().to(torch.float64)
+
+    def _matmat(self, block: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self._matvec(block[:, i]) for i in range(block.shape[1])], dim=1)
 
     def dense(self, max_dim: int = MAX_DENSE) -> torch.Tensor:
         """The full p x p matrix (float64, symmetrised), for p <= ``max_dim``."""
@@ -157,6 +171,7 @@ class ModelOperator(SpectralOperator):
         self.dim = subset.dim
         self.theta = subset.flat(model)
         self.num_samples, self.num_classes = self._scan()
+        self._batched = True  # False once vmap failed on this model: matmat column by column
 
     # ---- plumbing ------------------------------------------------------------------------
     def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -234,6 +249,45 @@ class ModelOperator(SpectralOperator):
                 out += g.T @ (g @ v)
         return out / self.num_samples + self.weight_decay * v
 
+    def _matmat(self, block: torch.Tensor) -> torch.Tensor:
+        """G V with the b tangents batched by ``torch.func.vmap`` (one pass over the data, one
+        logit Hessian per batch, b times the activation memory of a product); M V as
+        ``g^T (g V)``. The Hessian, and a model whose operations vmap cannot batch, go
+        column by column."""
+        if self.kind == "hessian" or not self._batched:
+            return super()._matmat(block)
+        v = block.to(device=self.subset.device, dtype=self.subset.dtype)
+        try:
+            out = torch.zeros_like(v)
+            for x, y in self.batches():
+                if self.kind == "gauss_newton":
+                    out += self._gauss_newton_block(v, x, y)
+                else:
+                    g = self.per_sample_gradients(x, y)
+                    out += g.T @ (g @ v)
+        except RuntimeError:  # an operation without a vmap rule: the same product, unbatched
+            self._batched = False
+            return super()._matmat(block)
+        return out / self.num_samples
+
+    def _gauss_newton_block(
+        self, v: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+    ) -> torch.Tensor:
+        """``sum_i J_i^T A_i J_i V`` over one batch, the columns of V as vmapped tangents."""
+
+        def forward(flat: torch.Tensor) -> torch.Tensor:
+            return self.logits(flat, x)
+
+        def push(tangent: torch.Tensor) -> torch.Tensor:
+            return torch.func.jvp(forward, (self.theta,), (tangent,))[1]
+
+        jv = torch.func.vmap(push)(v.T)  # (b, B, C): J V, one slice per column
+        with torch.no_grad():
+            a = self.loss.hessian(self.logits(self.theta, x), y)
+        _, pull = torch.func.vjp(forward, self.theta)
+        weighted = torch.einsum("nij,bnj->bni", a, jv)
+        return torch.func.vmap(lambda w: pull(w)[0])(weighted).T
+
     def _dense(self) -> torch.Tensor:
         p = self.dim
         out = torch.zeros(p, p, dtype=self.subset.dtype, device=self.subset.device)
@@ -310,6 +364,9 @@ class FeatureMomentOperator(SpectralOperator):
 
     def _matvec(self, vector: torch.Tensor) -> torch.Tensor:
         return self.matrix @ vector.to(self.matrix)
+
+    def _matmat(self, block: torch.Tensor) -> torch.Tensor:
+        return self.matrix @ block.to(self.matrix)
 
     def _dense(self) -> torch.Tensor:
         return self.matrix.clone()

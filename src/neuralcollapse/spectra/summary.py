@@ -27,7 +27,13 @@ from neuralcollapse.spectra.operators import Batches, check_batches, curvature_o
 from neuralcollapse.spectra.papyan import papyan_decomposition
 from neuralcollapse.spectra.trace import hutchinson_trace
 
-__all__ = ["estimate_cost", "outlier_gaps", "spectral_summary", "subsample_batches"]
+__all__ = [
+    "estimate_cost",
+    "lanczos_plan",
+    "outlier_gaps",
+    "spectral_summary",
+    "subsample_batches",
+]
 
 
 def subsample_batches(
@@ -72,6 +78,31 @@ def outlier_gaps(values: torch.Tensor | list[float], num_classes: int) -> dict:
     }
 
 
+def lanczos_plan(
+    dim: int, num_classes: int, k: int, exhaust_below: int, block_size: int | None
+) -> dict:
+    """How :func:`spectral_summary` runs Lanczos on p = ``dim`` parameters: ``exhaust``,
+    ``block_size`` and ``max_products`` (the most operator products it may take).
+
+    ``block_size=None`` and p <= ``exhaust_below``: single-vector Lanczos to p products
+    (``exhaust=True``), as before block Lanczos existed. Otherwise block Lanczos with blocks
+    of ``block_size`` (default C: over a last layer under MSE, G = I_C (x) Sigma repeats each
+    eigenvalue exactly C times) and at most ``min(p, max(4k, k + 40 b))`` products."""
+    if block_size is not None:
+        block_size = check_int(
+            "block_size",
+            block_size,
+            minimum=1,
+            maximum=dim,
+            meaning="vectors per Lanczos block, at most p",
+            alternative="or None (C, the number of classes)",
+        )
+    elif dim <= exhaust_below:
+        return {"exhaust": True, "block_size": None, "max_products": dim}
+    b = min(dim, num_classes) if block_size is None else block_size
+    return {"exhaust": False, "block_size": b, "max_products": min(dim, max(4 * k, k + 40 * b))}
+
+
 def estimate_cost(
     model: torch.nn.Module,
     data: Batches,
@@ -82,19 +113,26 @@ def estimate_cost(
     k: int | None = None,
     probes: int = 8,
     seed: int = 0,
+    exhaust_below: int = 1024,
+    block_size: int | None = None,
 ) -> dict:
-    """Seconds one :func:`spectral_summary` will take, from timing one G product and one
-    per-sample-Jacobian pass on the subsample: ``lanczos_steps`` products (at most
-    ``min(p, max(4k, k + 40))``) + ``probes`` products + one Jacobian pass."""
+    """Seconds one :func:`spectral_summary` will take, from timing one G product (one block
+    product divided by b, for block Lanczos) and one per-sample-Jacobian pass on the
+    subsample: at most ``max_products`` Lanczos products (:func:`lanczos_plan`) + ``probes``
+    products + one Jacobian pass."""
     batches = subsample_batches(data, subsample, seed=seed)
     op = curvature_operator(model, batches, kind="gauss_newton", params=params, loss=loss)
     c = op.num_classes
     k = min(op.dim, c * c + c if k is None else k)
-    steps = min(op.dim, max(4 * k, k + 40))
-    op.matvec(torch.ones(op.dim, dtype=torch.float64))  # warm-up: first calls trace torch.func
+    plan = lanczos_plan(op.dim, c, k, exhaust_below, block_size)
+    steps = plan["max_products"]
+    width = plan["block_size"] or 1
+    probe = torch.ones(op.dim, width, dtype=torch.float64)
+    multiply = op.matmat if plan["block_size"] else (lambda v: op.matvec(v[:, 0]))
+    multiply(probe)  # warm-up: first calls trace torch.func
     start = time.perf_counter()
-    op.matvec(torch.ones(op.dim, dtype=torch.float64))
-    product = time.perf_counter() - start
+    multiply(probe)
+    product = (time.perf_counter() - start) / width
     start = time.perf_counter()
     for x, _ in op.batches():
         op.per_sample_jacobians(x)
@@ -105,6 +143,7 @@ def estimate_cost(
         "seconds_per_product": product,
         "seconds_jacobian_pass": jacobians,
         "max_products": steps + probes,
+        "block_size": plan["block_size"],
         "estimated_seconds": product * (steps + probes) + jacobians,
     }
 
@@ -121,11 +160,13 @@ def spectral_summary(
     tol: float = 1e-6,
     seed: int = 0,
     exhaust_below: int = 1024,
+    block_size: int | None = None,
 ) -> dict:
     """A strict-JSON summary of G's spectrum over ``params`` on a ``subsample`` of ``data``.
 
     Keys: ``num_parameters``, ``num_samples``, ``num_classes``, ``top_eigenvalues`` (k,
-    default C^2 + C), ``lanczos`` (residuals, steps, converged), ``trace`` / ``trace_stderr``,
+    default C^2 + C), ``lanczos`` (residuals, steps, converged, block_size), ``trace`` /
+    ``trace_stderr``,
     ``outliers`` (:func:`outlier_gaps`), ``papyan`` (the C^2 Gram's eigenvalues, their relative
     error against the top eigenvalues, tr G_between / tr G, the class and cross-class fractions
     of each top eigenvector, and the overlap of the top-C and top-C^2 subspaces with the
@@ -133,17 +174,24 @@ def spectral_summary(
     :func:`neuralcollapse.schema.encode_value`; ``json.dumps(..., allow_nan=False)`` accepts
     the result.
 
-    Below ``exhaust_below`` parameters Lanczos runs to p steps (``exhaust=True``), which finds
-    exactly repeated eigenvalues: G over a last layer under MSE is ``I_C (x) Sigma`` plus the
-    bias part, so each of its eigenvalues repeats C times, and a single Krylov space sees one
-    copy of each (docs/spectra.md).
+    Exactly repeated eigenvalues: G over a last layer under MSE is ``I_C (x) Sigma`` (the
+    bias is one more feature), so each of its eigenvalues repeats C times, and a single Krylov
+    space sees one copy of each (docs/spectra.md). Up to ``exhaust_below`` parameters (and
+    ``block_size=None``) Lanczos runs to p steps (``exhaust=True``), as it always has; above,
+    block Lanczos with blocks of ``block_size`` (default C = ``num_classes``, the logits'
+    width), which finds multiplicities up to the block size in at most
+    ``min(p, max(4k, k + 40 b))`` products (:func:`lanczos_plan`). Pass ``block_size`` to use
+    block Lanczos at any p; a multiplicity above it is under-counted (:func:`top_eigenpairs`).
     """
     start = time.perf_counter()
     batches = subsample_batches(data, subsample, seed=seed)
     op = curvature_operator(model, batches, kind="gauss_newton", params=params, loss=loss)
     c = op.num_classes
     k = min(op.dim, c * c + c if k is None else check_int("k", k, minimum=1))
-    top = top_eigenpairs(op, k, tol=tol, seed=seed, exhaust=op.dim <= exhaust_below)
+    plan = lanczos_plan(op.dim, c, k, exhaust_below, block_size)
+    top = top_eigenpairs(
+        op, k, tol=tol, seed=seed, exhaust=plan["exhaust"], block_size=plan["block_size"]
+    )
     products = op.matvecs
     trace = hutchinson_trace(op, probes, seed=seed)
     decomposition = papyan_decomposition(model, batches, params=params, loss=loss)
@@ -163,6 +211,7 @@ def spectral_summary(
             "residuals": top.residuals.tolist(),
             "steps": top.steps,
             "converged": top.converged,
+            "block_size": plan["block_size"],
         },
         "trace": trace.trace,
         "trace_stderr": trace.stderr,
