@@ -6,7 +6,7 @@ import sys
 import torch
 
 from neuralcollapse.integrations import measure_model
-from neuralcollapse.integrations.shards import shard_loader, world_and_rank
+from neuralcollapse.integrations.shards import leave_distributed, shard_loader, world_and_rank
 
 
 def build():
@@ -31,8 +31,7 @@ def main(out):
     )
     with open(f"{out}.{rank}", "w") as stream:
         json.dump(result.to_dict(), stream)
-    torch.distributed.barrier()  # leave together (a rank tearing gloo down early can abort)
-    torch.distributed.destroy_process_group()
+    leave_distributed()  # barrier, destroy, and an exit gloo's threads cannot abort
 
 
 if __name__ == "__main__":

@@ -41,3 +41,29 @@ def test_two_processes_equal_one_process(tmp_path):
                     assert per_rank[layer][key] is None
                 else:
                     assert per_rank[layer][key] == pytest.approx(value, rel=1e-10, abs=1e-12), key
+
+
+def test_leave_distributed_flushes_destroys_and_exits_with_the_code(tmp_path):
+    """One-process gloo group: the output printed before is flushed, the group destroyed
+    (a later is_initialized is never reached), the exit code is the one given."""
+    script = tmp_path / "leave.py"
+    script.write_text(
+        "import torch.distributed as dist\n"
+        "from neuralcollapse.integrations.shards import leave_distributed\n"
+        "dist.init_process_group('gloo', rank=0, world_size=1)\n"
+        "dist.all_reduce(__import__('torch').ones(3))\n"
+        "print('done before leaving', end='')  # no newline: only a flush writes it\n"
+        "leave_distributed(3)\n"
+        "print('never printed')\n"
+    )
+    env = {
+        **os.environ,
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29531",
+        "PYTHONPATH": str(Path(__file__).parents[2]),
+    }
+    completed = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert completed.returncode == 3, completed.stderr[-2000:]
+    assert completed.stdout == "done before leaving"

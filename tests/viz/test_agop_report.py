@@ -108,7 +108,7 @@ def test_the_caption_reads_the_hidden_layers_and_nc1_by_depth(tmp_path):
     nc1 = [_nc1(run_dir, source, 3) for _, source in LINEAR if source]
     assert ", ".join(nice_number(v) for v in nc1) in caption
     falls = all(b < a for a, b in zip(nc1, nc1[1:], strict=False))
-    assert ("falling at every step" in caption) == falls
+    assert ("falls at every step" in caption) == falls
     falling = agop_caption([load_run(write_agop_run(tmp_path / "falling", rising=False))])
     assert "rose at 0 of the 3 hidden layer(s)" in falling
 

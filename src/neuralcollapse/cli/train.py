@@ -8,6 +8,7 @@ one process per rank.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -407,4 +408,10 @@ def run(args: argparse.Namespace) -> int:
             f"done: {result.epochs_done} epochs, terminal phase from epoch "
             f"{result.tpt_epoch}, run in {result.run_dir}"
         )
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # a torchrun worker whose run is written leaves without the interpreter's
+        # finalization, where torch 2.13's gloo threads can abort it (leave_distributed)
+        from neuralcollapse.integrations.shards import leave_distributed
+
+        leave_distributed()
     return 0

@@ -36,6 +36,7 @@ from neuralcollapse.viz.epoch_columns import number
 from neuralcollapse.viz.runs import TrainingRun
 from neuralcollapse.viz.style import (
     REFERENCE_COLOUR,
+    depth_trend,
     mark_empty,
     new_figure,
     nice_number,
@@ -190,13 +191,8 @@ def _nc1_sentence(run: TrainingRun, last: dict) -> str:
     if len(values) < 2:
         return "NC1 of fewer than two layer inputs was measured at that epoch (see --layers)"
     listed = ", ".join(nice_number(v) for _, v in values)
-    steps = [b < a for (_, a), (_, b) in zip(values, values[1:], strict=False)]
-    shape = (
-        "falling at every step"
-        if all(steps)
-        else f"falling at {sum(steps)} of {len(steps)} steps, so not monotone in depth"
-    )
-    return f"NC1 of the inputs of {len(values)} linear layers, shallow to deep: {listed} ({shape})"
+    trend = depth_trend([v for _, v in values])
+    return f"NC1 of the inputs of {len(values)} linear layers, shallow to deep, {trend}: {listed}"
 
 
 def agop_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> str:

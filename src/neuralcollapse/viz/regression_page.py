@@ -37,7 +37,7 @@ from neuralcollapse.integrations.regression import RegressionResults
 from neuralcollapse.schema import PENULTIMATE
 from neuralcollapse.viz.html import Column, HtmlReport, SectionLink
 from neuralcollapse.viz.report.text import _join, _num, _percent
-from neuralcollapse.viz.style import mark_empty, new_figure, run_colour
+from neuralcollapse.viz.style import depth_trend, mark_empty, new_figure, run_colour
 
 #: section titles of the regression page, in page order (the summary comes first)
 REGRESSION_SUMMARY_TITLE = "Summary"
@@ -384,13 +384,7 @@ def depth_caption(
             continue
         if len(values) < 2:
             continue
-        steps = [b[1] < a[1] for a, b in zip(values, values[1:], strict=False)]
-        if all(steps):
-            shape = "falls at every step"
-        elif values[-1][1] < values[0][1]:
-            shape = "is lower at the last layer than at the first, but not at every step"
-        else:
-            shape = "does not fall with depth"
+        shape = depth_trend([value for _, value in values])
         parts.append(
             f"{label} {shape}, from {_num(values[0][1])} ({_layer_label(values[0][0], merged)}) "
             f"to {_num(values[-1][1])} ({_layer_label(values[-1][0], merged)})."

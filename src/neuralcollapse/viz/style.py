@@ -210,6 +210,18 @@ def save_figure(figure: Figure, path: str | Path) -> Path:
     return atomic_write_bytes(path, figure_png(figure))
 
 
+def depth_trend(values: Sequence[float]) -> str:
+    """How a measure moves from the first to the last of at least two layers, for a caption:
+    "falls at every step", "is lower at the last layer than at the first, but not at every
+    step", or "does not fall with depth"."""
+    steps = [later < earlier for earlier, later in zip(values, values[1:], strict=False)]
+    if all(steps):
+        return "falls at every step"
+    if values[-1] < values[0]:
+        return "is lower at the last layer than at the first, but not at every step"
+    return "does not fall with depth"
+
+
 def nice_number(value: float | int | None, digits: int = 3) -> str:
     """A number for a table cell: integers as is, floats with ``digits`` significant digits."""
     if value is None:

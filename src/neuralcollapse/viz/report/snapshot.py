@@ -51,7 +51,13 @@ from neuralcollapse.viz.report.tables import _add_table, _final_columns, final_m
 from neuralcollapse.viz.report.text import _join, _num, _percent
 from neuralcollapse.viz.report.values import _value
 from neuralcollapse.viz.runs import PENULTIMATE_POST, TrainingRun, load_run
-from neuralcollapse.viz.style import REFERENCE_COLOUR, mark_empty, new_figure, run_colour
+from neuralcollapse.viz.style import (
+    REFERENCE_COLOUR,
+    depth_trend,
+    mark_empty,
+    new_figure,
+    run_colour,
+)
 from neuralcollapse.viz.training_figures import DepthFit, separation_fit
 
 #: section titles of the snapshot page, in page order (the summary comes first)
@@ -381,13 +387,7 @@ def depth_snapshot_caption(run: TrainingRun, depth_fit: DepthFit) -> str:
         ]
         if len(values) < 2:
             continue
-        steps = [b[1] < a[1] for a, b in zip(values, values[1:], strict=False)]
-        if all(steps):
-            shape = "falls at every step"
-        elif values[-1][1] < values[0][1]:
-            shape = "is lower at the last layer than at the first, but not at every step"
-        else:
-            shape = "does not fall with depth"
+        shape = depth_trend([value for _, value in values])
         parts.append(
             f"{split.capitalize()}: NC1 {shape}, from {_num(values[0][1])} "
             f"({layer_label(values[0][0], merged)}) to {_num(values[-1][1])} "

@@ -7,6 +7,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from neuralcollapse import schema
+from neuralcollapse.viz.epoch_columns import number
 from neuralcollapse.viz.html import NotComputed
 from neuralcollapse.viz.robustness_figures import epoch_values
 from neuralcollapse.viz.runs import PENULTIMATE_POST, TrainingRun
@@ -14,15 +15,7 @@ from neuralcollapse.viz.runs import PENULTIMATE_POST, TrainingRun
 
 def _value(row: Mapping[str, object] | None, key: str) -> float | None:
     """A row's value as a float (schema strings decoded); None when absent or not computed."""
-    if row is None:
-        return None
-    value = schema.decode_value(row.get(key))
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
+    return None if row is None else number(row.get(key))
 
 
 def nc1_by_layer(run: TrainingRun, split: str, epoch: int) -> list[tuple[str, float]]:
