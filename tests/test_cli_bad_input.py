@@ -901,6 +901,41 @@ def _(tmp_path, run):
     return _train_with(tmp_path, "--track-spectra", "8", "--spectra-params", "nosuch")
 
 
+@case("train-transfer-classes-not-a-range", r"--transfer-classes 'a-b': 'a-b' is not a class")
+def _(tmp_path, run):
+    return _train_with(tmp_path, "--transfer-classes", "a-b")
+
+
+@case("train-transfer-one-class", r"withholds 1 class; .* withhold at least 2")
+def _(tmp_path, run):
+    return _train_with(tmp_path, "--transfer-classes", "2")
+
+
+@case("train-transfer-class-outside-the-data", r"names \[7\], outside the 4 classes")
+def _(tmp_path, run):
+    return _train_with(tmp_path, "--transfer-classes", "2,7")
+
+
+@case("train-transfer-leaves-one-class", r"withholds 3 of the 4 classes .* at least 2")
+def _(tmp_path, run):
+    return _train_with(tmp_path, "--transfer-classes", "1-3")
+
+
+@case("train-transfer-more-ways-than-classes", r"transfer_ways .* at most the 2 withheld")
+def _(tmp_path, run):
+    return _train_with(tmp_path, "--transfer-classes", "2-3", "--transfer-ways", "3")
+
+
+@case("train-feature-dim-on-resnet", r"--feature-dim does not apply to resnet18")
+def _(tmp_path, run):
+    return _train_with(tmp_path, "--arch", "resnet18", "--feature-dim", "3")  # last --arch wins
+
+
+@case("train-negative-track-agop", r"track_agop must be an integer >= 0")
+def _(tmp_path, run):
+    return _train_with(tmp_path, "--track-agop", "-5")
+
+
 @case("train-out-under-file", r"cannot use .*blocker|blocker.*file")
 def _(tmp_path, run):
     return [*TRAIN, *_data("blobs"), "--out", str(_file_under_file(tmp_path))]
