@@ -161,15 +161,25 @@ def plot_agop(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> Figure
     return figure
 
 
-def _rise_sentence(first: dict, last: dict) -> str:
-    """How the hidden layers' correlation with AGOP^{1/2} moved from the first to the last
-    measured epoch."""
+def ansatz_pairs(run: TrainingRun) -> tuple[dict, dict, list[tuple[float, float]]] | None:
+    """``(first row, last row, pairs)``: the hidden layers' correlation with AGOP^{1/2} at the
+    first and the last measured epoch, one pair per layer measured at both; None without two
+    measured epochs."""
+    rows = _measured(run)
+    if len(rows) < 2:
+        return None
+    first, last = rows[0], rows[-1]
     before, after = _values(first, AGOP_CORRELATION_SQRT), _values(last, AGOP_CORRELATION_SQRT)
     pairs = [
         (before[i], after[i])
         for i in _hidden(last)
         if i < len(before) and before[i] is not None and after[i] is not None
     ]
+    return first, last, pairs
+
+
+def rise_text(first: dict, last: dict, pairs: list[tuple[float, float]]) -> str:
+    """How the hidden layers' correlation with AGOP^{1/2} moved (from :func:`ansatz_pairs`)."""
     if not pairs:
         return "no hidden layer has the correlation at both epochs"
     rose = sum(b > a for a, b in pairs)
@@ -213,7 +223,7 @@ def agop_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> str
                 reason = run.agop[-1].get(schema.NOT_COMPUTED)
                 parts.append(f"{run.name}: the ansatz was not computed ({reason}).")
             continue
-        first, last = rows[0], rows[-1]
+        last = rows[-1]
         after = [
             v for i, v in enumerate(_values(last, AGOP_CORRELATION_SQRT)) if i in _hidden(last)
         ]
@@ -228,8 +238,9 @@ def agop_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> str
             f"{run.name} (epoch {last['epoch']}, {samples} samples): the hidden layers' "
             f"correlation with AGOP^½ is {span}"
         )
-        if first is not last:
-            sentence += f"; {_rise_sentence(first, last)}"
+        moved = ansatz_pairs(run)
+        if moved is not None:
+            sentence += f"; {rise_text(*moved)}"
         parts.append(f"{sentence}. {_nc1_sentence(run, last)}.")
     return " ".join(parts)
 

@@ -217,6 +217,36 @@ def _with_stderr(value: float, stderr: float | None) -> str:
     return nice_number(value) + ("" if stderr is None else f" ± {nice_number(stderr)}")
 
 
+#: how the few-shot error moved from the first to the last tracked epoch
+FELL, ROSE, UNCHANGED, NOT_JUDGED = "fell", "rose", "unchanged", "not judged"
+
+
+def error_change(run: TrainingRun) -> tuple[str, str]:
+    """``(movement, text)``: how the few-shot error moved from the first to the last tracked
+    epoch (:data:`FELL`, :data:`ROSE`, :data:`UNCHANGED` within twice the combined standard
+    error, or :data:`NOT_JUDGED`), and the values with their standard errors and epochs."""
+    points = _error_points(run)
+    (first_epoch, first, first_se), (last_epoch, last, last_se) = points[0], points[-1]
+    if len(points) == 1:
+        return NOT_JUDGED, f"{_with_stderr(first, first_se)} (epoch {first_epoch} only)"
+    text = (
+        f"{_with_stderr(first, first_se)} (epoch {first_epoch}) → "
+        f"{_with_stderr(last, last_se)} (epoch {last_epoch})"
+    )
+    if first_se is None or last_se is None:
+        return NOT_JUDGED, text
+    # the difference of the two means is given the standard error sqrt(se0^2 + se1^2) of
+    # independent ones; the harness draws the same seeded episodes at every epoch, whose
+    # errors are positively correlated, so this errs on the side of "not measurably"
+    combined = math.hypot(first_se, last_se)
+    change = last - first
+    if -change > 2 * combined:
+        return FELL, text
+    if change > 2 * combined:
+        return ROSE, text
+    return UNCHANGED, text
+
+
 def _error_sentence(run: TrainingRun) -> str:
     """How the few-shot error moved, judged against twice the combined standard error."""
     points = _error_points(run)
@@ -228,17 +258,15 @@ def _error_sentence(run: TrainingRun) -> str:
         f"{task} went from {_with_stderr(first, first_se)} to {_with_stderr(last, last_se)} "
         f"(epochs {first_epoch} to {last_epoch})"
     )
-    if first_se is None or last_se is None:
+    movement, _ = error_change(run)
+    if movement == NOT_JUDGED:
         return text + ": its standard error was not computed, so no change is judged"
-    # the difference of the two means is given the standard error sqrt(se0^2 + se1^2) of
-    # independent ones; the harness draws the same seeded episodes at every epoch, whose
-    # errors are positively correlated, so this errs on the side of "not measurably"
     combined = math.hypot(first_se, last_se)
     change = last - first
     threshold = f"twice the combined standard error, 2√(s₀² + s₁²) = {nice_number(2 * combined)}"
-    if -change > 2 * combined:
+    if movement == FELL:
         return text + f": it fell by {nice_number(-change)}, more than {threshold}"
-    if change > 2 * combined:
+    if movement == ROSE:
         return text + f": it rose by {nice_number(change)}, more than {threshold}"
     return text + (
         f": it did not change measurably (a change of {nice_number(change)}, within {threshold})"

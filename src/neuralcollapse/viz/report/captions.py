@@ -10,12 +10,16 @@ from neuralcollapse import schema
 from neuralcollapse.frames import frame_levels, predicted_frame
 from neuralcollapse.viz.imbalance_figures import run_num_classes
 from neuralcollapse.viz.report.checks import (
+    ANSATZ_CHECK,
+    CODE_CHECK,
+    CODE_TOLERANCE,
     ETF,
     FAILS,
     FRAME_TOLERANCE,
     HOLDS,
     NC4_TOLERANCE,
     ORTHOGONAL,
+    TRANSFER_CHECK,
     UNKNOWN,
     Check,
     frame_verdict,
@@ -76,6 +80,22 @@ def overview_caption(checks: Sequence[Check]) -> str:
         f"{FRAME_TOLERANCE:g} of the distance between the two frames' values (a centred ETF "
         "when only the ETF gap is)."
     )
+    names = {check.check for check in checks}
+    if TRANSFER_CHECK in names:
+        parts.append(
+            " The few-shot error on withheld classes holds when it fell from the first to the "
+            "last tracked epoch by more than twice the combined standard error."
+        )
+    if CODE_CHECK in names:
+        parts.append(
+            " The rows' smallest angle holds when it ends within "
+            f"{_percent(CODE_TOLERANCE)} of the best known angle for (K, d)."
+        )
+    if ANSATZ_CHECK in names:
+        parts.append(
+            " The feature ansatz holds when the hidden layers' mean correlation with AGOP^½ "
+            "rose from the first to the last measured epoch."
+        )
     return "".join(parts)
 
 

@@ -10,10 +10,22 @@ from dataclasses import dataclass
 
 from neuralcollapse import frames, schema
 from neuralcollapse.frames import classify_frame, predicted_frame
+from neuralcollapse.viz.agop_figures import ansatz_pairs, rise_text
+from neuralcollapse.viz.code_figures import ANGLE_WEIGHTS as CODE_ANGLE_WEIGHTS
+from neuralcollapse.viz.code_figures import best_known_angle, has_codes
+from neuralcollapse.viz.epoch_columns import epoch_series
 from neuralcollapse.viz.report.text import _factor, _num, _percent
 from neuralcollapse.viz.report.values import _finite_series, _last_train_error, _last_with, _value
 from neuralcollapse.viz.runs import PENULTIMATE_POST, TrainingRun
 from neuralcollapse.viz.training_figures import tpt_epoch
+from neuralcollapse.viz.transfer_figures import (
+    FELL,
+    NOT_JUDGED,
+    ROSE,
+    UNCHANGED,
+    error_change,
+    has_transfer,
+)
 
 #: a measured frame matches a theory frame when each of its OF gap, global-mean ratio and
 #: centred ETF gap is within this fraction of the distance between the two frames' values
@@ -199,6 +211,72 @@ def run_checks(run: TrainingRun) -> list[Check]:
     return checks
 
 
+#: the names of the ride-along checks (:func:`ride_along_checks`)
+TRANSFER_CHECK = "few-shot error on withheld classes"
+CODE_CHECK = "smallest angle of the classifier rows"
+ANSATZ_CHECK = "feature ansatz at the hidden layers"
+
+#: the rows' smallest angle counts as reaching the best known code within this fraction of
+#: that angle (a run is finite; Jiang et al.'s claim is about the limit)
+CODE_TOLERANCE = 0.05
+
+
+def ride_along_checks(run: TrainingRun) -> list[Check]:
+    """The claims of the measures that ride along, where the run has their data: the
+    few-shot error on withheld classes falls (Galanti et al. 2022), the classifier rows reach
+    the best known code when K > d + 1 (Jiang et al. 2023), the feature ansatz strengthens at
+    the hidden layers (Beaglehole et al. 2024)."""
+    checks = []
+    if has_transfer(run):
+        movement, measured = error_change(run)
+        words = {
+            FELL: "fell by more than 2 s.e.",
+            ROSE: "rose by more than 2 s.e.",
+            UNCHANGED: "no change beyond 2 s.e.",
+            NOT_JUDGED: "no standard error to judge by",
+        }
+        verdicts = {FELL: HOLDS, ROSE: FAILS, UNCHANGED: FAILS, NOT_JUDGED: UNKNOWN}
+        checks.append(
+            Check(
+                run.name,
+                TRANSFER_CHECK,
+                "falls as the network trains (collapse carries over to new classes)",
+                f"{measured}: {words[movement]}",
+                verdicts[movement],
+            )
+        )
+    if has_codes(run):
+        (epoch, angle) = epoch_series(run, CODE_ANGLE_WEIGHTS)[-1]
+        best = best_known_angle(run)
+        if best is None:
+            expected, verdict = "→ the best known code (not recorded)", UNKNOWN
+            measured = f"{_num(angle)}° at epoch {epoch}"
+        else:
+            kind = "the optimum" if best.exact else "the solver's best"
+            expected = f"→ {_num(best.degrees)}° ({kind}, K > d + 1)"
+            reached = angle >= (1 - CODE_TOLERANCE) * best.degrees
+            measured = f"{_num(angle)}° at epoch {epoch} ({_num(best.degrees - angle)}° short)"
+            verdict = HOLDS if reached else FAILS
+        checks.append(
+            Check(run.name, CODE_CHECK, expected, measured, verdict)
+        )
+    moved = ansatz_pairs(run)
+    if moved is not None and moved[2]:
+        pairs = moved[2]
+        rises = sum(b for _, b in pairs) > sum(a for a, _ in pairs)
+        checks.append(
+            Check(
+                run.name,
+                ANSATZ_CHECK,
+                "corr(WᵀW, AGOP^½) rises through training",
+                rise_text(*moved),
+                HOLDS if rises else FAILS,
+            )
+        )
+    return checks
+
+
 def summary_checks(runs: Sequence[TrainingRun]) -> list[Check]:
-    """:func:`run_checks` of every run, in order."""
-    return [check for run in runs for check in run_checks(run)]
+    """:func:`run_checks` of every run, in order, each followed by its
+    :func:`ride_along_checks`."""
+    return [check for run in runs for check in (*run_checks(run), *ride_along_checks(run))]
