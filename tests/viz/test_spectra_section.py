@@ -43,6 +43,7 @@ def test_a_run_with_spectra_gets_the_section_and_one_without_does_not(tmp_path):
     density = last["density"]
     assert len(density["grid"]) == len(density["density"]) == len(density["stderr"]) == 200
     assert min(density["density"]) >= 0 and density["probes"] == 4
+    assert len(density["quadrature_error"]) == 200 and min(density["quadrature_error"]) >= 0
     assert "stochastic Lanczos quadrature (4 probes" in caption
     (row,) = spectra_rows([run])
     assert row["spectra_outliers"] == last["outliers"]["count"]

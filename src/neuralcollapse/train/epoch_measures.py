@@ -204,6 +204,8 @@ def spectra_columns(
         "grid": density.grid.tolist(),
         "density": density.density.tolist(),
         "stderr": density.stderr.tolist(),
+        # the Gauss quadrature's own error (m against m - 1, m - 2 steps; 0 when exhausted)
+        "quadrature_error": density.quadrature_error.tolist(),
         "sigma": density.sigma,
         "probes": 4,
     }
