@@ -5,7 +5,7 @@ reasons a value was not computed, and the table cell that shows one."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -60,12 +60,14 @@ def not_computed_sentence(run: TrainingRun, keys: Sequence[str]) -> str:
     )
 
 
-def epoch_axis_sentence(epoch_axis: str, epochs: Sequence[float]) -> str:
-    """What the epoch axis is, for a caption (epoch 0 forces a symmetric-log axis)."""
+def epoch_axis_sentence(epoch_axis: str, epochs: Iterable[float]) -> str:
+    """What the epoch axis is, for a caption (a measured epoch 0 forces a symmetric-log axis);
+    every report caption that names its epoch axis says it with this sentence."""
     if epoch_axis == "linear":
         return "Epochs on a linear axis."
-    if epochs and min(epochs) <= 0:
-        return "Epochs on a symmetric-log axis (linear below epoch 1, as epoch 0 is drawn)."
+    finite = [e for e in epochs if math.isfinite(e)]
+    if finite and min(finite) <= 0:
+        return "Epochs on a symmetric-log axis (linear below epoch 1, as epoch 0 is measured)."
     return "Epochs on a log axis."
 
 

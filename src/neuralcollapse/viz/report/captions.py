@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from neuralcollapse import schema
 from neuralcollapse.frames import frame_levels, predicted_frame
+from neuralcollapse.viz.epoch_columns import epoch_axis_sentence
 from neuralcollapse.viz.imbalance_figures import run_num_classes
 from neuralcollapse.viz.report.checks import (
     ANSATZ_CHECK,
@@ -27,7 +28,6 @@ from neuralcollapse.viz.report.checks import (
     run_loss_and_bias,
 )
 from neuralcollapse.viz.report.text import (
-    _epoch_axis_sentence,
     _factor,
     _join,
     _num,
@@ -214,7 +214,7 @@ def panels_caption(
         "classifier bias). Papyan et al. (2020, Figs. 2-7) see every measure fall in the "
         "terminal phase."
     )
-    parts.append(_epoch_axis_sentence(epoch_axis, epochs))
+    parts.append(epoch_axis_sentence(epoch_axis, epochs))
     return " ".join(parts)
 
 
@@ -239,7 +239,7 @@ def panels_test_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log")
         "expected to be weaker."
     )
     parts.append(_nc1_sentence(runs, "test"))
-    parts.append(_epoch_axis_sentence(epoch_axis, panel_epochs(runs, "test")))
+    parts.append(epoch_axis_sentence(epoch_axis, panel_epochs(runs, "test")))
     return " ".join(parts)
 
 
@@ -272,7 +272,7 @@ def gaps_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> str
         parts.append(sentence + ".")
     parts.append(
         f"Frames are matched within {FRAME_TOLERANCE:g} of the distance between the two frames' "
-        "values (the summary's rule). " + _epoch_axis_sentence(epoch_axis, _all_epochs(runs))
+        "values (the summary's rule). " + epoch_axis_sentence(epoch_axis, _all_epochs(runs))
     )
     return " ".join(parts)
 
@@ -415,7 +415,7 @@ def mse_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -> str:
         "classifier stays close to the least-squares one: the central path), while L_NC1 and "
         "L_NC2/3 fall in the terminal phase."
     )
-    parts.append(_epoch_axis_sentence(epoch_axis, epochs))
+    parts.append(epoch_axis_sentence(epoch_axis, epochs))
     return " ".join(parts)
 
 
@@ -470,7 +470,7 @@ def robustness_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") 
         "Papyan, Han & Donoho (2020) report that training into the terminal phase brings "
         "better robustness, i.e. a growing DeepFool distance."
     )
-    parts.append(_epoch_axis_sentence(epoch_axis, epochs))
+    parts.append(epoch_axis_sentence(epoch_axis, epochs))
     return " ".join(parts)
 
 
@@ -597,7 +597,7 @@ def imbalance_caption(runs: Sequence[TrainingRun], *, epoch_axis: str = "log") -
         "Fang, He, Long & Su (PNAS 2021) predict minority collapse: with enough imbalance the "
         "minority classifier rows merge (cosine → 1) and their test accuracy suffers."
     )
-    parts.append(_epoch_axis_sentence(epoch_axis, epochs))
+    parts.append(epoch_axis_sentence(epoch_axis, epochs))
     return " ".join(parts)
 
 

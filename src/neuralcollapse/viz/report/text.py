@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from neuralcollapse.viz.style import nice_number
 
@@ -45,15 +44,6 @@ def _trend(series: Sequence[tuple[int, float]]) -> tuple[str, float, float] | No
     if last > first:
         return "rises", first, last
     return "is flat", first, last
-
-
-def _epoch_axis_sentence(epoch_axis: str, epochs: Iterable[float]) -> str:
-    if epoch_axis == "linear":
-        return "Epochs on a linear axis."
-    finite = [e for e in epochs if math.isfinite(e)]
-    if finite and min(finite) <= 0:
-        return "Epochs on a symmetric-log axis (linear below epoch 1, as epoch 0 is measured)."
-    return "Epochs on a log axis."
 
 
 def _trend_phrase(series: Sequence[tuple[int, float]], *, factor: bool = True) -> str | None:
