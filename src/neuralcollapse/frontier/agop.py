@@ -52,6 +52,7 @@ __all__ = [
     "layer_agops",
     "deep_rfm",
     "feature_ansatz",
+    "layer_ansatz",
     "linear_layers",
     "matrix_correlation",
     "symmetric_power",
@@ -200,20 +201,22 @@ def feature_ansatz(
     """The neural feature ansatz at every (or the named) linear layer of ``model``."""
     agops = layer_agops(model, data, layers=layers)
     modules = dict(linear_layers(model))
-    result = []
-    for name, matrix in agops.items():
-        weight = modules[name].weight.detach().to(DTYPE).cpu()
-        gram = weight.T @ weight
-        result.append(
-            LayerAnsatz(
-                name=name,
-                correlation=matrix_correlation(gram, matrix),
-                correlation_sqrt=matrix_correlation(gram, symmetric_power(matrix, 0.5)),
-                agop=matrix,
-                gram=gram,
-            )
-        )
-    return result
+    return [layer_ansatz(name, modules[name].weight, matrix) for name, matrix in agops.items()]
+
+
+def layer_ansatz(name: str, weight: torch.Tensor, agop: torch.Tensor) -> LayerAnsatz:
+    """The ansatz at one linear layer from its ``weight`` W (out x in) and its ``agop``:
+    ``corr(W^T W, AGOP)`` and ``corr(W^T W, AGOP^{1/2})``. Raises ValueError when either
+    matrix is zero (the correlation has no direction)."""
+    weight = weight.detach().to(DTYPE).cpu()
+    gram = weight.T @ weight
+    return LayerAnsatz(
+        name=name,
+        correlation=matrix_correlation(gram, agop),
+        correlation_sqrt=matrix_correlation(gram, symmetric_power(agop, 0.5)),
+        agop=agop,
+        gram=gram,
+    )
 
 
 # ---------------------------------------------------------------------------------- Deep RFM

@@ -386,7 +386,7 @@ def agop_row(
         return None
     import time
 
-    from neuralcollapse.frontier.agop import layer_agops, matrix_correlation, symmetric_power
+    from neuralcollapse.frontier.agop import layer_agops, layer_ansatz
 
     started = time.perf_counter()
     try:
@@ -397,16 +397,15 @@ def agop_row(
     inputs = net.linear_inputs()
     layers = []
     for name, agop in agops.items():
-        weight = modules[name].weight.detach().to(torch.float64).cpu()
-        gram = weight.T @ weight
         entry: dict[str, Any] = {
             AGOP_NAME: name,
             AGOP_INPUT_LAYER: inputs.get(name),
-            AGOP_IN_FEATURES: int(gram.shape[0]),
+            AGOP_IN_FEATURES: int(agop.shape[0]),
         }
         try:
-            entry[AGOP_CORRELATION] = matrix_correlation(gram, agop)
-            entry[AGOP_CORRELATION_SQRT] = matrix_correlation(gram, symmetric_power(agop, 0.5))
+            ansatz = layer_ansatz(name, modules[name].weight, agop)
+            entry[AGOP_CORRELATION] = ansatz.correlation
+            entry[AGOP_CORRELATION_SQRT] = ansatz.correlation_sqrt
         except ValueError as error:
             entry[AGOP_CORRELATION] = entry[AGOP_CORRELATION_SQRT] = None
             entry[NOT_COMPUTED] = str(error)

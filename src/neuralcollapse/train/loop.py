@@ -584,8 +584,8 @@ def train(
     try:
         result = _train(config, run_dir, resume, processes, datasets)
         if processes.started_group:
-            # rank 0 writes the last files while the others are done: they wait, as a rank
-            # that tears gloo down while another still uses it can abort at exit
+            # rank 0 writes the last files while the others are done: every rank waits, so
+            # none leaves (and torchrun ends the job) before the run directory is complete
             torch.distributed.barrier()
         return result
     finally:
@@ -885,6 +885,7 @@ def _extra_columns(
     net: CollapseNet,
     splits: DataSplits,
     deepfool_data: tuple[torch.Tensor, torch.Tensor, int] | None,
+    withheld: Any,
     results: dict[str, SplitResult],
     measure_now: bool,
     is_main: bool,
@@ -923,6 +924,18 @@ def _extra_columns(
                 measure_now=measure_now and is_main,
             )
         )
+    extras.append(
+        transfer_columns(
+            net,
+            withheld,
+            shots=config.transfer_shots,
+            ways=config.transfer_ways,
+            episodes=config.transfer_episodes,
+            seed=config.seed,
+            batch_size=config.eval_batch_size,
+            measure_now=measure_now and is_main,
+        )
+    )
     return extras
 
 
@@ -984,11 +997,12 @@ def _train(
             optimisation.net, deepfool_data[0], config, tracked, start_epoch, is_main
         )
     # K > d + 1: the best known smallest angle of K unit vectors in R^d, for the report
-    code_reference = (
-        {SPHERICAL_CODE: spherical_code_reference(splits.num_classes, net_dim, config.seed)}
-        if is_main and many_classes(net_dim := optimisation.net.feature_dim, splits.num_classes)
-        else {}
-    )
+    code_reference = {}
+    feature_dim = optimisation.net.feature_dim
+    if is_main and many_classes(feature_dim, splits.num_classes):
+        code_reference[SPHERICAL_CODE] = spherical_code_reference(
+            splits.num_classes, feature_dim, config.seed
+        )
     last_epoch_row: dict[str, Any] = {}
     if resume and is_main:
         previous = writer.epochs()
@@ -1033,19 +1047,14 @@ def _train(
         # ---- log (rank 0 writes)
         epoch_row = _epoch_row(epoch, lr, results, time.perf_counter() - started, measure_now)
         extras = _extra_columns(
-            config, optimisation.net, splits, deepfool_data, results, measure_now, is_main
-        )
-        extras.append(
-            transfer_columns(
-                optimisation.net,
-                withheld,
-                shots=config.transfer_shots,
-                ways=config.transfer_ways,
-                episodes=config.transfer_episodes,
-                seed=config.seed,
-                batch_size=config.eval_batch_size,
-                measure_now=measure_now and is_main,
-            )
+            config,
+            optimisation.net,
+            splits,
+            deepfool_data,
+            withheld,
+            results,
+            measure_now,
+            is_main,
         )
         spectra_row, spectra_summary = spectra_columns(
             optimisation.net,
@@ -1105,15 +1114,20 @@ def _train(
     )
 
 
+def _training_subset(splits: DataSplits, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images, labels)`` of ``size`` seeded training samples (all when fewer), gathered
+    once: the fixed samples the spectra and the AGOP are measured on."""
+    from neuralcollapse.robustness import subset_indices
+
+    size = min(size, len(splits.train))
+    return gather(splits.train, subset_indices(len(splits.train), size, seed))
+
+
 def _agop_images(splits: DataSplits, config: TrainConfig) -> torch.Tensor | None:
     """``--track-agop N``: N seeded training images, gathered once (None when off)."""
     if not config.track_agop:
         return None
-    from neuralcollapse.robustness import subset_indices
-
-    size = min(config.track_agop, len(splits.train))
-    images, _ = gather(splits.train, subset_indices(len(splits.train), size, config.seed + 7))
-    return images
+    return _training_subset(splits, config.track_agop, config.seed + 7)[0]
 
 
 def _spectra_params(config: TrainConfig) -> list[str]:
@@ -1131,13 +1145,9 @@ def _spectra_data(
     """``--track-spectra N``: N seeded training samples, gathered once; the cost printed."""
     if not config.track_spectra:
         return None
-    from neuralcollapse.robustness import subset_indices
     from neuralcollapse.spectra import estimate_cost
 
-    size = min(config.track_spectra, len(splits.train))
-    indices = subset_indices(len(splits.train), size, config.seed + 3)
-    images, labels = gather(splits.train, indices)
-    data = [(images, labels)]
+    data = [_training_subset(splits, config.track_spectra, config.seed + 3)]
     if is_main:
         with eval_mode(net):
             cost = estimate_cost(

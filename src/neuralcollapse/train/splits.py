@@ -255,13 +255,6 @@ def shard_batches(length: int, rank: int, world: int, batch_size: int) -> list[t
     return list(torch.split(shard, batch_size))
 
 
-def labels_of(dataset: Dataset, indices: torch.Tensor, workers: int = 0) -> torch.Tensor:
-    """The labels of ``indices`` (a TensorDataset's directly; others read sample by sample)."""
-    if isinstance(dataset, TensorDataset) and len(dataset.tensors) == 2:
-        return dataset.tensors[1][indices.to(dataset.tensors[1].device)].cpu()
-    return torch.cat([y for _, y in batches(dataset, [indices], workers=workers)]).cpu()
-
-
 def gather(dataset: Dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(images, labels)`` of ``indices`` as two tensors (a small subset: DeepFool's)."""
     return next(iter(batches(dataset, [indices])))
